@@ -1,0 +1,392 @@
+// Package config reads isaclist's TOML configuration file and checks every
+// key before the daemon starts: an operator who mistypes a key or a value
+// learns which file, which key and what is wrong, all at once, and the
+// daemon does not start half-configured.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultPath is where the configuration is read when neither --config nor
+// $ISACLIST_CONFIG names a file.
+const DefaultPath = "/etc/isaclist/isaclist.toml"
+
+// Config is the whole configuration file. Field comments name the TOML key.
+type Config struct {
+	Hostname string `toml:"hostname"` // EHLO/greeting name, Received headers
+	DataDir  string `toml:"data_dir"` // bbolt database; private to the service user
+
+	SMTP     SMTP     `toml:"smtp"`
+	DNS      DNS      `toml:"dns"`
+	Delivery Delivery `toml:"delivery"`
+	Admin    Admin    `toml:"admin"`
+	Log      Log      `toml:"log"`
+
+	// File is the path the configuration was read from (not a TOML key).
+	File string `toml:"-"`
+}
+
+// SMTP is the inbound MX listener.
+type SMTP struct {
+	Listen          []string `toml:"listen"`
+	TLSCert         string   `toml:"tls_cert"`
+	TLSKey          string   `toml:"tls_key"`
+	MaxMessageBytes int64    `toml:"max_message_bytes"`
+	// MaxRecipients bounds RCPT TO per transaction.
+	MaxRecipients int `toml:"max_recipients"`
+	// CommandTimeout is how long the server waits for each command line,
+	// and between reads while a message arrives.
+	CommandTimeout Duration `toml:"command_timeout"`
+	// SessionTimeout bounds a whole SMTP session.
+	SessionTimeout Duration `toml:"session_timeout"`
+	// MaxConnections caps concurrent sessions; MaxConnectionsPerIP caps one
+	// client address's share so one host cannot exhaust the cap.
+	MaxConnections      int `toml:"max_connections"`
+	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
+}
+
+// DNS is how every lookup (SPF, DKIM, DMARC, MX) is made.
+type DNS struct {
+	Resolver string   `toml:"resolver"`
+	Timeout  Duration `toml:"timeout"`
+}
+
+// Delivery is how the fan-out leaves the server.
+type Delivery struct {
+	Mode  string `toml:"mode"`  // relay | maildir (direct: not yet)
+	Relay string `toml:"relay"` // host:port
+	// RelayTLS: "auto" (STARTTLS required unless the relay is on loopback,
+	// where it is used when offered), "starttls", "tls" (implicit TLS,
+	// port 465 style) or "none" (never; only sensible on loopback).
+	RelayTLS          string `toml:"relay_tls"`
+	RelayUsername     string `toml:"relay_username"`
+	RelayPasswordFile string `toml:"relay_password_file"`
+	Maildir           string `toml:"maildir"`
+	// Concurrency is how many copies are handed to the relay at once.
+	Concurrency int `toml:"concurrency"`
+	// Retry back-off: first retry after RetryMin, doubling up to RetryMax;
+	// a copy not delivered within MaxAge is given up and reported.
+	RetryMin Duration `toml:"retry_min"`
+	RetryMax Duration `toml:"retry_max"`
+	MaxAge   Duration `toml:"max_age"`
+}
+
+// Admin is the admin socket the CLI talks to.
+type Admin struct {
+	Socket string `toml:"socket"`
+	// Group, if set, may also use the socket (besides the daemon's own
+	// user and root): the secretary's Unix group.
+	Group string `toml:"group"`
+}
+
+// Log is the daemon's log output (standard error; journald picks it up).
+type Log struct {
+	Level  string `toml:"level"`  // debug | info | warn | error
+	Format string `toml:"format"` // text | json
+}
+
+// Duration is a TOML string such as "30s" or "5m". A malformed value is
+// kept and reported by check, with its key, among all other problems.
+type Duration struct {
+	time.Duration
+	bad string
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		d.bad = string(b)
+		return nil
+	}
+	d.Duration, d.bad = v, ""
+	return nil
+}
+
+func (d Duration) problem() string {
+	if d.bad == "" {
+		return ""
+	}
+	return fmt.Sprintf("%q is not a duration (write it like \"30s\", \"5m\" or \"2h\")", d.bad)
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Defaults returns the configuration with every optional key at its default.
+func Defaults() Config {
+	return Config{
+		DataDir: "/var/lib/isaclist",
+		SMTP: SMTP{
+			Listen:              []string{"0.0.0.0:25"},
+			MaxMessageBytes:     25 << 20,
+			MaxRecipients:       50,
+			CommandTimeout:      Duration{Duration: 5 * time.Minute},
+			SessionTimeout:      Duration{Duration: 30 * time.Minute},
+			MaxConnections:      200,
+			MaxConnectionsPerIP: 10,
+		},
+		DNS: DNS{Timeout: Duration{Duration: 10 * time.Second}},
+		Delivery: Delivery{
+			Mode:        "relay",
+			Relay:       "127.0.0.1:2526",
+			RelayTLS:    "auto",
+			Concurrency: 4,
+			RetryMin:    Duration{Duration: time.Minute},
+			RetryMax:    Duration{Duration: time.Hour},
+			MaxAge:      Duration{Duration: 5 * 24 * time.Hour},
+		},
+		Admin: Admin{Socket: "/run/isaclist/admin.sock"},
+		Log:   Log{Level: "info", Format: "text"},
+	}
+}
+
+// Error lists every problem found in one configuration file.
+type Error struct {
+	File     string
+	Problems []Problem
+}
+
+// Problem is one wrong key.
+type Problem struct {
+	Key    string
+	Reason string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "configuration %s has %d error(s):", e.File, len(e.Problems))
+	for _, p := range e.Problems {
+		if p.Key == "" {
+			fmt.Fprintf(&b, "\n  %s: %s", e.File, p.Reason)
+		} else {
+			fmt.Fprintf(&b, "\n  %s: %s: %s", e.File, p.Key, p.Reason)
+		}
+	}
+	return b.String()
+}
+
+// Load reads and checks the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading configuration: %w (give another file with --config or $ISACLIST_CONFIG)", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse checks the TOML text data as if read from file.
+func Parse(file string, data []byte) (*Config, error) {
+	cfg := Defaults()
+	cfg.File = file
+	md, err := toml.Decode(string(data), &cfg)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			key := fmt.Sprintf("line %d", perr.Position.Line)
+			if perr.LastKey != "" {
+				key = fmt.Sprintf("line %d: %s", perr.Position.Line, perr.LastKey)
+			}
+			return nil, &Error{File: file, Problems: []Problem{{Key: key, Reason: perr.Message}}}
+		}
+		// Type mismatches name the key in the message.
+		return nil, &Error{File: file, Problems: []Problem{{Reason: strings.TrimPrefix(err.Error(), "toml: ")}}}
+	}
+	var probs []Problem
+	for _, k := range md.Undecoded() {
+		probs = append(probs, Problem{Key: k.String(), Reason: "unknown key (see deploy/isaclist.example.toml for every key)"})
+	}
+	probs = append(probs, cfg.check(md)...)
+	if len(probs) > 0 {
+		sort.SliceStable(probs, func(i, j int) bool { return probs[i].Key < probs[j].Key })
+		return nil, &Error{File: file, Problems: probs}
+	}
+	if !filepath.IsAbs(cfg.DataDir) {
+		abs, err := filepath.Abs(cfg.DataDir)
+		if err == nil {
+			cfg.DataDir = abs
+		}
+	}
+	return &cfg, nil
+}
+
+func (c *Config) check(md toml.MetaData) []Problem {
+	var p []Problem
+	bad := func(key, format string, a ...any) { p = append(p, Problem{Key: key, Reason: fmt.Sprintf(format, a...)}) }
+	for key, d := range map[string]Duration{"smtp.command_timeout": c.SMTP.CommandTimeout, "smtp.session_timeout": c.SMTP.SessionTimeout,
+		"dns.timeout": c.DNS.Timeout, "delivery.retry_min": c.Delivery.RetryMin, "delivery.retry_max": c.Delivery.RetryMax, "delivery.max_age": c.Delivery.MaxAge} {
+		if msg := d.problem(); msg != "" {
+			bad(key, "%s", msg)
+		}
+	}
+
+	if !md.IsDefined("hostname") || c.Hostname == "" {
+		bad("hostname", "required: the server's own DNS name, e.g. \"lists.energy-isac.example\"")
+	} else if !isHostname(c.Hostname) {
+		bad("hostname", "%q is not a DNS host name", c.Hostname)
+	}
+	if c.DataDir == "" {
+		bad("data_dir", "must not be empty")
+	}
+
+	if len(c.SMTP.Listen) == 0 {
+		bad("smtp.listen", "give at least one HOST:PORT to listen on")
+	}
+	for i, a := range c.SMTP.Listen {
+		// Port 0 (any free port) is for tests and the demo.
+		if err := checkListen(a); err != nil {
+			bad(fmt.Sprintf("smtp.listen[%d]", i), "%v", err)
+		}
+	}
+	if (c.SMTP.TLSCert == "") != (c.SMTP.TLSKey == "") {
+		bad("smtp.tls_key", "tls_cert and tls_key go together: set both for STARTTLS, or neither")
+	}
+	for key, f := range map[string]string{"smtp.tls_cert": c.SMTP.TLSCert, "smtp.tls_key": c.SMTP.TLSKey} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			bad(key, "cannot read %s: %v", f, errors.Unwrap(err))
+		}
+	}
+	if c.SMTP.MaxMessageBytes < 10<<10 || c.SMTP.MaxMessageBytes > 256<<20 {
+		bad("smtp.max_message_bytes", "%d is out of range (10240 to 268435456)", c.SMTP.MaxMessageBytes)
+	}
+	if c.SMTP.MaxRecipients < 1 || c.SMTP.MaxRecipients > 1000 {
+		bad("smtp.max_recipients", "%d is out of range (1 to 1000)", c.SMTP.MaxRecipients)
+	}
+	if c.SMTP.CommandTimeout.Duration < time.Second {
+		bad("smtp.command_timeout", "must be at least 1s")
+	}
+	if c.SMTP.SessionTimeout.Duration < c.SMTP.CommandTimeout.Duration {
+		bad("smtp.session_timeout", "must be at least smtp.command_timeout")
+	}
+	if c.SMTP.MaxConnections < 1 {
+		bad("smtp.max_connections", "must be at least 1")
+	}
+	if c.SMTP.MaxConnectionsPerIP < 1 || c.SMTP.MaxConnectionsPerIP > c.SMTP.MaxConnections {
+		bad("smtp.max_connections_per_ip", "must be between 1 and smtp.max_connections (%d)", c.SMTP.MaxConnections)
+	}
+
+	if c.DNS.Resolver != "" {
+		if err := checkHostPort(c.DNS.Resolver); err != nil {
+			bad("dns.resolver", "%v (leave it empty for the system resolver)", err)
+		}
+	}
+	if c.DNS.Timeout.Duration <= 0 {
+		bad("dns.timeout", "must be positive")
+	}
+
+	d := c.Delivery
+	switch d.Mode {
+	case "relay":
+		if err := checkHostPort(d.Relay); err != nil {
+			bad("delivery.relay", "%v", err)
+		}
+	case "maildir":
+		if d.Maildir == "" {
+			bad("delivery.maildir", "mode \"maildir\" needs the Maildir path to write into")
+		} else if !filepath.IsAbs(d.Maildir) {
+			bad("delivery.maildir", "%q must be an absolute path", d.Maildir)
+		}
+	case "direct":
+		bad("delivery.mode", "\"direct\" (delivery straight to each member's MX) is not available yet; use \"relay\" through your smarthost")
+	default:
+		bad("delivery.mode", "%q is not one of relay, maildir", d.Mode)
+	}
+	switch d.RelayTLS {
+	case "auto", "starttls", "tls", "none":
+	default:
+		bad("delivery.relay_tls", "%q is not one of auto, starttls, tls, none", d.RelayTLS)
+	}
+	if (d.RelayUsername == "") != (d.RelayPasswordFile == "") {
+		bad("delivery.relay_password_file", "relay_username and relay_password_file go together")
+	}
+	if d.RelayPasswordFile != "" {
+		if fi, err := os.Stat(d.RelayPasswordFile); err != nil {
+			bad("delivery.relay_password_file", "cannot read %s: %v", d.RelayPasswordFile, errors.Unwrap(err))
+		} else if fi.Mode().Perm()&0o077 != 0 {
+			bad("delivery.relay_password_file", "%s is readable by others (mode %04o); chmod 600 it", d.RelayPasswordFile, fi.Mode().Perm())
+		}
+	}
+	if d.Concurrency < 1 || d.Concurrency > 100 {
+		bad("delivery.concurrency", "%d is out of range (1 to 100)", d.Concurrency)
+	}
+	if d.RetryMin.Duration <= 0 {
+		bad("delivery.retry_min", "must be positive")
+	}
+	if d.RetryMax.Duration < d.RetryMin.Duration {
+		bad("delivery.retry_max", "must be at least delivery.retry_min")
+	}
+	if d.MaxAge.Duration < d.RetryMin.Duration {
+		bad("delivery.max_age", "must be at least delivery.retry_min")
+	}
+
+	if c.Admin.Socket == "" {
+		bad("admin.socket", "must not be empty")
+	} else if !filepath.IsAbs(c.Admin.Socket) {
+		bad("admin.socket", "%q must be an absolute path", c.Admin.Socket)
+	}
+
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q is not one of text, json", c.Log.Format)
+	}
+	return p
+}
+
+func checkListen(s string) error {
+	if host, port, err := net.SplitHostPort(s); err == nil && port == "0" {
+		return checkHostPort(net.JoinHostPort(host, "1"))
+	}
+	return checkHostPort(s)
+}
+
+func checkHostPort(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not HOST:PORT", s)
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q has no valid port", s)
+	}
+	if host != "" && net.ParseIP(host) == nil && !isHostname(host) {
+		return fmt.Errorf("%q has no valid host", s)
+	}
+	return nil
+}
+
+func isHostname(s string) bool {
+	if len(s) == 0 || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(s, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, r := range label {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}

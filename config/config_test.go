@@ -1,0 +1,137 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const minimal = `hostname = "lists.example.net"
+data_dir = "/var/lib/isaclist"
+`
+
+func TestMinimalConfigGetsDefaults(t *testing.T) {
+	c, err := Parse("t.toml", []byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SMTP.MaxMessageBytes != 26214400 || c.Delivery.Mode != "relay" || c.Delivery.Relay != "127.0.0.1:2526" || c.Admin.Socket != "/run/isaclist/admin.sock" {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+	if len(c.SMTP.Listen) != 1 || c.SMTP.Listen[0] != "0.0.0.0:25" {
+		t.Errorf("listen default = %v", c.SMTP.Listen)
+	}
+}
+
+// Every problem is reported at once, each with file and key.
+func TestEveryErrorIsReportedWithFileAndKey(t *testing.T) {
+	text := `hostname = "not a host!"
+data_dir = "/x"
+colour = "blue"
+
+[smtp]
+listen = ["0.0.0.0:25", "nonsense"]
+max_message_bytes = 5
+tls_cert = "/etc/isaclist/tls/fullchain.pem"
+
+[dns]
+resolver = "8.8.8.8"
+
+[delivery]
+mode = "carrier-pigeon"
+relay_tls = "maybe"
+retry_min = "soon"
+
+[admin]
+socket = "relative.sock"
+
+[log]
+format = "xml"
+`
+	_, err := Parse("/etc/isaclist/isaclist.toml", []byte(text))
+	var ce *Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("want *Error, got %v", err)
+	}
+	msg := err.Error()
+	for _, key := range []string{"delivery.retry_min", "hostname", "colour", "smtp.listen[1]", "smtp.max_message_bytes", "smtp.tls_key", "dns.resolver", "delivery.mode", "delivery.relay_tls", "admin.socket", "log.format"} {
+		if !strings.Contains(msg, "/etc/isaclist/isaclist.toml: "+key+":") && !strings.Contains(msg, key) {
+			t.Errorf("error does not name %s:\n%s", key, msg)
+		}
+	}
+	if !strings.Contains(msg, "/etc/isaclist/isaclist.toml") {
+		t.Errorf("error does not name the file:\n%s", msg)
+	}
+}
+
+func TestBadDurationNamesTheKey(t *testing.T) {
+	_, err := Parse("t.toml", []byte(minimal+"[delivery]\nretry_min = \"soon\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "retry_min") || !strings.Contains(err.Error(), "duration") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestSyntaxErrorNamesTheLine(t *testing.T) {
+	_, err := Parse("t.toml", []byte(minimal+"[smtp\n"))
+	if err == nil || !strings.Contains(err.Error(), "line ") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestDirectModeIsRefusedWithAWayOut(t *testing.T) {
+	_, err := Parse("t.toml", []byte(minimal+"[delivery]\nmode = \"direct\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "relay") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestPasswordFileMustBePrivate(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte("secret\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Parse("t.toml", []byte(minimal+"[delivery]\nrelay_username = \"u\"\nrelay_password_file = \""+pw+"\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("got %v", err)
+	}
+	if strings.Contains(err.Error(), "secret") {
+		t.Fatal("the error shows the password")
+	}
+	os.Chmod(pw, 0o600) //nolint:errcheck
+	if _, err := Parse("t.toml", []byte(minimal+"[delivery]\nrelay_username = \"u\"\nrelay_password_file = \""+pw+"\"\n")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The example configuration in deploy/ documents every key and parses.
+func TestExampleConfigParses(t *testing.T) {
+	data, err := os.ReadFile("../deploy/isaclist.example.toml")
+	if err != nil {
+		t.Skip("deploy/isaclist.example.toml not present")
+	}
+	// The example names a certificate the test machine does not have.
+	text := strings.NewReplacer(`tls_cert = "/etc/isaclist/tls/fullchain.pem"`, `tls_cert = ""`, `tls_key  = "/etc/isaclist/tls/privkey.pem"`, `tls_key = ""`, `tls_key = "/etc/isaclist/tls/privkey.pem"`, `tls_key = ""`).Replace(string(data))
+	if _, err := Parse("isaclist.example.toml", []byte(text)); err != nil {
+		t.Fatal(err)
+	}
+	// Every key of Config appears in the example.
+	for _, key := range []string{"hostname", "data_dir", "listen", "tls_cert", "tls_key", "max_message_bytes", "max_recipients",
+		"command_timeout", "session_timeout", "max_connections", "max_connections_per_ip", "resolver", "timeout", "mode", "relay",
+		"relay_tls", "relay_username", "relay_password_file", "maildir", "concurrency", "retry_min", "retry_max", "max_age",
+		"socket", "group", "level", "format"} {
+		if !strings.Contains(string(data), key+" ") && !strings.Contains(string(data), key+"=") {
+			t.Errorf("example does not document %s", key)
+		}
+	}
+}
+
+// A value of the wrong type names its key and line.
+func TestTypeErrorNamesTheKey(t *testing.T) {
+	_, err := Parse("t.toml", []byte(minimal+"[smtp]\nmax_message_bytes = \"big\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "smtp.max_message_bytes") {
+		t.Fatalf("got %v", err)
+	}
+}

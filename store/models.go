@@ -1,0 +1,115 @@
+package store
+
+import (
+	"time"
+
+	"github.com/isaclist/isaclist/tlp"
+)
+
+// List is one hosted mailing list's settings. Its secrets live apart, in
+// ListSecrets, so that nothing which shows a List can show a private key.
+type List struct {
+	Address string `json:"address"` // lower-case local@domain
+	Name    string `json:"name"`    // "Energy ISAC"
+	// Prefix goes before the label in outgoing subjects, e.g. "[Energy ISAC]".
+	Prefix string `json:"prefix"`
+	// DefaultLabel applies to unlabelled posts; zero refuses them.
+	DefaultLabel tlp.Label `json:"default_label,omitempty"`
+	// ReplyTo is where replies to a copy go: "author" or "list".
+	ReplyTo string `json:"reply_to"`
+	// Owners receive mail to the list's -owner address and the reports of
+	// failed deliveries.
+	Owners       []string  `json:"owners,omitempty"`
+	DKIMSelector string    `json:"dkim_selector"`
+	Created      time.Time `json:"created"`
+}
+
+// ListSecrets are a list's private keys.
+type ListSecrets struct {
+	DKIMKey []byte `json:"dkim_key"` // PKCS#8 DER
+	// VERPKey authenticates the tokens in bounce addresses, so a forged
+	// bounce cannot be counted against a member.
+	VERPKey []byte `json:"verp_key"`
+}
+
+// Org is a member organisation.
+type Org struct {
+	ID    string    `json:"id"` // short name, e.g. "member-a"
+	Name  string    `json:"name"`
+	Added time.Time `json:"added"`
+}
+
+// Member is one organisation's representative (or its backup).
+type Member struct {
+	Email  string `json:"email"` // lower-case local@domain (A-label)
+	Name   string `json:"name"`
+	Org    string `json:"org"`
+	Backup bool   `json:"backup,omitempty"`
+	// Seq numbers members for bounce addresses; never reused within a list.
+	Seq uint64 `json:"seq"`
+	// ForcedReason records why a rule (e.g. no role addresses) was
+	// overridden for this member, and by whom.
+	ForcedReason string    `json:"forced_reason,omitempty"`
+	Added        time.Time `json:"added"`
+
+	// Key is the member's OpenPGP public key as given (armored or binary).
+	Key            []byte `json:"key,omitempty"`
+	KeyFingerprint string `json:"key_fingerprint,omitempty"`
+
+	Bounces          int       `json:"bounces,omitempty"`
+	LastBounce       time.Time `json:"last_bounce,omitzero"`
+	LastBounceReason string    `json:"last_bounce_reason,omitempty"`
+}
+
+// Thread remembers the label a message was distributed with, so that a
+// reply cannot lower it. Only a hash of the Message-ID is kept.
+type Thread struct {
+	Label tlp.Label `json:"label"`
+	Seen  time.Time `json:"seen"`
+	// Posted: this Message-ID was itself distributed (not only referred
+	// to), so the same post arriving again is a duplicate.
+	Posted bool `json:"posted,omitempty"`
+}
+
+// Message kinds in the queue.
+const (
+	KindPost   = "post"   // a member's post, one copy per member
+	KindNotice = "notice" // a notice isaclist writes (to an author, to the owners)
+	KindOwner  = "owner"  // mail to a list's -owner address, forwarded
+)
+
+// Message is one queued message: metadata only; the body is stored apart.
+type Message struct {
+	ID       string    `json:"id"`
+	List     string    `json:"list"`
+	Kind     string    `json:"kind"`
+	Label    tlp.Label `json:"label,omitempty"`
+	Author   string    `json:"author,omitempty"`
+	Size     int       `json:"size"`
+	Received time.Time `json:"received"`
+	// MessageIDHash identifies the post in logs without its Message-ID.
+	MessageIDHash string `json:"message_id_hash,omitempty"`
+}
+
+// Delivery states.
+const (
+	StateQueued   = "queued"   // never tried
+	StateDeferred = "deferred" // tried, will retry
+)
+
+// Delivery is one copy of a queued message for one recipient.
+type Delivery struct {
+	MessageID string `json:"message_id"`
+	Rcpt      string `json:"rcpt"`
+	// MemberSeq is the member's Seq for a VERP bounce address; 0 when the
+	// recipient is not a member (an owner, an author outside the list).
+	MemberSeq uint64 `json:"member_seq,omitempty"`
+	// NullSender sends the copy with MAIL FROM:<> (notices), so that a
+	// bounce of it can never loop.
+	NullSender bool      `json:"null_sender,omitempty"`
+	State      string    `json:"state"`
+	Attempts   int       `json:"attempts"`
+	Next       time.Time `json:"next"`
+	Last       time.Time `json:"last,omitzero"`
+	LastReply  string    `json:"last_reply,omitempty"`
+}

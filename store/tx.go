@@ -1,0 +1,410 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// Tx is a transaction with typed accessors.
+type Tx struct{ tx *bbolt.Tx }
+
+func getJSON(b *bbolt.Bucket, key []byte, v any) error {
+	if b == nil {
+		return ErrNotFound
+	}
+	data := b.Get(key)
+	if data == nil {
+		return ErrNotFound
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("store: corrupt record %q: %w", key, err)
+	}
+	return nil
+}
+
+func putJSON(b *bbolt.Bucket, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, data)
+}
+
+func (t *Tx) listBucket(addr string) *bbolt.Bucket {
+	return t.tx.Bucket(bucketLists).Bucket([]byte(addr))
+}
+
+func (t *Tx) listSub(addr string, name []byte) (*bbolt.Bucket, error) {
+	lb := t.listBucket(addr)
+	if lb == nil {
+		return nil, fmt.Errorf("list %s: %w", addr, ErrNotFound)
+	}
+	return lb.Bucket(name), nil
+}
+
+// List returns the list with that address.
+func (t *Tx) List(addr string) (*List, error) {
+	lb := t.listBucket(strings.ToLower(addr))
+	if lb == nil {
+		return nil, ErrNotFound
+	}
+	var l List
+	return &l, getJSON(lb, keyConfig, &l)
+}
+
+// Lists returns every list, by address.
+func (t *Tx) Lists() ([]List, error) {
+	out := []List{}
+	err := t.tx.Bucket(bucketLists).ForEachBucket(func(k []byte) error {
+		l, err := t.List(string(k))
+		if err != nil {
+			return err
+		}
+		out = append(out, *l)
+		return nil
+	})
+	return out, err
+}
+
+// CreateList stores a new list and its secrets.
+func (t *Tx) CreateList(l *List, s *ListSecrets) error {
+	lb, err := t.tx.Bucket(bucketLists).CreateBucket([]byte(l.Address))
+	if err != nil {
+		return fmt.Errorf("list %s already exists", l.Address)
+	}
+	for _, name := range [][]byte{bucketOrgs, bucketMembers, bucketThreads} {
+		if _, err := lb.CreateBucket(name); err != nil {
+			return err
+		}
+	}
+	if err := putJSON(lb, keyConfig, l); err != nil {
+		return err
+	}
+	return putJSON(t.tx.Bucket(bucketSecrets), []byte(l.Address), s)
+}
+
+// PutList updates a list's settings.
+func (t *Tx) PutList(l *List) error {
+	lb := t.listBucket(l.Address)
+	if lb == nil {
+		return fmt.Errorf("list %s: %w", l.Address, ErrNotFound)
+	}
+	return putJSON(lb, keyConfig, l)
+}
+
+// ListSecrets returns a list's private keys.
+func (t *Tx) ListSecrets(addr string) (*ListSecrets, error) {
+	var s ListSecrets
+	return &s, getJSON(t.tx.Bucket(bucketSecrets), []byte(addr), &s)
+}
+
+// Org returns one organisation of a list.
+func (t *Tx) Org(list, id string) (*Org, error) {
+	b, err := t.listSub(list, bucketOrgs)
+	if err != nil {
+		return nil, err
+	}
+	var o Org
+	return &o, getJSON(b, []byte(id), &o)
+}
+
+// Orgs returns a list's organisations by ID.
+func (t *Tx) Orgs(list string) ([]Org, error) {
+	b, err := t.listSub(list, bucketOrgs)
+	if err != nil {
+		return nil, err
+	}
+	out := []Org{}
+	err = b.ForEach(func(k, v []byte) error {
+		var o Org
+		if err := json.Unmarshal(v, &o); err != nil {
+			return err
+		}
+		out = append(out, o)
+		return nil
+	})
+	return out, err
+}
+
+// PutOrg stores an organisation.
+func (t *Tx) PutOrg(list string, o *Org) error {
+	b, err := t.listSub(list, bucketOrgs)
+	if err != nil {
+		return err
+	}
+	return putJSON(b, []byte(o.ID), o)
+}
+
+// DeleteOrg removes an organisation.
+func (t *Tx) DeleteOrg(list, id string) error {
+	b, err := t.listSub(list, bucketOrgs)
+	if err != nil {
+		return err
+	}
+	return b.Delete([]byte(id))
+}
+
+// Member returns one member by lower-case address.
+func (t *Tx) Member(list, email string) (*Member, error) {
+	b, err := t.listSub(list, bucketMembers)
+	if err != nil {
+		return nil, err
+	}
+	var m Member
+	return &m, getJSON(b, []byte(email), &m)
+}
+
+// Members returns a list's members by address.
+func (t *Tx) Members(list string) ([]Member, error) {
+	b, err := t.listSub(list, bucketMembers)
+	if err != nil {
+		return nil, err
+	}
+	out := []Member{}
+	err = b.ForEach(func(k, v []byte) error {
+		var m Member
+		if err := json.Unmarshal(v, &m); err != nil {
+			return err
+		}
+		out = append(out, m)
+		return nil
+	})
+	return out, err
+}
+
+// MemberBySeq finds a member by the number in their bounce address.
+func (t *Tx) MemberBySeq(list string, seq uint64) (*Member, error) {
+	ms, err := t.Members(list)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ms {
+		if ms[i].Seq == seq {
+			return &ms[i], nil
+		}
+	}
+	return nil, ErrNotFound
+}
+
+// PutMember stores a member; a new member (Seq 0) gets the list's next
+// sequence number.
+func (t *Tx) PutMember(list string, m *Member) error {
+	b, err := t.listSub(list, bucketMembers)
+	if err != nil {
+		return err
+	}
+	if m.Seq == 0 {
+		seq, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		m.Seq = seq
+	}
+	return putJSON(b, []byte(m.Email), m)
+}
+
+// DeleteMember removes a member.
+func (t *Tx) DeleteMember(list, email string) error {
+	b, err := t.listSub(list, bucketMembers)
+	if err != nil {
+		return err
+	}
+	return b.Delete([]byte(email))
+}
+
+// Thread returns the label remembered for a message-ID hash.
+func (t *Tx) Thread(list string, idHash []byte) (*Thread, error) {
+	b, err := t.listSub(list, bucketThreads)
+	if err != nil {
+		return nil, err
+	}
+	var th Thread
+	return &th, getJSON(b, idHash, &th)
+}
+
+// PutThread remembers the label of a distributed message.
+func (t *Tx) PutThread(list string, idHash []byte, th *Thread) error {
+	b, err := t.listSub(list, bucketThreads)
+	if err != nil {
+		return err
+	}
+	return putJSON(b, idHash, th)
+}
+
+// Queue.
+
+func deliveryKey(msgID, rcpt string) []byte { return []byte(msgID + "\x00" + rcpt) }
+
+func dueKey(next time.Time, msgID, rcpt string) []byte {
+	k := make([]byte, 8, 8+len(msgID)+1+len(rcpt))
+	binary.BigEndian.PutUint64(k, uint64(next.UnixNano()))
+	return append(k, deliveryKey(msgID, rcpt)...)
+}
+
+// NextMessageID returns a new queue ID: sortable, never reused.
+func (t *Tx) NextMessageID() (string, error) {
+	seq, err := t.tx.Bucket(bucketMessages).NextSequence()
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%012x", seq), nil
+}
+
+// Enqueue stores a message, its body and one delivery per recipient.
+func (t *Tx) Enqueue(m *Message, body []byte, ds []Delivery) error {
+	if m.ID == "" {
+		id, err := t.NextMessageID()
+		if err != nil {
+			return err
+		}
+		m.ID = id
+	}
+	if err := putJSON(t.tx.Bucket(bucketMessages), []byte(m.ID), m); err != nil {
+		return err
+	}
+	if err := t.tx.Bucket(bucketBodies).Put([]byte(m.ID), body); err != nil {
+		return err
+	}
+	for i := range ds {
+		d := &ds[i]
+		d.MessageID = m.ID
+		if d.State == "" {
+			d.State = StateQueued
+		}
+		if err := t.putDelivery(d, time.Time{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *Tx) putDelivery(d *Delivery, oldNext time.Time) error {
+	due := t.tx.Bucket(bucketDue)
+	if !oldNext.IsZero() {
+		if err := due.Delete(dueKey(oldNext, d.MessageID, d.Rcpt)); err != nil {
+			return err
+		}
+	}
+	if err := due.Put(dueKey(d.Next, d.MessageID, d.Rcpt), nil); err != nil {
+		return err
+	}
+	return putJSON(t.tx.Bucket(bucketDeliveries), deliveryKey(d.MessageID, d.Rcpt), d)
+}
+
+// Message returns a queued message's metadata.
+func (t *Tx) Message(id string) (*Message, error) {
+	var m Message
+	return &m, getJSON(t.tx.Bucket(bucketMessages), []byte(id), &m)
+}
+
+// Body returns a copy of a queued message's body.
+func (t *Tx) Body(id string) ([]byte, error) {
+	v := t.tx.Bucket(bucketBodies).Get([]byte(id))
+	if v == nil {
+		return nil, ErrNotFound
+	}
+	return bytes.Clone(v), nil
+}
+
+// Delivery returns one delivery.
+func (t *Tx) Delivery(msgID, rcpt string) (*Delivery, error) {
+	var d Delivery
+	return &d, getJSON(t.tx.Bucket(bucketDeliveries), deliveryKey(msgID, rcpt), &d)
+}
+
+// Due returns up to limit deliveries whose next attempt is at or before now,
+// earliest first.
+func (t *Tx) Due(now time.Time, limit int) ([]Delivery, error) {
+	var out []Delivery
+	c := t.tx.Bucket(bucketDue).Cursor()
+	for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
+		if len(k) < 9 || int64(binary.BigEndian.Uint64(k[:8])) > now.UnixNano() {
+			break
+		}
+		var d Delivery
+		if err := getJSON(t.tx.Bucket(bucketDeliveries), k[8:], &d); err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// NextDue returns when the earliest delivery is due, or zero if none is.
+func (t *Tx) NextDue() time.Time {
+	k, _ := t.tx.Bucket(bucketDue).Cursor().First()
+	if len(k) < 8 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))
+}
+
+// Reschedule saves a delivery under its new next-attempt time; oldNext is
+// the time it was due before.
+func (t *Tx) Reschedule(d *Delivery, oldNext time.Time) error {
+	return t.putDelivery(d, oldNext)
+}
+
+// FinishDelivery removes a delivery (done or given up); the message and its
+// body go once no delivery of it is left.
+func (t *Tx) FinishDelivery(msgID, rcpt string, next time.Time) error {
+	if err := t.tx.Bucket(bucketDue).Delete(dueKey(next, msgID, rcpt)); err != nil {
+		return err
+	}
+	dels := t.tx.Bucket(bucketDeliveries)
+	if err := dels.Delete(deliveryKey(msgID, rcpt)); err != nil {
+		return err
+	}
+	prefix := []byte(msgID + "\x00")
+	if k, _ := dels.Cursor().Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) {
+		return nil
+	}
+	if err := t.tx.Bucket(bucketMessages).Delete([]byte(msgID)); err != nil {
+		return err
+	}
+	return t.tx.Bucket(bucketBodies).Delete([]byte(msgID))
+}
+
+// QueueEntry is one queued message with its pending deliveries.
+type QueueEntry struct {
+	Message    Message    `json:"message"`
+	Deliveries []Delivery `json:"deliveries"`
+}
+
+// Queue returns every queued message with its pending deliveries, oldest
+// first.
+func (t *Tx) Queue() ([]QueueEntry, error) {
+	out := []QueueEntry{}
+	idx := map[string]int{}
+	err := t.tx.Bucket(bucketMessages).ForEach(func(k, v []byte) error {
+		var m Message
+		if err := json.Unmarshal(v, &m); err != nil {
+			return err
+		}
+		idx[m.ID] = len(out)
+		out = append(out, QueueEntry{Message: m})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = t.tx.Bucket(bucketDeliveries).ForEach(func(k, v []byte) error {
+		var d Delivery
+		if err := json.Unmarshal(v, &d); err != nil {
+			return err
+		}
+		if i, ok := idx[d.MessageID]; ok {
+			out[i].Deliveries = append(out[i].Deliveries, d)
+		}
+		return nil
+	})
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Message.ID < out[j].Message.ID })
+	return out, err
+}
