@@ -1,0 +1,25 @@
+// Package admin is the admin socket: the Unix socket through which the
+// `isaclist` commands ask the running daemon to act. One request per
+// connection, as one line of JSON each way. The daemon checks the peer's
+// credentials (SO_PEERCRED), not only the socket file's mode.
+package admin
+
+import "encoding/json"
+
+// MaxRequestBytes bounds one request (a key file is the largest part).
+const MaxRequestBytes = 4 << 20
+
+// Request is one admin command.
+type Request struct {
+	Op   string          `json:"op"`
+	List string          `json:"list,omitempty"`
+	Args json.RawMessage `json:"args,omitempty"`
+}
+
+// Response is the daemon's answer.
+type Response struct {
+	OK       bool            `json:"ok"`
+	Error    string          `json:"error,omitempty"`
+	Warnings []string        `json:"warnings,omitempty"`
+	Result   json.RawMessage `json:"result,omitempty"`
+}

@@ -1,0 +1,168 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/isaclist/isaclist/admin"
+	"github.com/isaclist/isaclist/listcore"
+	"github.com/isaclist/isaclist/store"
+)
+
+// Argument shapes of the admin requests (the CLI sends the same structs).
+type (
+	ListArgs    struct{}
+	OrgAddArgs  struct{ ID, Name string }
+	OrgArgs     struct{ ID string }
+	MemberArgs  struct{ Email string }
+	MemberKeyArgs struct {
+		Email  string
+		Key    []byte
+		Force  bool
+		Reason string
+	}
+	QueueArgs struct {
+		ID   string `json:",omitempty"`
+		Rcpt string `json:",omitempty"`
+	}
+)
+
+func decode(req admin.Request, v any) error {
+	if len(req.Args) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(req.Args, v); err != nil {
+		return fmt.Errorf("malformed arguments for %s: %v", req.Op, err)
+	}
+	return nil
+}
+
+// handleAdmin executes one admin request against the running daemon.
+func (d *Daemon) handleAdmin(_ context.Context, caller admin.Caller, req admin.Request) (any, []string, error) {
+	c := d.Core
+	// Every operation but creating a list (and listing them) is about one
+	// list: the one named, or the only one.
+	list := ""
+	switch req.Op {
+	case "list.create", "list.all", "queue.list", "queue.retry", "queue.drop", "ping":
+	default:
+		var err error
+		if list, err = c.ResolveList(req.List); err != nil {
+			return nil, nil, err
+		}
+	}
+	switch req.Op {
+	case "ping":
+		return map[string]string{"hostname": d.Config.Hostname}, nil, nil
+	case "list.create":
+		var a listcore.CreateListRequest
+		if err := decode(req, &a); err != nil {
+			return nil, nil, err
+		}
+		l, err := c.CreateList(a)
+		if err != nil {
+			return nil, nil, err
+		}
+		info, err := c.ShowList(l.Address)
+		return info, nil, err
+	case "list.all":
+		ls, err := c.Lists()
+		return ls, nil, err
+	case "list.show":
+		info, err := c.ShowList(list)
+		if err != nil {
+			return nil, nil, err
+		}
+		return info, info.Warnings, nil
+	case "list.set":
+		var a listcore.ListSettings
+		if err := decode(req, &a); err != nil {
+			return nil, nil, err
+		}
+		if _, err := c.SetList(list, a); err != nil {
+			return nil, nil, err
+		}
+		info, err := c.ShowList(list)
+		return info, nil, err
+	case "list.dns":
+		recs, err := c.ListDNS(list)
+		return recs, nil, err
+	case "org.add":
+		var a OrgAddArgs
+		if err := decode(req, &a); err != nil {
+			return nil, nil, err
+		}
+		w, err := c.AddOrg(list, a.ID, a.Name)
+		return nil, w, err
+	case "org.list":
+		orgs, err := c.Orgs(list)
+		return orgs, nil, err
+	case "org.remove":
+		var a OrgArgs
+		if err := decode(req, &a); err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, c.RemoveOrg(list, a.ID)
+	case "member.add":
+		var a listcore.AddMemberRequest
+		if err := decode(req, &a); err != nil {
+			return nil, nil, err
+		}
+		a.Actor = caller.Name
+		m, err := c.AddMember(list, a)
+		if err != nil {
+			return nil, nil, err
+		}
+		m.Key = nil
+		return m, nil, nil
+	case "member.remove":
+		var a MemberArgs
+		if err := decode(req, &a); err != nil {
+			return nil, nil, err
+		}
+		return nil, nil, c.RemoveMember(list, a.Email)
+	case "member.list":
+		ms, err := c.Members(list)
+		return ms, nil, err
+	case "member.key":
+		var a MemberKeyArgs
+		if err := decode(req, &a); err != nil {
+			return nil, nil, err
+		}
+		m, err := c.SetMemberKey(list, a.Email, a.Key, a.Force, a.Reason, caller.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		m.Key = nil
+		return m, nil, nil
+	case "queue.list":
+		var q []store.QueueEntry
+		err := c.DB.View(func(tx *store.Tx) error {
+			var err error
+			q, err = tx.Queue()
+			return err
+		})
+		return q, nil, err
+	case "queue.retry":
+		var a QueueArgs
+		if err := decode(req, &a); err != nil {
+			return nil, nil, err
+		}
+		n, err := c.RetryNow(a.ID)
+		d.runner.Wake()
+		return map[string]int{"rescheduled": n}, nil, err
+	case "queue.drop":
+		var a QueueArgs
+		if err := decode(req, &a); err != nil {
+			return nil, nil, err
+		}
+		if a.ID == "" {
+			return nil, nil, errors.New("give the queue ID of the message to drop (isaclist queue list)")
+		}
+		n, err := c.DropQueued(a.ID, a.Rcpt)
+		return map[string]int{"dropped": n}, nil, err
+	}
+	return nil, nil, fmt.Errorf("unknown request %q (is the isaclist command newer than the daemon?)", req.Op)
+}

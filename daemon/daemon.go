@@ -1,0 +1,234 @@
+// Package daemon wires `isaclist serve` together: configuration, the store,
+// the SMTP listeners, the delivery runner and the admin socket, and stops
+// them in order.
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/isaclist/isaclist/admin"
+	"github.com/isaclist/isaclist/config"
+	"github.com/isaclist/isaclist/listcore"
+	"github.com/isaclist/isaclist/listcore/mailauth"
+	"github.com/isaclist/isaclist/smtpd"
+	"github.com/isaclist/isaclist/smtpd/outbound"
+	"github.com/isaclist/isaclist/store"
+)
+
+// Daemon is a running isaclist server.
+type Daemon struct {
+	Config *config.Config
+	Core   *listcore.Core
+	Log    *slog.Logger
+	// SMTPAddrs are the addresses actually listened on (useful with port 0).
+	SMTPAddrs []string
+
+	db        *store.DB
+	smtp      *smtpd.Server
+	runner    *listcore.Runner
+	admin     *admin.Server
+	transport interface{ Close() }
+	certs     *certHolder
+
+	cancelRunner context.CancelFunc
+	runnerDone   chan struct{}
+	serveErr     chan error
+	wg           sync.WaitGroup
+}
+
+// NewLogger returns the slog logger the configuration asks for, on stderr
+// (journald adds its own timestamps, and keeps the keys of the JSON form).
+func NewLogger(c config.Log) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(c.Level)) //nolint:errcheck // checked by config
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}
+
+// Start opens everything and starts serving. On error nothing is left
+// running.
+func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
+	d = &Daemon{Config: cfg, Log: log, serveErr: make(chan error, len(cfg.SMTP.Listen)+1)}
+	defer func() {
+		if err != nil {
+			d.closeAll()
+		}
+	}()
+	if d.db, err = store.Open(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	resolver := mailauth.NewResolver(cfg.DNS.Resolver, cfg.DNS.Timeout.Duration)
+	d.Core = listcore.New(d.db, resolver, cfg.Hostname, log)
+
+	var transport listcore.Transport
+	switch cfg.Delivery.Mode {
+	case "relay":
+		r := &outbound.Relay{Addr: cfg.Delivery.Relay, Hostname: cfg.Hostname, TLS: cfg.Delivery.RelayTLS, Username: cfg.Delivery.RelayUsername}
+		if cfg.Delivery.RelayPasswordFile != "" {
+			pw, err := os.ReadFile(cfg.Delivery.RelayPasswordFile)
+			if err != nil {
+				return nil, fmt.Errorf("delivery.relay_password_file: %w", err)
+			}
+			r.Password = string(trimNewline(pw))
+		}
+		transport, d.transport = r, r
+	case "maildir":
+		m := &outbound.Maildir{Dir: cfg.Delivery.Maildir, Hostname: cfg.Hostname}
+		if err := m.Init(); err != nil {
+			return nil, fmt.Errorf("delivery.maildir: %w", err)
+		}
+		transport, d.transport = m, m
+	default:
+		return nil, fmt.Errorf("delivery.mode %q is not supported", cfg.Delivery.Mode)
+	}
+	d.runner = &listcore.Runner{Core: d.Core, Transport: transport, Concurrency: cfg.Delivery.Concurrency,
+		RetryMin: cfg.Delivery.RetryMin.Duration, RetryMax: cfg.Delivery.RetryMax.Duration, MaxAge: cfg.Delivery.MaxAge.Duration}
+	d.Core.Queued = d.runner.Wake
+
+	var tlsConfig *tls.Config
+	if cfg.SMTP.TLSCert != "" {
+		d.certs = &certHolder{certFile: cfg.SMTP.TLSCert, keyFile: cfg.SMTP.TLSKey}
+		if err := d.certs.load(); err != nil {
+			return nil, err
+		}
+		tlsConfig = &tls.Config{GetCertificate: d.certs.get, MinVersion: tls.VersionTLS12}
+	}
+	d.smtp = smtpd.New(smtpd.Options{
+		Hostname: cfg.Hostname, MaxMessageBytes: cfg.SMTP.MaxMessageBytes, MaxRecipients: cfg.SMTP.MaxRecipients,
+		CommandTimeout: cfg.SMTP.CommandTimeout.Duration, SessionTimeout: cfg.SMTP.SessionTimeout.Duration,
+		MaxConnections: cfg.SMTP.MaxConnections, MaxConnectionsPerIP: cfg.SMTP.MaxConnectionsPerIP, TLS: tlsConfig,
+	}, d.Core, log)
+
+	d.admin = &admin.Server{Path: cfg.Admin.Socket, Group: cfg.Admin.Group, Handler: d.handleAdmin, Log: log}
+	if err := d.admin.Listen(); err != nil {
+		return nil, err
+	}
+
+	var listeners []net.Listener
+	for _, addr := range cfg.SMTP.Listen {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, l := range listeners {
+				l.Close()
+			}
+			return nil, fmt.Errorf("smtp.listen %s: %w", addr, err)
+		}
+		listeners = append(listeners, l)
+		d.SMTPAddrs = append(d.SMTPAddrs, l.Addr().String())
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancelRunner, d.runnerDone = cancel, make(chan struct{})
+	go func() {
+		defer close(d.runnerDone)
+		d.runner.Run(ctx)
+	}()
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := d.admin.Serve(); err != nil {
+			d.serveErr <- fmt.Errorf("admin socket: %w", err)
+		}
+	}()
+	for _, l := range listeners {
+		d.wg.Add(1)
+		go func(l net.Listener) {
+			defer d.wg.Done()
+			if err := d.smtp.Serve(l); err != nil {
+				d.serveErr <- fmt.Errorf("smtp %s: %w", l.Addr(), err)
+			}
+		}(l)
+	}
+	log.Info("isaclist started", "hostname", cfg.Hostname, "smtp", d.SMTPAddrs, "admin", cfg.Admin.Socket,
+		"delivery", cfg.Delivery.Mode, "starttls", tlsConfig != nil, "data_dir", cfg.DataDir)
+	return d, nil
+}
+
+// Errors reports a listener that stopped on its own.
+func (d *Daemon) Errors() <-chan error { return d.serveErr }
+
+// Reload re-reads the TLS certificate (SIGHUP), so a renewed certificate is
+// used without a restart.
+func (d *Daemon) Reload() error {
+	if d.certs == nil {
+		return nil
+	}
+	if err := d.certs.load(); err != nil {
+		return err
+	}
+	d.Log.Info("TLS certificate reloaded", "cert", d.Config.SMTP.TLSCert)
+	return nil
+}
+
+// Shutdown stops in order: no new SMTP sessions; sessions in a
+// transaction get until ctx ends, then 421; copies in flight finish; the
+// store closes last.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.Log.Info("shutting down")
+	err := d.smtp.Shutdown(ctx)
+	d.admin.Close()
+	d.cancelRunner()
+	select {
+	case <-d.runnerDone:
+	case <-time.After(30 * time.Second):
+		d.Log.Warn("copies still in flight after 30s; they will be retried after the restart")
+	}
+	d.wg.Wait()
+	d.closeAll()
+	d.Log.Info("stopped")
+	if errors.Is(err, context.DeadlineExceeded) {
+		return nil
+	}
+	return err
+}
+
+func (d *Daemon) closeAll() {
+	if d.transport != nil {
+		d.transport.Close()
+	}
+	if d.db != nil {
+		d.db.Close()
+	}
+}
+
+func trimNewline(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// certHolder serves the current certificate and swaps in a reloaded one.
+type certHolder struct {
+	certFile, keyFile string
+	mu                sync.RWMutex
+	cert              *tls.Certificate
+}
+
+func (h *certHolder) load() error {
+	c, err := tls.LoadX509KeyPair(h.certFile, h.keyFile)
+	if err != nil {
+		return fmt.Errorf("smtp.tls_cert/tls_key: %w", err)
+	}
+	h.mu.Lock()
+	h.cert = &c
+	h.mu.Unlock()
+	return nil
+}
+
+func (h *certHolder) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.cert, nil
+}

@@ -1,0 +1,192 @@
+package listcore
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"html"
+	"io"
+	"mime"
+	"mime/quotedprintable"
+	"regexp"
+	"strings"
+
+	"github.com/emersion/go-message/textproto"
+)
+
+// TLP 2.0 asks for the label directly before the information. A plain copy
+// therefore starts with a one-line banner, where inserting it breaks no
+// signature: never inside multipart/signed or an encrypted or S/MIME body,
+// never where the charset is not ASCII-compatible. Each displayed text part
+// (both alternatives of a multipart/alternative) gets it.
+
+// maxBannerDepth bounds the MIME nesting we walk to place a banner; deeper
+// structures keep their body as is.
+const maxBannerDepth = 8
+
+// withBanner returns the body with the banner inserted and true, or the
+// body unchanged and false if no safe place was found.
+func withBanner(contentType, cte string, body []byte, banner string) ([]byte, bool) {
+	out, ok, err := bannerEntity(contentType, cte, body, banner, 0)
+	if err != nil || !ok {
+		return body, false
+	}
+	return out, true
+}
+
+func bannerEntity(contentType, cte string, body []byte, banner string, depth int) ([]byte, bool, error) {
+	if depth > maxBannerDepth {
+		return nil, false, nil
+	}
+	mt, params, err := mime.ParseMediaType(contentType)
+	if contentType == "" {
+		mt, params, err = "text/plain", map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, false, nil
+	}
+	switch mt {
+	case "text/plain", "text/html":
+		if !asciiCompatible(params["charset"]) {
+			return nil, false, nil
+		}
+		text, err := decodeCTE(cte, body)
+		if err != nil {
+			return nil, false, nil
+		}
+		var out []byte
+		if mt == "text/plain" {
+			out = append([]byte(banner+"\r\n\r\n"), text...)
+		} else {
+			out = htmlBanner(text, banner)
+		}
+		enc, err := encodeCTE(cte, out)
+		if err != nil {
+			return nil, false, nil
+		}
+		return enc, true, nil
+	case "multipart/mixed", "multipart/related", "multipart/alternative", "multipart/report":
+		boundary := params["boundary"]
+		if boundary == "" {
+			return nil, false, nil
+		}
+		return bannerMultipart(mt == "multipart/alternative", boundary, body, banner, depth)
+	default:
+		// multipart/signed, multipart/encrypted, application/pkcs7-mime and
+		// everything else: the body is not ours to touch.
+		return nil, false, nil
+	}
+}
+
+// bannerMultipart rewrites a multipart body: the first part gets the banner
+// (every text part, for multipart/alternative); other parts are copied byte
+// for byte.
+func bannerMultipart(alternative bool, boundary string, body []byte, banner string, depth int) ([]byte, bool, error) {
+	mr := textproto.NewMultipartReader(bytes.NewReader(body), boundary)
+	var out bytes.Buffer
+	changed := false
+	for i := 0; ; i++ {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, false, err
+		}
+		raw, err := io.ReadAll(p)
+		if err != nil {
+			return nil, false, err
+		}
+		if i == 0 || alternative {
+			if nb, ok, err := bannerEntity(p.Header.Get("Content-Type"), p.Header.Get("Content-Transfer-Encoding"), raw, banner, depth+1); err == nil && ok {
+				raw, changed = nb, true
+			}
+		}
+		out.WriteString("--" + boundary + "\r\n")
+		if err := textproto.WriteHeader(&out, p.Header); err != nil {
+			return nil, false, err
+		}
+		out.Write(raw)
+		out.WriteString("\r\n")
+	}
+	if !changed {
+		return nil, false, nil
+	}
+	out.WriteString("--" + boundary + "--\r\n")
+	return out.Bytes(), true, nil
+}
+
+var bodyTag = regexp.MustCompile(`(?i)<body[^>]{0,1000}>`)
+
+func htmlBanner(doc []byte, banner string) []byte {
+	p := []byte(`<p style="font-family:monospace;font-weight:bold">` + html.EscapeString(banner) + "</p>\r\n")
+	if loc := bodyTag.FindIndex(doc); loc != nil {
+		out := append([]byte{}, doc[:loc[1]]...)
+		out = append(out, p...)
+		return append(out, doc[loc[1]:]...)
+	}
+	return append(p, doc...)
+}
+
+func asciiCompatible(charset string) bool {
+	cs := strings.ToLower(strings.TrimSpace(charset))
+	switch {
+	case cs == "", cs == "us-ascii", cs == "ascii", cs == "utf-8", cs == "utf8":
+		return true
+	case strings.HasPrefix(cs, "iso-8859-"), strings.HasPrefix(cs, "windows-125"), strings.HasPrefix(cs, "cp125"):
+		return true
+	}
+	return false
+}
+
+func decodeCTE(cte string, body []byte) ([]byte, error) {
+	switch strings.ToLower(strings.TrimSpace(cte)) {
+	case "", "7bit", "8bit", "binary":
+		return body, nil
+	case "quoted-printable":
+		return io.ReadAll(quotedprintable.NewReader(bytes.NewReader(body)))
+	case "base64":
+		return io.ReadAll(base64.NewDecoder(base64.StdEncoding, newlineStripper{bytes.NewReader(body)}))
+	}
+	return nil, errors.New("unknown transfer encoding")
+}
+
+func encodeCTE(cte string, body []byte) ([]byte, error) {
+	switch strings.ToLower(strings.TrimSpace(cte)) {
+	case "", "7bit", "8bit", "binary":
+		return body, nil
+	case "quoted-printable":
+		var b bytes.Buffer
+		w := quotedprintable.NewWriter(&b)
+		// The writer emits CRLF line breaks (RFC 2045 §6.7).
+		w.Write(body) //nolint:errcheck // bytes.Buffer
+		if err := w.Close(); err != nil {
+			return nil, err
+		}
+		return b.Bytes(), nil
+	case "base64":
+		enc := base64.StdEncoding.EncodeToString(body)
+		var b bytes.Buffer
+		for len(enc) > 76 {
+			b.WriteString(enc[:76] + "\r\n")
+			enc = enc[76:]
+		}
+		b.WriteString(enc + "\r\n")
+		return b.Bytes(), nil
+	}
+	return nil, errors.New("unknown transfer encoding")
+}
+
+type newlineStripper struct{ r io.Reader }
+
+func (n newlineStripper) Read(p []byte) (int, error) {
+	k, err := n.r.Read(p)
+	j := 0
+	for _, c := range p[:k] {
+		if c != '\r' && c != '\n' && c != ' ' && c != '\t' {
+			p[j] = c
+			j++
+		}
+	}
+	return j, err
+}

@@ -1,0 +1,169 @@
+// Package listcore holds the list's rules: which recipient addresses exist,
+// who may post, which TLP label a post carries, what each member's copy
+// looks like, who receives one, and the secretary's membership rules.
+//
+// It decides and returns values (a Refusal, an accepted queue ID); the SMTP
+// server in package smtpd renders them. Everything here is testable without
+// a socket.
+package listcore
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/isaclist/isaclist/listcore/mailauth"
+	"github.com/isaclist/isaclist/listcore/mailhdr"
+	"github.com/isaclist/isaclist/store"
+)
+
+// Core is the list engine shared by the SMTP server and the admin socket.
+type Core struct {
+	DB       *store.DB
+	Resolver mailauth.Resolver
+	// Hostname names this server in Received and Authentication-Results.
+	Hostname string
+	Log      *slog.Logger
+	// Now is the clock; tests set it.
+	Now func() time.Time
+	// Limits bounds the header section of incoming mail.
+	Limits mailhdr.Limits
+	// Queued is called after a message is committed to the queue, to wake
+	// the delivery runner.
+	Queued func()
+	// NewDKIMKey makes a list's DKIM key (PKCS#8 DER); tests swap in a
+	// faster one.
+	NewDKIMKey func() ([]byte, error)
+}
+
+// New returns a Core with default limits and the real clock.
+func New(db *store.DB, r mailauth.Resolver, hostname string, log *slog.Logger) *Core {
+	return &Core{DB: db, Resolver: r, Hostname: hostname, Log: log, Now: time.Now, Limits: mailhdr.DefaultLimits(), Queued: func() {}, NewDKIMKey: newDKIMKey}
+}
+
+// Envelope is what the SMTP session knows about one transaction.
+type Envelope struct {
+	ID       string // trace ID: in the log, the refusal, Received and the queue
+	RemoteIP net.IP
+	HELO     string
+	MailFrom string // "" is the null sender
+	TLS      string // negotiated TLS version, "" for none
+}
+
+// TargetKind says what a recipient address of ours is.
+type TargetKind int
+
+const (
+	TargetPost   TargetKind = iota + 1 // the list address: a post
+	TargetOwner                        // list-owner@: to the list's owners
+	TargetBounce                       // list-bounces+token@: a bounce
+)
+
+// Target is a resolved recipient.
+type Target struct {
+	Kind    TargetKind
+	List    string // the list's address
+	Address string // the recipient address as given, lower-cased
+	Token   string // the VERP token of a bounce address
+}
+
+// Same reports whether two targets can share one SMTP transaction: one
+// message has one fate, so it may go to one list address only.
+func (t Target) Same(o Target) bool { return t.Kind == o.Kind && t.List == o.List }
+
+// NewID returns a fresh trace ID: 16 characters, time-ordered.
+func NewID(now time.Time) string {
+	var b [10]byte
+	ms := uint64(now.UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	rand.Read(b[6:]) //nolint:errcheck // crypto/rand does not fail
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// ResolveRecipient says which of our addresses rcpt is, or refuses it.
+func (c *Core) ResolveRecipient(rcpt string) (Target, *Refusal) {
+	addr := strings.ToLower(strings.TrimSpace(rcpt))
+	local, domain, ok := strings.Cut(addr, "@")
+	if !ok || local == "" || domain == "" {
+		return Target{}, refuse(CodeBadRecipient, "%q is not an address", truncate(rcpt, 64))
+	}
+	var lists []store.List
+	if err := c.DB.View(func(tx *store.Tx) error {
+		var err error
+		lists, err = tx.Lists()
+		return err
+	}); err != nil {
+		return Target{}, internalError(err)
+	}
+	for _, l := range lists {
+		lLocal, lDomain, _ := strings.Cut(l.Address, "@")
+		if domain != lDomain {
+			continue
+		}
+		switch {
+		case local == lLocal:
+			return Target{Kind: TargetPost, List: l.Address, Address: addr}, nil
+		case local == lLocal+ownerSuffix:
+			if len(l.Owners) == 0 {
+				return Target{}, refuse(CodeNoOwner, "%s has no owner configured yet; write to a member of the list instead", l.Name)
+			}
+			return Target{Kind: TargetOwner, List: l.Address, Address: addr}, nil
+		case strings.HasPrefix(local, lLocal+bounceSuffix+"+"):
+			return Target{Kind: TargetBounce, List: l.Address, Address: addr, Token: strings.TrimPrefix(local, lLocal+bounceSuffix+"+")}, nil
+		case local == lLocal+bounceSuffix:
+			return Target{}, refuse(CodeBadRecipient, "%s only receives bounces addressed to one copy; it is not a mailbox", addr)
+		}
+	}
+	return Target{}, refuse(CodeNoSuchList, "no list %s is hosted here; check the address", truncate(addr, 128))
+}
+
+func truncate(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, s)
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// internalError hides an internal cause from the peer and asks it to retry.
+func internalError(err error) *Refusal {
+	r := refuse(CodeInternal, "a temporary problem on the list server; please try again later")
+	r.Cause = err.Error()
+	return r
+}
+
+func (c *Core) logger() *slog.Logger {
+	if c.Log == nil {
+		return slog.Default()
+	}
+	return c.Log
+}
+
+func (c *Core) now() time.Time {
+	if c.Now == nil {
+		return time.Now()
+	}
+	return c.Now()
+}
+
+// fmtList is how refusals name a list: its name, or its address.
+func fmtList(l *store.List) string {
+	if l.Name != "" {
+		return l.Name
+	}
+	return l.Address
+}
+
+var _ = fmt.Sprintf

@@ -1,0 +1,342 @@
+package listcore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/isaclist/isaclist/store"
+)
+
+// Transport hands one copy to the next hop (smtpd/outbound).
+type Transport interface {
+	Deliver(ctx context.Context, from, to string, msg []byte) (TransportResult, error)
+}
+
+// TransportResult is what a transport reports of a successful hand-over.
+type TransportResult struct {
+	Reply string
+	TLS   bool
+}
+
+// TransportError is how a transport reports failure: Permanent failures
+// are not retried.
+type TransportError interface {
+	error
+	IsPermanent() bool
+}
+
+// Runner delivers the queue: every due copy is handed to the transport,
+// with exponential back-off and jitter between attempts, until it is
+// delivered, refused permanently, or older than MaxAge. Failures that end
+// a copy are reported to the list's owners.
+type Runner struct {
+	Core        *Core
+	Transport   Transport
+	Concurrency int
+	RetryMin    time.Duration
+	RetryMax    time.Duration
+	MaxAge      time.Duration
+
+	wake chan struct{}
+	once sync.Once
+
+	// inflight are the copies being handed over now. A hand-over can take
+	// longer than the back-off its claim set (a slow relay), and such a copy
+	// must not be claimed and sent a second time meanwhile.
+	mu       sync.Mutex
+	inflight map[string]bool
+}
+
+func (r *Runner) init() {
+	r.once.Do(func() {
+		r.wake = make(chan struct{}, 1)
+		r.inflight = map[string]bool{}
+	})
+}
+
+func deliveryID(d store.Delivery) string { return d.MessageID + "\x00" + d.Rcpt }
+
+func (r *Runner) done(d store.Delivery) {
+	r.mu.Lock()
+	delete(r.inflight, deliveryID(d))
+	r.mu.Unlock()
+	r.Wake()
+}
+
+// Wake makes the runner look at the queue now.
+func (r *Runner) Wake() {
+	r.init()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// backoff is the wait after the n-th failed attempt: RetryMin doubling up to
+// RetryMax, with ±20% jitter so that copies that failed together do not
+// retry together.
+func (r *Runner) backoff(n int) time.Duration {
+	d := r.RetryMin
+	for i := 1; i < n && d < r.RetryMax; i++ {
+		d *= 2
+	}
+	if d > r.RetryMax {
+		d = r.RetryMax
+	}
+	jitter := time.Duration(float64(d) * (rand.Float64()*0.4 - 0.2))
+	return d + jitter
+}
+
+// Run delivers until ctx is done, then waits for copies in flight.
+func (r *Runner) Run(ctx context.Context) {
+	r.init()
+	log := r.Core.logger()
+	sem := make(chan struct{}, max(1, r.Concurrency))
+	var inflight sync.WaitGroup
+	defer inflight.Wait()
+	for {
+		due, next, err := r.claim(256)
+		if err != nil {
+			log.Error("queue: reading due copies", "err", err)
+			next = r.Core.now().Add(5 * time.Second)
+		}
+		bodies := map[string][]byte{}
+		for _, d := range due {
+			body, ok := bodies[d.MessageID]
+			if !ok {
+				body, err = r.body(d.MessageID)
+				if err != nil {
+					log.Error("queue: message body missing; dropping its copies", "id", d.MessageID, "err", err)
+					r.finish(d, "")
+					r.done(d)
+					continue
+				}
+				bodies[d.MessageID] = body
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				r.done(d)
+				return
+			}
+			inflight.Add(1)
+			go func(d store.Delivery, body []byte) {
+				defer inflight.Done()
+				defer r.done(d)
+				defer func() { <-sem }()
+				defer func() {
+					if p := recover(); p != nil {
+						log.Error("queue: panic delivering a copy", "id", d.MessageID, "panic", p, "stack", string(debug.Stack()))
+					}
+				}()
+				r.deliver(ctx, d, body)
+			}(d, body)
+		}
+		if len(due) > 0 {
+			continue
+		}
+		wait := time.Hour
+		if !next.IsZero() {
+			// A due copy that is still in flight wakes us when it is done;
+			// until then, do not spin.
+			wait = max(time.Second, next.Sub(r.Core.now()))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-r.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// claim takes up to limit due copies and, before any is tried, moves each
+// one's next attempt into the future: a crash mid-delivery then retries it
+// later instead of never, and a second pass does not pick it twice.
+func (r *Runner) claim(limit int) ([]store.Delivery, time.Time, error) {
+	now := r.Core.now()
+	var claimed []store.Delivery
+	var next time.Time
+	err := r.Core.DB.Update(func(tx *store.Tx) error {
+		claimed = claimed[:0]
+		due, err := tx.Due(now, limit)
+		if err != nil {
+			return err
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, d := range due {
+			if r.inflight[deliveryID(d)] {
+				continue
+			}
+			old := d.Next
+			d.Attempts++
+			d.Last = now
+			d.Next = now.Add(r.backoff(d.Attempts))
+			if err := tx.Reschedule(&d, old); err != nil {
+				return err
+			}
+			claimed = append(claimed, d)
+		}
+		next = tx.NextDue()
+		return nil
+	})
+	if err == nil {
+		r.mu.Lock()
+		for _, d := range claimed {
+			r.inflight[deliveryID(d)] = true
+		}
+		r.mu.Unlock()
+	}
+	return claimed, next, err
+}
+
+func (r *Runner) body(id string) ([]byte, error) {
+	var b []byte
+	err := r.Core.DB.View(func(tx *store.Tx) error {
+		var err error
+		b, err = tx.Body(id)
+		return err
+	})
+	return b, err
+}
+
+func (r *Runner) deliver(ctx context.Context, d store.Delivery, body []byte) {
+	log := r.Core.logger().With("id", d.MessageID, "rcpt", d.Rcpt, "attempt", d.Attempts)
+	from, err := r.envelopeSender(d)
+	if err != nil {
+		log.Error("queue: no envelope sender", "err", err)
+		return
+	}
+	res, err := r.Transport.Deliver(ctx, from, d.Rcpt, body)
+	if err == nil {
+		log.Info("delivered", "reply", res.Reply, "tls", res.TLS)
+		r.finish(d, "")
+		return
+	}
+	var te TransportError
+	permanent := errors.As(err, &te) && te.IsPermanent()
+	reply := err.Error()
+	var msg *store.Message
+	r.Core.DB.View(func(tx *store.Tx) error { //nolint:errcheck // a missing message only skips the age check
+		msg, _ = tx.Message(d.MessageID)
+		return nil
+	})
+	tooOld := msg != nil && r.Core.now().Sub(msg.Received) > r.MaxAge
+	switch {
+	case permanent:
+		log.Warn("delivery failed permanently", "reply", reply)
+		r.giveUp(d, msg, reply, "the receiving server refused it")
+	case tooOld:
+		log.Warn("delivery given up after max_age", "reply", reply, "max_age", r.MaxAge)
+		r.giveUp(d, msg, reply, fmt.Sprintf("it could not be delivered for %s", r.MaxAge))
+	default:
+		log.Info("delivery deferred", "reply", reply, "next", d.Next.Format(time.RFC3339))
+		r.Core.DB.Update(func(tx *store.Tx) error { //nolint:errcheck // the next attempt is already scheduled
+			cur, err := tx.Delivery(d.MessageID, d.Rcpt)
+			if err != nil {
+				return err
+			}
+			cur.State, cur.LastReply = store.StateDeferred, reply
+			return tx.Reschedule(cur, cur.Next)
+		})
+	}
+}
+
+func (r *Runner) envelopeSender(d store.Delivery) (string, error) {
+	if d.NullSender {
+		return "", nil
+	}
+	var from string
+	err := r.Core.DB.View(func(tx *store.Tx) error {
+		m, err := tx.Message(d.MessageID)
+		if err != nil {
+			return err
+		}
+		s, err := tx.ListSecrets(m.List)
+		if err != nil {
+			return err
+		}
+		from = BounceAddress(m.List, s.VERPKey, d.MemberSeq, r.Core.now())
+		return nil
+	})
+	return from, err
+}
+
+func (r *Runner) finish(d store.Delivery, _ string) {
+	err := r.Core.DB.Update(func(tx *store.Tx) error {
+		cur, err := tx.Delivery(d.MessageID, d.Rcpt)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return tx.FinishDelivery(d.MessageID, d.Rcpt, cur.Next)
+	})
+	if err != nil {
+		r.Core.logger().Error("queue: recording a finished copy", "id", d.MessageID, "rcpt", d.Rcpt, "err", err)
+	}
+}
+
+// giveUp ends a copy and tells the list's owners, unless the copy was
+// itself a notice (whose failure nobody is left to tell).
+func (r *Runner) giveUp(d store.Delivery, msg *store.Message, reply, why string) {
+	now := r.Core.now()
+	err := r.Core.DB.Update(func(tx *store.Tx) error {
+		cur, err := tx.Delivery(d.MessageID, d.Rcpt)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.FinishDelivery(d.MessageID, d.Rcpt, cur.Next); err != nil {
+			return err
+		}
+		if msg == nil || msg.Kind == store.KindNotice {
+			return nil
+		}
+		l, err := tx.List(msg.List)
+		if err != nil {
+			return err
+		}
+		s, err := tx.ListSecrets(msg.List)
+		if err != nil {
+			return err
+		}
+		label := "no label"
+		if msg.Label.Valid() {
+			label = msg.Label.String()
+		}
+		text := fmt.Sprintf(`A copy could not be delivered, because %s.
+
+List:       %s
+Recipient:  %s
+Message:    queue ID %s, received %s, %s, %d bytes
+Attempts:   %d
+Last reply: %s
+
+The member did not receive this message. If the address is wrong or the
+member's mail server refuses the list, correct it (isaclist member list
+shows bounces per member) and ask the author to send the information again.
+
+-- 
+isaclist at %s
+`, why, l.Address, d.Rcpt, msg.ID, msg.Received.UTC().Format(time.RFC1123), label, msg.Size, d.Attempts, reply, r.Core.Hostname)
+		return r.Core.queueOwnerNotice(tx, l, s, fmt.Sprintf("[%s] a copy to %s failed", fmtList(l), d.Rcpt), text, now)
+	})
+	if err != nil {
+		r.Core.logger().Error("queue: recording a failed copy", "id", d.MessageID, "rcpt", d.Rcpt, "err", err)
+		return
+	}
+	r.Wake()
+}

@@ -1,0 +1,192 @@
+package mailauth
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+
+	"blitiri.com.ar/go/spf"
+	"github.com/emersion/go-msgauth/dkim"
+	"golang.org/x/net/publicsuffix"
+)
+
+// maxSignatures bounds the DKIM signatures verified per message, so a
+// message cannot make us do unbounded DNS lookups and RSA operations.
+const maxSignatures = 5
+
+// Check is what Authenticate needs to know about one message.
+type Check struct {
+	Message    []byte // the whole message, CRLF line endings
+	FromDomain string // lower-case A-label of the one From address
+	IP         net.IP // the SMTP client's address
+	HELO       string
+	MailFrom   string // envelope sender, "" for the null sender
+}
+
+// DKIMResult is the outcome for one DKIM signature.
+type DKIMResult struct {
+	Domain     string // d=
+	Identifier string // i=
+	Result     string // pass, fail, neutral, temperror, permerror, policy
+	Reason     string // why, for the log and the Authentication-Results comment
+	Aligned    bool
+}
+
+// Result is the outcome of Authenticate.
+type Result struct {
+	DKIM []DKIMResult
+	// SPF is "" when SPF was not evaluated (an aligned DKIM signature already
+	// passed, or the MAIL FROM domain does not align).
+	SPF       spf.Result
+	SPFDomain string
+	// Pass: an aligned method passed. Method says which ("dkim" or "spf").
+	Pass   bool
+	Method string
+	// TempFail: no aligned method passed, and at least one could not be
+	// evaluated for a reason that may go away (DNS timeout, SERVFAIL).
+	TempFail bool
+}
+
+// Aligned reports whether two domains share an organisational domain (RFC
+// 7489 §3.2, relaxed alignment), using the public suffix list.
+func Aligned(a, b string) bool {
+	a, b = strings.ToLower(strings.TrimSuffix(a, ".")), strings.ToLower(strings.TrimSuffix(b, "."))
+	if a == "" || b == "" {
+		return false
+	}
+	if a == b {
+		return true
+	}
+	oa, err1 := publicsuffix.EffectiveTLDPlusOne(a)
+	ob, err2 := publicsuffix.EffectiveTLDPlusOne(b)
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	return oa == ob
+}
+
+// Authenticate runs DKIM, then SPF only if needed. Signatures whose d= does
+// not align with the From domain are not looked up at all: they could not
+// authenticate the author, so they cost no DNS query.
+func Authenticate(ctx context.Context, r Resolver, c Check) Result {
+	var res Result
+	lookup := func(name string) ([]string, error) {
+		domain := name
+		if i := strings.Index(name, "._domainkey."); i >= 0 {
+			domain = name[i+len("._domainkey."):]
+		}
+		if !Aligned(domain, c.FromDomain) {
+			return nil, errNotAligned
+		}
+		return r.LookupTXT(ctx, name)
+	}
+	verifs, err := dkim.VerifyWithOptions(bytes.NewReader(c.Message), &dkim.VerifyOptions{
+		LookupTXT:        lookup,
+		MaxVerifications: maxSignatures,
+	})
+	if err != nil && !errors.Is(err, dkim.ErrTooManySignatures) {
+		res.DKIM = append(res.DKIM, DKIMResult{Result: "permerror", Reason: trim(err.Error())})
+	}
+	for _, v := range verifs {
+		dr := DKIMResult{Domain: strings.ToLower(v.Domain), Identifier: v.Identifier, Aligned: Aligned(v.Domain, c.FromDomain)}
+		switch {
+		case v.Err == nil:
+			dr.Result = "pass"
+		case !dr.Aligned:
+			dr.Result, dr.Reason = "neutral", "d= does not align with the From domain; not checked"
+		case dkim.IsTempFail(v.Err):
+			dr.Result, dr.Reason = "temperror", trim(v.Err.Error())
+		case dkim.IsPermFail(v.Err):
+			dr.Result, dr.Reason = "permerror", trim(v.Err.Error())
+		default:
+			dr.Result, dr.Reason = "fail", trim(v.Err.Error())
+		}
+		// RFC 6376 §6.1.1: the signature must cover From; go-msgauth
+		// enforces it, and this states the rule where the decision is made.
+		if dr.Result == "pass" && !coversFrom(v.HeaderKeys) {
+			dr.Result, dr.Reason = "policy", "signature does not cover From"
+		}
+		res.DKIM = append(res.DKIM, dr)
+		if dr.Result == "pass" && dr.Aligned && !res.Pass {
+			res.Pass, res.Method = true, "dkim"
+		}
+		if dr.Result == "temperror" {
+			res.TempFail = true
+		}
+	}
+	if res.Pass {
+		res.TempFail = false
+		return res
+	}
+
+	// SPF authenticates only the MAIL FROM domain; it speaks for the author
+	// only if that domain aligns with From (RFC 7489 §3.1.2).
+	_, mfDomain, ok := strings.Cut(c.MailFrom, "@")
+	if !ok || !Aligned(mfDomain, c.FromDomain) || c.IP == nil {
+		return res
+	}
+	res.SPFDomain = strings.ToLower(mfDomain)
+	result, _ := spf.CheckHostWithSender(c.IP, c.HELO, c.MailFrom, spf.WithResolver(r), spf.WithContext(ctx))
+	res.SPF = result
+	switch result {
+	case spf.Pass:
+		res.Pass, res.Method, res.TempFail = true, "spf", false
+	case spf.TempError:
+		res.TempFail = true
+	}
+	return res
+}
+
+var errNotAligned = errors.New("d= not aligned with From; not looked up")
+
+func coversFrom(keys []string) bool {
+	for _, k := range keys {
+		if strings.EqualFold(strings.TrimSpace(k), "from") {
+			return true
+		}
+	}
+	return false
+}
+
+// trim keeps library error texts, which may quote DNS data, short.
+func trim(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 120 {
+		s = s[:120] + "..."
+	}
+	return s
+}
+
+// Summary is a short account of why authentication failed, for the member
+// who reads the refusal.
+func (r Result) Summary() string {
+	var parts []string
+	aligned := 0
+	for _, d := range r.DKIM {
+		if d.Domain == "" {
+			continue
+		}
+		if d.Aligned {
+			aligned++
+			parts = append(parts, fmt.Sprintf("DKIM d=%s: %s", d.Domain, d.Result))
+		}
+	}
+	if aligned == 0 {
+		parts = append(parts, "no DKIM signature aligned with the From domain")
+	}
+	switch {
+	case r.SPF != "":
+		parts = append(parts, fmt.Sprintf("SPF for %s: %s", r.SPFDomain, r.SPF))
+	default:
+		parts = append(parts, "SPF not applicable (MAIL FROM domain does not align with From)")
+	}
+	return strings.Join(parts, "; ")
+}

@@ -1,0 +1,36 @@
+// Package mailauth decides whether a message is authenticated for the
+// domain of its From address: a DKIM signature aligned with that domain, or
+// an SPF pass for an aligned MAIL FROM (DMARC's notion of alignment, RFC
+// 7489 §3.1, applied whatever policy the domain publishes).
+package mailauth
+
+import (
+	"context"
+	"net"
+	"time"
+)
+
+// Resolver is every DNS lookup isaclist makes. *net.Resolver satisfies it,
+// and so does blitiri.com.ar/go/spf's DNSResolver.
+type Resolver interface {
+	LookupTXT(ctx context.Context, name string) ([]string, error)
+	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
+	LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
+	LookupAddr(ctx context.Context, addr string) ([]string, error)
+}
+
+// NewResolver returns the resolver for `[dns] resolver`: the system's when
+// server is empty, otherwise one that sends every query to server (UDP,
+// with TCP for truncated answers), never to the system's configuration.
+func NewResolver(server string, timeout time.Duration) *net.Resolver {
+	if server == "" {
+		return &net.Resolver{PreferGo: true}
+	}
+	return &net.Resolver{
+		PreferGo: true,
+		Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			d := net.Dialer{Timeout: timeout}
+			return d.DialContext(ctx, network, server)
+		},
+	}
+}

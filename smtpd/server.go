@@ -1,0 +1,172 @@
+// Package smtpd is isaclist's SMTP side: the MX listener where members'
+// mail servers deliver posts (this file and session.go), and, in
+// smtpd/outbound, the hand-over of copies to a relay or a Maildir.
+//
+// go-smtp speaks the protocol; a thin Session adapter asks listcore for a
+// decision and renders every refusal in one place (reply) with its
+// enhanced status code, a sentence for the member and a trace ID that is
+// also in the log.
+package smtpd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/isaclist/isaclist/listcore"
+)
+
+// Options are the SMTP listener's settings (config [smtp]).
+type Options struct {
+	Hostname            string
+	MaxMessageBytes     int64
+	MaxRecipients       int
+	CommandTimeout      time.Duration
+	SessionTimeout      time.Duration
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	// TLS enables STARTTLS; nil disables it.
+	TLS *tls.Config
+}
+
+// Server is the inbound SMTP server.
+type Server struct {
+	opts  Options
+	core  *listcore.Core
+	log   *slog.Logger
+	smtp  *smtp.Server
+	limit *connLimiter
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	draining  bool
+	sessions  map[*session]struct{}
+	wg        sync.WaitGroup
+}
+
+// New returns a server that decides with core.
+func New(opts Options, core *listcore.Core, log *slog.Logger) *Server {
+	s := &Server{opts: opts, core: core, log: log, sessions: map[*session]struct{}{}}
+	s.limit = newConnLimiter(opts.MaxConnections, opts.MaxConnectionsPerIP)
+	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
+	srv.Domain = opts.Hostname
+	srv.MaxMessageBytes = opts.MaxMessageBytes
+	srv.MaxRecipients = opts.MaxRecipients
+	srv.ReadTimeout = opts.CommandTimeout
+	srv.WriteTimeout = opts.CommandTimeout
+	srv.TLSConfig = opts.TLS
+	// RFC 5321 §4.5.3.1.4: 1000 octets per command line; go-smtp's
+	// default doubles it, which is generous enough to keep.
+	srv.MaxLineLength = 2000
+	srv.ErrorLog = slogPrintf{log}
+	s.smtp = srv
+	return s
+}
+
+// Serve accepts connections on l until Shutdown.
+func (s *Server) Serve(l net.Listener) error {
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		l.Close()
+		return smtp.ErrServerClosed
+	}
+	s.listeners = append(s.listeners, l)
+	s.mu.Unlock()
+	err := s.smtp.Serve(&limitedListener{Listener: l, limit: s.limit, log: s.log})
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops taking connections, lets sessions finish the transaction
+// they are in until ctx ends, then answers 421 to what is left and closes
+// it (RFC 5321 §3.8).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	for _, l := range s.listeners {
+		l.Close()
+	}
+	for sess := range s.sessions {
+		sess.drain()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		s.smtp.Shutdown(context.Background()) //nolint:errcheck // waits for connections
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	for sess := range s.sessions {
+		sess.abort()
+	}
+	s.mu.Unlock()
+	s.smtp.Close() //nolint:errcheck
+	<-done
+	return ctx.Err()
+}
+
+func (s *Server) track(sess *session, add bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		s.sessions[sess] = struct{}{}
+	} else {
+		delete(s.sessions, sess)
+	}
+}
+
+func (s *Server) isDraining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
+}
+
+// slogPrintf adapts go-smtp's Printf logger to slog.
+type slogPrintf struct{ log *slog.Logger }
+
+func (l slogPrintf) Printf(format string, v ...any) {
+	l.log.Warn("smtp", "msg", fmt.Sprintf(format, v...))
+}
+func (l slogPrintf) Println(v ...any) { l.log.Warn("smtp", "msg", fmt.Sprint(v...)) }
+
+// Reply renders a refusal: the one place where a decision becomes an SMTP
+// reply. The trace ID lets the operator find the log line the member
+// quotes.
+func reply(r *listcore.Refusal, id string) *smtp.SMTPError {
+	msg := r.Reason
+	if id != "" {
+		msg += " [" + id + "]"
+	}
+	return &smtp.SMTPError{Code: r.Code, EnhancedCode: smtp.EnhancedCode(r.Enhanced), Message: msg}
+}
+
+// deadlineReader extends the connection's read deadline before each read:
+// a message may take long to arrive, but not stall for longer than one
+// command timeout.
+type deadlineReader struct {
+	r       io.Reader
+	conn    net.Conn
+	timeout time.Duration
+}
+
+func (d deadlineReader) Read(p []byte) (int, error) {
+	if d.timeout > 0 {
+		d.conn.SetReadDeadline(time.Now().Add(d.timeout)) //nolint:errcheck
+	}
+	return d.r.Read(p)
+}

@@ -1,0 +1,202 @@
+package smtpd
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/isaclist/isaclist/listcore"
+)
+
+// session is one SMTP connection.
+type session struct {
+	srv   *Server
+	conn  *smtp.Conn
+	raw   net.Conn
+	ip    net.IP
+	log   *slog.Logger
+	timer *time.Timer
+
+	mu       sync.Mutex
+	inTx     bool
+	draining bool
+	closed   bool
+
+	// The transaction in progress.
+	id       string
+	mailFrom string
+	target   *listcore.Target
+	rcpts    []string
+}
+
+func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
+	if s.isDraining() {
+		return nil, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "the list server is shutting down; try again later"}
+	}
+	raw := c.Conn()
+	var ip net.IP
+	if ta, ok := raw.RemoteAddr().(*net.TCPAddr); ok {
+		ip = ta.IP
+	}
+	sess := &session{srv: s, conn: c, raw: raw, ip: ip, log: s.log.With("remote", ip.String())}
+	if s.opts.SessionTimeout > 0 {
+		// A whole session, however busy, ends after SessionTimeout: a slow
+		// client cannot hold a slot for ever by sending a byte now and then.
+		sess.timer = time.AfterFunc(s.opts.SessionTimeout, func() {
+			sess.log.Info("session time limit reached; closing")
+			sess.abortWith("421 4.4.2 session time limit reached; try again")
+		})
+	}
+	s.track(sess, true)
+	return sess, nil
+}
+
+// drain is called when the server shuts down: an idle session is closed
+// now, one in a transaction may finish it.
+func (sess *session) drain() {
+	sess.mu.Lock()
+	sess.draining = true
+	idle := !sess.inTx
+	sess.mu.Unlock()
+	if idle {
+		sess.abort()
+	}
+}
+
+func (sess *session) abort() {
+	sess.abortWith("421 4.3.2 the list server is shutting down; try again later")
+}
+
+// abortWith writes a last reply and closes the connection under go-smtp's
+// feet; its read fails and the session ends.
+func (sess *session) abortWith(line string) {
+	sess.mu.Lock()
+	if sess.closed {
+		sess.mu.Unlock()
+		return
+	}
+	sess.closed = true
+	sess.mu.Unlock()
+	sess.raw.SetWriteDeadline(time.Now().Add(2 * time.Second)) //nolint:errcheck
+	fmt.Fprintf(sess.raw, "%s\r\n", line)
+	sess.raw.Close()
+}
+
+func (sess *session) tlsVersion() string {
+	if st, ok := sess.conn.TLSConnectionState(); ok {
+		switch st.Version {
+		case 0x0304:
+			return "TLSv1.3"
+		case 0x0303:
+			return "TLSv1.2"
+		default:
+			return "TLS"
+		}
+	}
+	return ""
+}
+
+// Reset implements smtp.Session.
+func (sess *session) Reset() {
+	sess.mu.Lock()
+	sess.inTx = false
+	sess.mu.Unlock()
+	sess.id, sess.mailFrom, sess.target, sess.rcpts = "", "", nil, nil
+}
+
+// Logout implements smtp.Session.
+func (sess *session) Logout() error {
+	if sess.timer != nil {
+		sess.timer.Stop()
+	}
+	sess.Reset()
+	sess.srv.track(sess, false)
+	return nil
+}
+
+// Mail implements smtp.Session.
+func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
+	sess.mu.Lock()
+	draining := sess.draining
+	sess.inTx = true
+	sess.mu.Unlock()
+	if draining {
+		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "the list server is shutting down; try again later"}
+	}
+	sess.id = listcore.NewID(sess.srv.core.Now())
+	if opts != nil && opts.Size > sess.srv.opts.MaxMessageBytes {
+		// RFC 1870 §6.2: refuse a declared size we would not take.
+		return reply(&listcore.Refusal{Code: 552, Enhanced: [3]int{5, 3, 4},
+			Reason: fmt.Sprintf("the message is %d bytes; this list takes at most %d", opts.Size, sess.srv.opts.MaxMessageBytes)}, sess.id)
+	}
+	sess.mailFrom = from
+	return nil
+}
+
+// Rcpt implements smtp.Session.
+func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	t, r := sess.srv.core.ResolveRecipient(to)
+	if r != nil {
+		sess.log.Info("recipient refused", "id", sess.id, "rcpt", to, "kind", r.Kind, "cause", r.Cause)
+		return reply(r, sess.id)
+	}
+	if sess.target != nil && !sess.target.Same(t) {
+		r := &listcore.Refusal{Code: listcore.CodeOneListPerTransaction.Code, Enhanced: listcore.CodeOneListPerTransaction.Enhanced,
+			Reason: "one list address per message, please; this recipient will be retried in a separate transaction"}
+		return reply(r, sess.id)
+	}
+	if sess.target == nil {
+		sess.target = &t
+	}
+	for _, r := range sess.rcpts {
+		if strings.EqualFold(r, to) {
+			return nil
+		}
+	}
+	sess.rcpts = append(sess.rcpts, to)
+	return nil
+}
+
+// Data implements smtp.Session.
+func (sess *session) Data(r io.Reader) error {
+	defer func() {
+		sess.mu.Lock()
+		sess.inTx = false
+		sess.mu.Unlock()
+	}()
+	start := time.Now()
+	var buf bytes.Buffer
+	_, err := io.Copy(&buf, deadlineReader{r: r, conn: sess.raw, timeout: sess.srv.opts.CommandTimeout})
+	if err != nil {
+		var se *smtp.SMTPError
+		if errors.As(err, &se) && se.Code == 552 {
+			return reply(&listcore.Refusal{Code: 552, Enhanced: [3]int{5, 3, 4},
+				Reason: fmt.Sprintf("the message is larger than the %d bytes this list takes; send a link or a smaller attachment", sess.srv.opts.MaxMessageBytes)}, sess.id)
+		}
+		sess.log.Info("message not received", "id", sess.id, "err", err)
+		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "the message did not arrive completely [" + sess.id + "]"}
+	}
+	env := listcore.Envelope{ID: sess.id, RemoteIP: sess.ip, HELO: sess.conn.Hostname(), MailFrom: sess.mailFrom, TLS: sess.tlsVersion()}
+	ctx, cancel := context.WithTimeout(context.Background(), sess.srv.opts.CommandTimeout)
+	defer cancel()
+	acc, refusal := sess.srv.core.Receive(ctx, env, *sess.target, buf.Bytes())
+	log := sess.log.With("id", sess.id, "list", sess.target.List, "size", buf.Len(), "ms", time.Since(start).Milliseconds())
+	if refusal != nil {
+		level := slog.LevelInfo
+		if refusal.Kind == listcore.CodeInternal.Kind {
+			level = slog.LevelError
+		}
+		log.Log(context.Background(), level, "message refused", "kind", refusal.Kind, "code", refusal.Code, "reason", refusal.Reason, "cause", refusal.Cause)
+		return reply(refusal, sess.id)
+	}
+	log.Info("message accepted", "label", acc.Label.String(), "copies", acc.Copies, "raised", acc.Raised, "duplicate", acc.Duplicate)
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "queued as " + acc.QueueID}
+}
