@@ -1,0 +1,408 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/isaclist/isaclist/daemon"
+	"github.com/isaclist/isaclist/listcore"
+	"github.com/isaclist/isaclist/store"
+	"github.com/spf13/cobra"
+)
+
+func listCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "list", Short: "Create and configure lists"}
+
+	var create listcore.CreateListRequest
+	createCmd := &cobra.Command{
+		Use:   "create ADDRESS --name NAME",
+		Short: "Create a list (and its DKIM key)",
+		Example: `  isaclist list create isac@lists.example.net --name "Energy ISAC" --owner secretary@member-a.example
+  isaclist list dns isac@lists.example.net    # then publish these records`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			create.Address = args[0]
+			var info listcore.ListInfo
+			if err := g.call("list.create", create, &info); err != nil {
+				return err
+			}
+			if g.json {
+				return g.print(info, nil)
+			}
+			fmt.Fprintf(g.out, "created %s (%s)\n", info.Address, info.Name)
+			fmt.Fprintf(g.out, "next: publish its DNS records (isaclist list dns %s), then add organisations and members\n", info.Address)
+			return nil
+		},
+	}
+	createCmd.Flags().StringVar(&create.Name, "name", "", "the list's name, e.g. \"Energy ISAC\" (required)")
+	createCmd.Flags().StringVar(&create.Prefix, "prefix", "", "subject prefix (default \"[NAME]\")")
+	createCmd.Flags().StringSliceVar(&create.Owners, "owner", nil, "address that receives the list's -owner mail and failure reports (repeatable)")
+
+	showCmd := &cobra.Command{
+		Use:     "show [ADDRESS]",
+		Short:   "Show a list's settings (every list, without ADDRESS)",
+		Example: "  isaclist list show isac@lists.example.net\n  isaclist list show --json",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				g.list = args[0]
+			}
+			var infos []listcore.ListInfo
+			if g.list == "" {
+				if err := g.call("list.all", nil, &infos); err != nil {
+					return err
+				}
+			} else {
+				var info listcore.ListInfo
+				if err := g.call("list.show", nil, &info); err != nil {
+					return err
+				}
+				infos = []listcore.ListInfo{info}
+			}
+			return g.print(infos, func(w *tabwriter.Writer) {
+				if len(infos) == 0 {
+					fmt.Fprintln(w, "no lists yet; create one with `isaclist list create ADDRESS --name NAME`")
+				}
+				for _, l := range infos {
+					label := "none (unlabelled posts are refused)"
+					if l.DefaultLabel.Valid() {
+						label = l.DefaultLabel.String()
+					}
+					fmt.Fprintf(w, "%s\n", l.Address)
+					fmt.Fprintf(w, "  name:\t%s\n  subject prefix:\t%s\n  default label:\t%s\n  reply-to:\t%s\n  owners:\t%s\n  organisations:\t%d\n  members:\t%d\n  DKIM selector:\t%s\n  created:\t%s\n",
+						l.Name, l.Prefix, label, l.ReplyTo, orDash(strings.Join(l.Owners, ", ")), l.Orgs, l.Members, l.DKIMSelector, l.Created.Format(time.DateOnly))
+					for _, warn := range l.Warnings {
+						fmt.Fprintf(w, "  warning:\t%s\n", warn)
+					}
+				}
+			})
+		},
+	}
+
+	var name, prefix, label, replyTo string
+	var owners []string
+	setCmd := &cobra.Command{
+		Use:   "set [ADDRESS] [flags]",
+		Short: "Change a list's settings",
+		Example: `  isaclist list set --default-label amber      # unlabelled posts go out as TLP:AMBER
+  isaclist list set --default-label none       # refuse unlabelled posts (the default)
+  isaclist list set --owner secretary@member-a.example --owner chair@member-b.example`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				g.list = args[0]
+			}
+			var s listcore.ListSettings
+			f := cmd.Flags()
+			if f.Changed("name") {
+				s.Name = &name
+			}
+			if f.Changed("prefix") {
+				s.Prefix = &prefix
+			}
+			if f.Changed("default-label") {
+				s.DefaultLabel = &label
+			}
+			if f.Changed("reply-to") {
+				s.ReplyTo = &replyTo
+			}
+			if f.Changed("owner") {
+				s.Owners = &owners
+			}
+			var info listcore.ListInfo
+			if err := g.call("list.set", s, &info); err != nil {
+				return err
+			}
+			if g.json {
+				return g.print(info, nil)
+			}
+			fmt.Fprintf(g.out, "updated %s\n", info.Address)
+			return nil
+		},
+	}
+	setCmd.Flags().StringVar(&name, "name", "", "the list's name")
+	setCmd.Flags().StringVar(&prefix, "prefix", "", "subject prefix, e.g. \"[Energy ISAC]\" (empty for none)")
+	setCmd.Flags().StringVar(&label, "default-label", "", "label for unlabelled posts: clear, green, amber, amber+strict, red, or none to refuse them")
+	setCmd.Flags().StringVar(&replyTo, "reply-to", "", "where replies to a copy go: author or list")
+	setCmd.Flags().StringSliceVar(&owners, "owner", nil, "the owners' addresses (replaces the current owners; repeatable)")
+
+	dnsCmd := &cobra.Command{
+		Use:     "dns [ADDRESS]",
+		Short:   "Print the DNS records to publish for a list (MX, SPF, DKIM, DMARC)",
+		Example: "  isaclist list dns isac@lists.example.net",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				g.list = args[0]
+			}
+			var recs []listcore.DNSRecord
+			if err := g.call("list.dns", nil, &recs); err != nil {
+				return err
+			}
+			if g.json {
+				return g.print(recs, nil)
+			}
+			for _, r := range recs {
+				fmt.Fprintf(g.out, "; %s\n%s\tIN\t%s\t%s\n\n", r.Why, r.Name, r.Type, zoneValue(r))
+			}
+			return nil
+		},
+	}
+	c.AddCommand(createCmd, showCmd, setCmd, dnsCmd)
+	return c
+}
+
+// zoneValue writes a record's value as a zone file wants it: TXT values
+// quoted, split into strings of at most 255 bytes.
+func zoneValue(r listcore.DNSRecord) string {
+	if r.Type != "TXT" {
+		return r.Value
+	}
+	v := r.Value
+	var parts []string
+	for len(v) > 255 {
+		parts = append(parts, `"`+v[:255]+`"`)
+		v = v[255:]
+	}
+	parts = append(parts, `"`+v+`"`)
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	return "( " + strings.Join(parts, "\n\t\t\t") + " )"
+}
+
+func orgCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "org", Short: "Manage member organisations"}
+	var name string
+	add := &cobra.Command{
+		Use:     "add ID --name NAME",
+		Short:   "Add a member organisation",
+		Example: `  isaclist org add member-a --name "Member A B.V." --list isac@lists.example.net`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if err := g.call("org.add", daemon.OrgAddArgs{ID: args[0], Name: name}, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out, "added organisation %s\n", strings.ToLower(args[0]))
+			return nil
+		},
+	}
+	add.Flags().StringVar(&name, "name", "", "the organisation's full name (required)")
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List the member organisations and their representatives",
+		Example: "  isaclist org list\n  isaclist org list --json",
+		Args:    cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			var orgs []listcore.OrgInfo
+			if err := g.call("org.list", nil, &orgs); err != nil {
+				return err
+			}
+			return g.print(orgs, func(w *tabwriter.Writer) {
+				fmt.Fprintln(w, "ID\tNAME\tREPRESENTATIVE\tBACKUP\tSINCE")
+				for _, o := range orgs {
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", o.ID, o.Name, orDash(o.Representative), orDash(o.Backup), o.Added.Format(time.DateOnly))
+				}
+			})
+		},
+	}
+	remove := &cobra.Command{
+		Use:     "remove ID",
+		Short:   "Remove an organisation that has no members left",
+		Example: "  isaclist member remove alice@member-a.example\n  isaclist org remove member-a",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if err := g.call("org.remove", daemon.OrgArgs{ID: args[0]}, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out, "removed organisation %s\n", args[0])
+			return nil
+		},
+	}
+	c.AddCommand(add, list, remove)
+	return c
+}
+
+func memberCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "member", Short: "Manage the representatives of member organisations"}
+	var req listcore.AddMemberRequest
+	var keyFile string
+	add := &cobra.Command{
+		Use:   "add EMAIL --org ORG --name NAME",
+		Short: "Add an organisation's representative (or, with --backup, its backup)",
+		Long: `Add a member: a person who represents a member organisation. Each
+organisation has one representative and at most one backup. Addresses must
+be personal: functional mailboxes such as security@, soc@ or info@ are
+refused unless --force --reason TEXT.`,
+		Example: `  isaclist member add alice@member-a.example --org member-a --name "Alice de Vries" --key alice.asc --list isac@lists.example.net
+  isaclist member add bob@member-a.example --org member-a --name "Bob Jansen" --backup`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			req.Email = args[0]
+			if keyFile != "" {
+				k, err := os.ReadFile(keyFile)
+				if err != nil {
+					return fmt.Errorf("--key: %w", err)
+				}
+				req.Key = k
+			}
+			var m store.Member
+			if err := g.call("member.add", req, &m); err != nil {
+				return err
+			}
+			if g.json {
+				return g.print(m, nil)
+			}
+			role := "representative"
+			if m.Backup {
+				role = "backup"
+			}
+			fmt.Fprintf(g.out, "added %s (%s) as %s of %s\n", m.Email, m.Name, role, m.Org)
+			return nil
+		},
+	}
+	add.Flags().StringVar(&req.Org, "org", "", "the member's organisation ID (required)")
+	add.Flags().StringVar(&req.Name, "name", "", "the member's full name (required)")
+	add.Flags().BoolVar(&req.Backup, "backup", false, "add as the organisation's backup representative")
+	add.Flags().StringVar(&keyFile, "key", "", "the member's OpenPGP public key file (armored or binary)")
+	add.Flags().BoolVar(&req.Force, "force", false, "override a membership rule (needs --reason)")
+	add.Flags().StringVar(&req.Reason, "reason", "", "why a rule is overridden; recorded with the member")
+
+	remove := &cobra.Command{
+		Use:     "remove EMAIL",
+		Short:   "Remove a member",
+		Example: "  isaclist member remove alice@member-a.example --list isac@lists.example.net",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if err := g.call("member.remove", daemon.MemberArgs{Email: args[0]}, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out, "removed %s\n", strings.ToLower(args[0]))
+			return nil
+		},
+	}
+
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List the members",
+		Example: "  isaclist member list --list isac@lists.example.net\n  isaclist member list --json",
+		Args:    cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			var ms []store.Member
+			if err := g.call("member.list", nil, &ms); err != nil {
+				return err
+			}
+			return g.print(ms, func(w *tabwriter.Writer) {
+				fmt.Fprintln(w, "EMAIL\tNAME\tORG\tROLE\tKEY\tBOUNCES")
+				for _, m := range ms {
+					role := "representative"
+					if m.Backup {
+						role = "backup"
+					}
+					bounces := "0"
+					if m.Bounces > 0 {
+						bounces = fmt.Sprintf("%d (last %s: %s)", m.Bounces, m.LastBounce.Format(time.DateOnly), m.LastBounceReason)
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Email, m.Name, m.Org, role, orDash(m.KeyFingerprint), bounces)
+				}
+			})
+		},
+	}
+
+	var force bool
+	var reason string
+	key := &cobra.Command{
+		Use:     "key EMAIL FILE",
+		Short:   "Set or replace a member's OpenPGP public key",
+		Example: "  isaclist member key alice@member-a.example alice-new.asc --list isac@lists.example.net",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(_ *cobra.Command, args []string) error {
+			k, err := os.ReadFile(args[1])
+			if err != nil {
+				return err
+			}
+			var m store.Member
+			if err := g.call("member.key", daemon.MemberKeyArgs{Email: args[0], Key: k, Force: force, Reason: reason}, &m); err != nil {
+				return err
+			}
+			if g.json {
+				return g.print(m, nil)
+			}
+			fmt.Fprintf(g.out, "stored key %s for %s\n", m.KeyFingerprint, m.Email)
+			return nil
+		},
+	}
+	key.Flags().BoolVar(&force, "force", false, "accept a key without a user ID for the address (needs --reason)")
+	key.Flags().StringVar(&reason, "reason", "", "why; recorded with the member")
+	c.AddCommand(add, remove, list, key)
+	return c
+}
+
+func queueCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "queue", Short: "Inspect and steer the delivery queue"}
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "List the copies waiting to be delivered",
+		Example: "  isaclist queue list\n  isaclist queue list --json",
+		Args:    cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			var q []store.QueueEntry
+			if err := g.call("queue.list", nil, &q); err != nil {
+				return err
+			}
+			return g.print(q, func(w *tabwriter.Writer) {
+				if len(q) == 0 {
+					fmt.Fprintln(w, "the queue is empty")
+					return
+				}
+				fmt.Fprintln(w, "ID\tLIST\tKIND\tLABEL\tRECEIVED\tRECIPIENT\tSTATE\tATTEMPTS\tNEXT\tLAST REPLY")
+				for _, e := range q {
+					for _, d := range e.Deliveries {
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", e.Message.ID, e.Message.List, e.Message.Kind,
+							orDash(e.Message.Label.String()), e.Message.Received.Format(time.DateTime), d.Rcpt, d.State, d.Attempts,
+							d.Next.Format(time.DateTime), orDash(d.LastReply))
+					}
+				}
+			})
+		},
+	}
+	retry := &cobra.Command{
+		Use:     "retry [ID]",
+		Short:   "Try the copies of a queued message (or of all) again now",
+		Example: "  isaclist queue retry\n  isaclist queue retry 0l3kq5c2m4x7a9bd",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			a := daemon.QueueArgs{}
+			if len(args) == 1 {
+				a.ID = args[0]
+			}
+			var res map[string]int
+			if err := g.call("queue.retry", a, &res); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out, "%d copies will be tried now\n", res["rescheduled"])
+			return nil
+		},
+	}
+	var rcpt string
+	drop := &cobra.Command{
+		Use:     "drop ID [--rcpt EMAIL]",
+		Short:   "Remove a message's queued copies (to one recipient, or all)",
+		Example: "  isaclist queue drop 0l3kq5c2m4x7a9bd --rcpt old@member-b.example",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			var res map[string]int
+			if err := g.call("queue.drop", daemon.QueueArgs{ID: args[0], Rcpt: rcpt}, &res); err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out, "dropped %d copies\n", res["dropped"])
+			return nil
+		},
+	}
+	drop.Flags().StringVar(&rcpt, "rcpt", "", "drop only the copy to this recipient")
+	c.AddCommand(list, retry, drop)
+	return c
+}

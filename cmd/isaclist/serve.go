@@ -1,0 +1,141 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/isaclist/isaclist/config"
+	"github.com/isaclist/isaclist/daemon"
+	"github.com/spf13/cobra"
+)
+
+// Set by the build (-ldflags "-X main.version=... -X main.commit=... -X main.date=...").
+var (
+	version = ""
+	commit  = ""
+	date    = ""
+)
+
+func buildInfo() (v, c, d string) {
+	v, c, d = version, commit, date
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			switch {
+			case s.Key == "vcs.revision" && c == "":
+				c = s.Value
+			case s.Key == "vcs.time" && d == "":
+				d = s.Value
+			case s.Key == "vcs.modified" && s.Value == "true" && c != "" && c != "unknown":
+				c += "+dirty"
+			}
+		}
+	}
+	if v == "" || v == "(devel)" {
+		v = "devel"
+	}
+	if c == "" {
+		c = "unknown"
+	}
+	if d == "" {
+		d = "unknown"
+	}
+	return v, c, d
+}
+
+func versionCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Short:   "Print the version, commit and build date",
+		Example: "  isaclist version",
+		Args:    cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			v, c, d := buildInfo()
+			if g.json {
+				return g.print(map[string]string{"version": v, "commit": c, "date": d}, nil)
+			}
+			fmt.Fprintf(g.out, "isaclist %s (commit %s, built %s)\n", v, c, d)
+			return nil
+		},
+	}
+}
+
+func checkCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:     "check",
+		Short:   "Check the configuration file without starting the daemon",
+		Example: "  isaclist check --config /etc/isaclist/isaclist.toml",
+		Args:    cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			cfg, err := config.Load(g.configPath)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(g.out, "%s: configuration is valid (hostname %s, data_dir %s, delivery %s)\n", cfg.File, cfg.Hostname, cfg.DataDir, cfg.Delivery.Mode)
+			return nil
+		},
+	}
+}
+
+func serveCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "serve",
+		Short: "Run the list server (SMTP listener, delivery queue, admin socket)",
+		Long: `Run the daemon: the MX for the list domains, the delivery queue and the
+admin socket the other commands use.
+
+SIGTERM or SIGINT stops it: no new sessions are taken, sessions in the
+middle of a message get 30 seconds to finish (then 421), copies being
+delivered finish, and the store is closed. A second signal exits at once.
+SIGHUP reloads the TLS certificate.`,
+		Example: "  isaclist serve --config /etc/isaclist/isaclist.toml",
+		Args:    cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			cfg, err := config.Load(g.configPath)
+			if err != nil {
+				return err
+			}
+			log := daemon.NewLogger(cfg.Log)
+			d, err := daemon.Start(cfg, log)
+			if err != nil {
+				return err
+			}
+			sigs := make(chan os.Signal, 2)
+			signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+			for {
+				select {
+				case err := <-d.Errors():
+					log.Error("listener failed; stopping", "err", err)
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					d.Shutdown(ctx) //nolint:errcheck
+					cancel()
+					return err
+				case sig := <-sigs:
+					if sig == syscall.SIGHUP {
+						if err := d.Reload(); err != nil {
+							log.Error("reload failed; keeping the current certificate", "err", err)
+						}
+						continue
+					}
+					log.Info("signal received", "signal", sig.String())
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					go func() {
+						<-sigs
+						log.Warn("second signal: exiting now")
+						os.Exit(1)
+					}()
+					err := d.Shutdown(ctx)
+					cancel()
+					return err
+				}
+			}
+		},
+	}
+}

@@ -1,0 +1,120 @@
+package sandbox
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+)
+
+// Received is one message the sink took.
+type Received struct {
+	From string
+	To   []string
+	Data []byte
+	At   time.Time
+}
+
+// Sink is an SMTP server that accepts everything and keeps it: the relay
+// (smarthost) in tests. SetReject makes it refuse recipients.
+type Sink struct {
+	Addr   string
+	reject func(rcpt string) *smtp.SMTPError
+
+	srv  *smtp.Server
+	mu   sync.Mutex
+	msgs []Received
+	cond *sync.Cond
+}
+
+// StartSink listens on a free loopback port.
+func StartSink() (*Sink, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s := &Sink{Addr: l.Addr().String()}
+	s.cond = sync.NewCond(&s.mu)
+	s.srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &sinkSession{sink: s}, nil }))
+	s.srv.Domain = "sink.test"
+	s.srv.MaxMessageBytes = 300 << 20
+	s.srv.ErrorLog = nopLogger{}
+	go s.srv.Serve(l) //nolint:errcheck
+	return s, nil
+}
+
+// SetReject sets (or, with nil, clears) a function that decides a reply per
+// recipient: nil accepts.
+func (s *Sink) SetReject(f func(rcpt string) *smtp.SMTPError) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reject = f
+}
+
+// Close stops the sink.
+func (s *Sink) Close() { s.srv.Close() } //nolint:errcheck
+
+// Messages returns what the sink received so far.
+func (s *Sink) Messages() []Received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Received(nil), s.msgs...)
+}
+
+// Wait blocks until the sink has at least n messages or timeout passes,
+// and returns what it has.
+func (s *Sink) Wait(n int, timeout time.Duration) []Received {
+	deadline := time.Now().Add(timeout)
+	t := time.AfterFunc(timeout, func() { s.cond.Broadcast() })
+	defer t.Stop()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for len(s.msgs) < n && time.Now().Before(deadline) {
+		s.cond.Wait()
+	}
+	return append([]Received(nil), s.msgs...)
+}
+
+type sinkSession struct {
+	sink *Sink
+	from string
+	to   []string
+}
+
+func (s *sinkSession) Reset()        { s.from, s.to = "", nil }
+func (s *sinkSession) Logout() error { return nil }
+func (s *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
+	s.from = from
+	return nil
+}
+func (s *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	s.sink.mu.Lock()
+	reject := s.sink.reject
+	s.sink.mu.Unlock()
+	if reject != nil {
+		if err := reject(to); err != nil {
+			return err
+		}
+	}
+	s.to = append(s.to, to)
+	return nil
+}
+func (s *sinkSession) Data(r io.Reader) error {
+	var b bytes.Buffer
+	if _, err := io.Copy(&b, r); err != nil {
+		return err
+	}
+	s.sink.mu.Lock()
+	s.sink.msgs = append(s.sink.msgs, Received{From: s.from, To: s.to, Data: b.Bytes(), At: time.Now()})
+	s.sink.mu.Unlock()
+	s.sink.cond.Broadcast()
+	return nil
+}
+
+type nopLogger struct{}
+
+func (nopLogger) Printf(string, ...any) {}
+func (nopLogger) Println(...any)        {}
