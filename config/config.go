@@ -223,7 +223,9 @@ func Parse(file string, data []byte) (*Config, error) {
 
 func (c *Config) check(md toml.MetaData) []Problem {
 	var p []Problem
-	bad := func(key, format string, a ...any) { p = append(p, Problem{Key: key, Reason: fmt.Sprintf(format, a...)}) }
+	bad := func(key, format string, a ...any) {
+		p = append(p, Problem{Key: key, Reason: fmt.Sprintf(format, a...)})
+	}
 	for key, d := range map[string]Duration{"smtp.command_timeout": c.SMTP.CommandTimeout, "smtp.session_timeout": c.SMTP.SessionTimeout,
 		"dns.timeout": c.DNS.Timeout, "delivery.retry_min": c.Delivery.RetryMin, "delivery.retry_max": c.Delivery.RetryMax, "delivery.max_age": c.Delivery.MaxAge} {
 		if msg := d.problem(); msg != "" {

@@ -13,10 +13,10 @@ import (
 
 // Argument shapes of the admin requests (the CLI sends the same structs).
 type (
-	ListArgs    struct{}
-	OrgAddArgs  struct{ ID, Name string }
-	OrgArgs     struct{ ID string }
-	MemberArgs  struct{ Email string }
+	ListArgs      struct{}
+	OrgAddArgs    struct{ ID, Name string }
+	OrgArgs       struct{ ID string }
+	MemberArgs    struct{ Email string }
 	MemberKeyArgs struct {
 		Email  string
 		Key    []byte

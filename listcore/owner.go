@@ -69,7 +69,7 @@ func (c *Core) receiveOwner(ctx context.Context, env Envelope, t Target, msg []b
 			h.Write(f.Raw)
 		}
 	}
-	h.WriteString(foldField("Subject", encodeText(strings.TrimSpace("[" + fmtList(l) + " owners] " + tlp.Decode(subject)))))
+	h.WriteString(foldField("Subject", encodeText(strings.TrimSpace("["+fmtList(l)+" owners] "+tlp.Decode(subject)))))
 	h.WriteString(foldField("X-Loop", ownerAddr))
 	body, err := out.sign(h.Bytes(), msg[p.bodyOff:])
 	if err != nil {

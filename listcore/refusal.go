@@ -15,7 +15,9 @@ type Refusal struct {
 	Kind string
 }
 
-func (r *Refusal) Error() string { return fmt.Sprintf("%d %d.%d.%d %s", r.Code, r.Enhanced[0], r.Enhanced[1], r.Enhanced[2], r.Reason) }
+func (r *Refusal) Error() string {
+	return fmt.Sprintf("%d %d.%d.%d %s", r.Code, r.Enhanced[0], r.Enhanced[1], r.Enhanced[2], r.Reason)
+}
 
 // Temporary reports whether the sender should retry.
 func (r *Refusal) Temporary() bool { return r.Code/100 == 4 }

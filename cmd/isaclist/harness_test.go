@@ -2,10 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"net/mail"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -11,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,7 +35,7 @@ func writeCert(t *testing.T, certFile, keyFile, host string, serial int64) *x509
 		t.Fatal(err)
 	}
 	kder, _ := x509.MarshalPKCS8PrivateKey(key)
-	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)  //nolint:errcheck
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644) //nolint:errcheck
 	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600) //nolint:errcheck
 	cert, _ := x509.ParseCertificate(der)
 	pool := x509.NewCertPool()
