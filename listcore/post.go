@@ -163,7 +163,9 @@ func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []by
 	var unknown *tlp.UnknownLabelError
 	switch {
 	case errors.As(labelErr, &unknown):
-		return nil, refuse(CodeBadLabel, "%s", unknown.Error())
+		r := refuse(CodeBadLabel, "%s", unknown.Error())
+		r.Private = true
+		return nil, r
 	case errors.Is(labelErr, tlp.ErrNoLabel) && threadLabel.Valid():
 		// An unlabelled reply inherits its thread's label (below).
 	case errors.Is(labelErr, tlp.ErrNoLabel) && l.DefaultLabel.Valid():

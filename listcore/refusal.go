@@ -13,6 +13,9 @@ type Refusal struct {
 	Cause    string
 	// Kind is a stable short name for logs and counters.
 	Kind string
+	// Private: Reason quotes the message (a piece of its subject), which
+	// may be TLP:RED; it goes to the sender only, never to the log.
+	Private bool
 }
 
 func (r *Refusal) Error() string {

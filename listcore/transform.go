@@ -248,6 +248,9 @@ func outgoingSubject(prefix string, label tlp.Label, hdr *mailhdr.Header) string
 			}
 			s = s[:i] + " " + s[i+len(prefix):]
 		}
+		// Cutting the prefix out can join the pieces around it into a new
+		// label ("TLP [Energy ISAC] :RED"); Strip again, it is idempotent.
+		s = tlp.Strip(s)
 	}
 	s = strings.Join(strings.Fields(s), " ")
 	rest, reply, forward := s, false, false
@@ -277,9 +280,10 @@ func outgoingSubject(prefix string, label tlp.Label, hdr *mailhdr.Header) string
 }
 
 // encodeText returns s as an unstructured header value: as is if it is
-// printable ASCII, else RFC 2047 encoded words.
+// printable ASCII, else RFC 2047 encoded words. Text holding a literal
+// "=?" is encoded too, so that a reader does not decode it a second time.
 func encodeText(s string) string {
-	if isPrintableASCII(s) {
+	if isPrintableASCII(s) && !strings.Contains(s, "=?") {
 		return s
 	}
 	return mime.QEncoding.Encode("utf-8", s)

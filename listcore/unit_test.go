@@ -211,3 +211,12 @@ func TestRoleAddresses(t *testing.T) {
 		}
 	}
 }
+
+// Cutting the list prefix out must not assemble a label Strip removed.
+func TestPrefixRemovalCannotFormALabel(t *testing.T) {
+	got := outgoingSubject("[Energy ISAC]", tlp.Green, header(t, "Subject: [TLP:GREEN] TLP [Energy ISAC] :RED"))
+	rest := strings.TrimPrefix(got, "[Energy ISAC] [TLP:GREEN]")
+	if l, err := tlp.Read(rest); err == nil {
+		t.Errorf("outgoing subject %q carries a second label %v", got, l)
+	}
+}

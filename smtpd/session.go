@@ -194,7 +194,11 @@ func (sess *session) Data(r io.Reader) error {
 		if refusal.Kind == listcore.CodeInternal.Kind {
 			level = slog.LevelError
 		}
-		log.Log(context.Background(), level, "message refused", "kind", refusal.Kind, "code", refusal.Code, "reason", refusal.Reason, "cause", refusal.Cause)
+		reason := refusal.Reason
+		if refusal.Private {
+			reason = "(not logged: it quotes the message)"
+		}
+		log.Log(context.Background(), level, "message refused", "kind", refusal.Kind, "code", refusal.Code, "reason", reason, "cause", refusal.Cause)
 		return reply(refusal, sess.id)
 	}
 	log.Info("message accepted", "label", acc.Label.String(), "copies", acc.Copies, "raised", acc.Raised, "duplicate", acc.Duplicate)

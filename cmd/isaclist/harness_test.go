@@ -47,6 +47,7 @@ type world struct {
 
 type worldOpts struct {
 	extraConfig string // appended TOML
+	smtpConfig  string // more keys of [smtp]
 	noList      bool   // do not create the standard list and members
 }
 
@@ -82,6 +83,7 @@ data_dir = %q
 [smtp]
 listen = ["127.0.0.1:0"]
 command_timeout = "20s"
+%s
 
 [dns]
 resolver = %q
@@ -98,7 +100,7 @@ socket = %q
 
 [log]
 level = "debug"
-%s`, listHost, filepath.Join(dir, "data"), dns.Addr, sink.Addr, filepath.Join(dir, "admin.sock"), o.extraConfig)
+%s`, listHost, filepath.Join(dir, "data"), o.smtpConfig, dns.Addr, sink.Addr, filepath.Join(dir, "admin.sock"), o.extraConfig)
 	if err := os.WriteFile(w.cfgPath, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
 	}

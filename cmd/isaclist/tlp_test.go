@@ -82,6 +82,12 @@ func TestUnlabelledAndUnknownLabelsAreRefused(t *testing.T) {
 			t.Errorf("%q: refusal %q does not explain (want %q and how to label)", c.subject, se.Message, c.want)
 		}
 	}
+	// The refusal quotes the subject to its sender, never to the log.
+	for _, word := range []string{"ORANGE", "REDACTED", "YELLOW"} {
+		if strings.Contains(w.logs.String(), word) {
+			t.Errorf("the log quotes the subject (%s)", word)
+		}
+	}
 	// With a default label, unlabelled posts go out with it.
 	w.mustRun("list", "set", "--default-label", "amber")
 	if _, err := w.post("alice@member-a.example", sandbox.Message{Subject: "Outage tonight", Body: "x\n"}); err != nil {
