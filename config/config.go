@@ -70,6 +70,9 @@ type Delivery struct {
 	// where it is used when offered), "starttls", "tls" (implicit TLS,
 	// port 465 style) or "none" (never; only sensible on loopback).
 	RelayTLS          string `toml:"relay_tls"`
+	// RelayCAFile: PEM certificates to trust for the relay's TLS instead of
+	// the system's roots (a relay with an internal CA).
+	RelayCAFile       string `toml:"relay_ca_file"`
 	RelayUsername     string `toml:"relay_username"`
 	RelayPasswordFile string `toml:"relay_password_file"`
 	Maildir           string `toml:"maildir"`
@@ -311,6 +314,11 @@ func (c *Config) check(md toml.MetaData) []Problem {
 	case "auto", "starttls", "tls", "none":
 	default:
 		bad("delivery.relay_tls", "%q is not one of auto, starttls, tls, none", d.RelayTLS)
+	}
+	if d.RelayCAFile != "" {
+		if _, err := os.Stat(d.RelayCAFile); err != nil {
+			bad("delivery.relay_ca_file", "cannot read %s: %v", d.RelayCAFile, errors.Unwrap(err))
+		}
 	}
 	if (d.RelayUsername == "") != (d.RelayPasswordFile == "") {
 		bad("delivery.relay_password_file", "relay_username and relay_password_file go together")

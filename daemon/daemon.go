@@ -6,6 +6,7 @@ package daemon
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -81,6 +82,17 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 				return nil, fmt.Errorf("delivery.relay_password_file: %w", err)
 			}
 			r.Password = string(trimNewline(pw))
+		}
+		if cfg.Delivery.RelayCAFile != "" {
+			pem, err := os.ReadFile(cfg.Delivery.RelayCAFile)
+			if err != nil {
+				return nil, fmt.Errorf("delivery.relay_ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("delivery.relay_ca_file: %s holds no PEM certificate", cfg.Delivery.RelayCAFile)
+			}
+			r.TLSConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		}
 		transport, d.transport = r, r
 	case "maildir":

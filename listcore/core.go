@@ -116,7 +116,22 @@ func (c *Core) ResolveRecipient(rcpt string) (Target, *Refusal) {
 			}
 			return Target{Kind: TargetOwner, List: l.Address, Address: addr}, nil
 		case strings.HasPrefix(local, lLocal+bounceSuffix+"+"):
-			return Target{Kind: TargetBounce, List: l.Address, Address: addr, Token: strings.TrimPrefix(local, lLocal+bounceSuffix+"+")}, nil
+			token := strings.TrimPrefix(local, lLocal+bounceSuffix+"+")
+			// A forged bounce address is refused before its data is sent.
+			var s *store.ListSecrets
+			if err := c.DB.View(func(tx *store.Tx) error {
+				var err error
+				s, err = tx.ListSecrets(l.Address)
+				return err
+			}); err != nil {
+				return Target{}, internalError(err)
+			}
+			if _, err := ParseBounceToken(l.Address, s.VERPKey, token, c.now()); err != nil {
+				r := refuse(CodeBadBounce, "%s is not an address %s sent mail from; the bounce is not accepted", addr, fmtList(&l))
+				r.Cause = err.Error()
+				return Target{}, r
+			}
+			return Target{Kind: TargetBounce, List: l.Address, Address: addr, Token: token}, nil
 		case local == lLocal+bounceSuffix:
 			return Target{}, refuse(CodeBadRecipient, "%s only receives bounces addressed to one copy; it is not a mailbox", addr)
 		}

@@ -180,6 +180,12 @@ func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []by
 		acc.Label, acc.Raised = threadLabel, true
 	}
 
+	if acc.Label == tlp.Red {
+		// TLP:RED may only travel encrypted, and never be written down in
+		// the clear; until copies are encrypted, it is not taken at all.
+		return nil, refuse(CodeRedUnsupported, "%s cannot carry TLP:RED yet: RED is shared only encrypted, and this server does not encrypt copies; share it in person (Rondje Rood) or by encrypted mail to each member", fmtList(l))
+	}
+
 	now := c.now()
 	id := env.ID
 	if id == "" {

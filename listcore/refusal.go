@@ -47,12 +47,13 @@ var (
 	// RFC 3463 X.4.6: routing loop detected.
 	CodeLoop = RefusalCode{"loop", 554, [3]int{5, 4, 6}}
 	// RFC 3463 X.7.1: delivery not authorized, message refused.
-	CodeNullSender = RefusalCode{"null-sender", 550, [3]int{5, 7, 1}}
-	CodeAutoReply  = RefusalCode{"auto-reply", 550, [3]int{5, 7, 1}}
-	CodeNotMember  = RefusalCode{"not-member", 550, [3]int{5, 7, 1}}
-	CodeNoLabel    = RefusalCode{"no-label", 550, [3]int{5, 7, 1}}
-	CodeBadLabel   = RefusalCode{"unknown-label", 550, [3]int{5, 7, 1}}
-	CodeBadBounce  = RefusalCode{"bad-bounce", 550, [3]int{5, 7, 1}}
+	CodeNullSender     = RefusalCode{"null-sender", 550, [3]int{5, 7, 1}}
+	CodeAutoReply      = RefusalCode{"auto-reply", 550, [3]int{5, 7, 1}}
+	CodeNotMember      = RefusalCode{"not-member", 550, [3]int{5, 7, 1}}
+	CodeNoLabel        = RefusalCode{"no-label", 550, [3]int{5, 7, 1}}
+	CodeBadLabel       = RefusalCode{"unknown-label", 550, [3]int{5, 7, 1}}
+	CodeBadBounce      = RefusalCode{"bad-bounce", 550, [3]int{5, 7, 1}}
+	CodeRedUnsupported = RefusalCode{"red-unsupported", 550, [3]int{5, 7, 1}}
 	// RFC 7372 §3.1 X.7.26: multiple authentication checks failed.
 	CodeNotAuthenticated = RefusalCode{"not-authenticated", 550, [3]int{5, 7, 26}}
 	// RFC 3463 X.4.3: directory server failure (DNS), temporary.

@@ -23,6 +23,10 @@ import (
 	"github.com/isaclist/isaclist/listcore"
 )
 
+// maxLineLength bounds command and text lines: RFC 5321 §4.5.3.1.4 and
+// §4.5.3.1.6 allow 1000 octets; twice that tolerates sloppy senders.
+const maxLineLength = 2000
+
 // Options are the SMTP listener's settings (config [smtp]).
 type Options struct {
 	Hostname            string
@@ -48,7 +52,6 @@ type Server struct {
 	listeners []net.Listener
 	draining  bool
 	sessions  map[*session]struct{}
-	wg        sync.WaitGroup
 }
 
 // New returns a server that decides with core.
@@ -62,9 +65,7 @@ func New(opts Options, core *listcore.Core, log *slog.Logger) *Server {
 	srv.ReadTimeout = opts.CommandTimeout
 	srv.WriteTimeout = opts.CommandTimeout
 	srv.TLSConfig = opts.TLS
-	// RFC 5321 §4.5.3.1.4: 1000 octets per command line; go-smtp's
-	// default doubles it, which is generous enough to keep.
-	srv.MaxLineLength = 2000
+	srv.MaxLineLength = maxLineLength
 	srv.ErrorLog = slogPrintf{log}
 	s.smtp = srv
 	return s

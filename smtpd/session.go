@@ -181,6 +181,12 @@ func (sess *session) Data(r io.Reader) error {
 			return reply(&listcore.Refusal{Code: 552, Enhanced: [3]int{5, 3, 4},
 				Reason: fmt.Sprintf("the message is larger than the %d bytes this list takes; send a link or a smaller attachment", sess.srv.opts.MaxMessageBytes)}, sess.id)
 		}
+		if errors.Is(err, smtp.ErrTooLongLine) {
+			// go-smtp cannot resynchronise after this; the connection ends
+			// after the reply.
+			return reply(&listcore.Refusal{Code: 554, Enhanced: [3]int{5, 6, 0},
+				Reason: fmt.Sprintf("a line of the message is longer than %d characters (RFC 5321 §4.5.3.1.6 allows 1000); your mail server should encode long lines (quoted-printable or base64)", maxLineLength)}, sess.id)
+		}
 		sess.log.Info("message not received", "id", sess.id, "err", err)
 		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "the message did not arrive completely [" + sess.id + "]"}
 	}

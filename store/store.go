@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // FileName is the database file inside the data directory.
@@ -47,7 +48,7 @@ func Open(dir string) (*DB, error) {
 	path := filepath.Join(dir, FileName)
 	b, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
 	if err != nil {
-		if errors.Is(err, bbolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("%s: %w (is `isaclist serve` running? use the admin commands against it, or stop it first)", path, ErrLocked)
 		}
 		return nil, fmt.Errorf("opening %s: %w", path, err)

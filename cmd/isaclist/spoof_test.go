@@ -119,6 +119,12 @@ func TestSpoofingAttemptsAreRefused(t *testing.T) {
 			}
 			return attempt{"eve@outsider.example", raw}
 		}, 550, smtp.EnhancedCode{5, 7, 26}, "not authenticated"},
+		{"forged Authentication-Results and ARC", func() attempt {
+			raw := plainPost("alice@member-a.example", subject,
+				"Authentication-Results: lists.energy.example; dkim=pass header.d=member-a.example; dmarc=pass",
+				"ARC-Authentication-Results: i=1; lists.energy.example; dkim=pass header.d=member-a.example").Bytes()
+			return attempt{"eve@outsider.example", raw}
+		}, 550, smtp.EnhancedCode{5, 7, 26}, "not authenticated"},
 		{"SPF pass for an unaligned MAIL FROM", func() attempt {
 			return attempt{"eve@outsider.example", plainPost("alice@member-a.example", subject).Bytes()}
 		}, 550, smtp.EnhancedCode{5, 7, 26}, "not authenticated"},
@@ -255,5 +261,37 @@ func TestSMTPSmugglingRefused(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if n := len(w.sink.Messages()); n != 0 {
 		t.Fatalf("%d copies left the server", n)
+	}
+}
+
+func TestOversizedMessageIsRefused(t *testing.T) {
+	w := newWorld(t, worldOpts{smtpConfig: "max_message_bytes = 20000"})
+	big := plainPost("alice@member-a.example", "[TLP:GREEN] big")
+	big.Body = strings.Repeat(strings.Repeat("x", 70)+"\n", 400)
+	_, err := w.post("alice@member-a.example", big)
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 552 || se.EnhancedCode != (smtp.EnhancedCode{5, 3, 4}) || !strings.Contains(se.Message, "20000") {
+		t.Fatalf("want 552 5.3.4 naming the limit, got %v\n%s", err, w.logs)
+	}
+	// A declared SIZE over the limit is refused at MAIL FROM (RFC 1870).
+	r, _, err := sandbox.DialRaw(w.smtp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.Cmd("EHLO mail.member-a.example") //nolint:errcheck
+	if reply, _ := r.Cmd("MAIL FROM:<alice@member-a.example> SIZE=999999"); !strings.HasPrefix(reply, "552 5.3.4") {
+		t.Errorf("MAIL FROM with SIZE over the limit got %q", reply)
+	}
+	// A line longer than the SMTP limit gets its own reason.
+	long := plainPost("alice@member-a.example", "[TLP:GREEN] long line")
+	long.Body = strings.Repeat("y", 5000)
+	_, err = w.post("alice@member-a.example", long)
+	if !errors.As(err, &se) || se.Code != 554 || !strings.Contains(se.Message, "longer than") {
+		t.Errorf("a 5000-character line: want 554 naming the line length, got %v", err)
+	}
+	// The server still works.
+	if _, err := w.post("alice@member-a.example", plainPost("alice@member-a.example", "[TLP:GREEN] small")); err != nil {
+		t.Fatalf("small post after a big one: %v", err)
 	}
 }

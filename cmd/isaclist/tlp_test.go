@@ -173,3 +173,22 @@ func TestDuplicatePostIsDistributedOnce(t *testing.T) {
 		t.Errorf("%d copies for a post sent twice, want 3", n)
 	}
 }
+
+// Until copies are encrypted, TLP:RED is refused, not stored: it must never
+// be written down in the clear. A reply into a RED thread is refused too.
+func TestRedIsRefusedUntilCopiesAreEncrypted(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	marker := "RED-MARKER-8c1f2"
+	_, err := w.post("alice@member-a.example", sandbox.Message{Subject: "[TLP:RED] " + marker, Body: marker + "\n"})
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 550 || !strings.Contains(se.Message, "TLP:RED") {
+		t.Fatalf("want 550 for TLP:RED, got %v", err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if len(w.sink.Messages()) != 0 {
+		t.Fatal("a RED post left the server")
+	}
+	if strings.Contains(w.logs.String(), marker) {
+		t.Error("the log holds the RED post's subject")
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -125,5 +126,58 @@ func TestOwnerAddressReachesTheOwners(t *testing.T) {
 	raw = sandbox.Message{From: "alice@member-a.example", To: owner, Subject: "Please add my friend", Body: "x\n"}.Bytes()
 	if _, err := sandbox.Send(w.smtp, "mail.attacker.example", "eve@outsider.example", []string{owner}, raw); err == nil {
 		t.Error("an unauthenticated message to the owners was forwarded")
+	}
+}
+
+// Through a relay that is not on loopback-style trust: STARTTLS verified
+// against the configured CA, and AUTH PLAIN with the password from a file.
+func TestRelayWithSTARTTLSAndAuth(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "relay.pem"), filepath.Join(dir, "relay.key")
+	writeCert(t, certFile, keyFile, "localhost", 7)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	relay, err := sandbox.StartSinkWith(&tls.Config{Certificates: []tls.Certificate{cert}}, "isaclist", "s3cret-relay")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer relay.Close()
+	pw := filepath.Join(dir, "relay.pw")
+	os.WriteFile(pw, []byte("s3cret-relay\n"), 0o600) //nolint:errcheck
+	w := newWorld(t, worldOpts{})
+	w.stop()
+	cfg, _ := os.ReadFile(w.cfgPath)
+	_, port, _ := strings.Cut(relay.Addr, ":")
+	cfg = []byte(strings.Replace(string(cfg), "relay = \""+w.sink.Addr+"\"", fmt.Sprintf("relay = \"localhost:%s\"\nrelay_tls = \"starttls\"\nrelay_ca_file = %q\nrelay_username = \"isaclist\"\nrelay_password_file = %q", port, certFile, pw), 1))
+	os.WriteFile(w.cfgPath, cfg, 0o600) //nolint:errcheck
+	w.start()
+	if _, err := w.post("alice@member-a.example", sandbox.Message{Subject: "[TLP:GREEN] via an authenticated relay", Body: "x\n"}); err != nil {
+		t.Fatal(err)
+	}
+	got := relay.Wait(3, 10*time.Second)
+	if len(got) != 3 {
+		t.Fatalf("relay got %d copies\n%s", len(got), w.logs)
+	}
+	for _, m := range got {
+		if !m.TLS {
+			t.Errorf("copy to %s crossed without TLS", m.To[0])
+		}
+	}
+	if strings.Contains(w.logs.String(), "s3cret-relay") {
+		t.Error("the relay password is in the log")
+	}
+	// A wrong password: the copies wait in the queue, the log says why.
+	os.WriteFile(pw, []byte("wrong\n"), 0o600) //nolint:errcheck
+	w.stop()
+	w.start()
+	if _, err := w.post("alice@member-a.example", sandbox.Message{Subject: "[TLP:GREEN] second", Body: "x\n"}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	q := w.mustRun("queue", "list")
+	if !strings.Contains(q, "AUTH") || strings.Count(q, "deferred") != 3 {
+		t.Errorf("the queue does not hold the 3 copies deferred for the AUTH failure:\n%s", q)
 	}
 }

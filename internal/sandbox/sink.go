@@ -2,11 +2,14 @@ package sandbox
 
 import (
 	"bytes"
+	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"sync"
 	"time"
 
+	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
 
@@ -16,12 +19,14 @@ type Received struct {
 	To   []string
 	Data []byte
 	At   time.Time
+	TLS  bool // the message came over STARTTLS
 }
 
 // Sink is an SMTP server that accepts everything and keeps it: the relay
 // (smarthost) in tests. SetReject makes it refuse recipients.
 type Sink struct {
-	Addr   string
+	Addr           string
+	user, password string
 	reject func(rcpt string) *smtp.SMTPError
 
 	srv  *smtp.Server
@@ -31,15 +36,23 @@ type Sink struct {
 }
 
 // StartSink listens on a free loopback port.
-func StartSink() (*Sink, error) {
+func StartSink() (*Sink, error) { return StartSinkWith(nil, "", "") }
+
+// StartSinkWith is a sink that offers STARTTLS with tlsConfig and, if user
+// is set, requires AUTH PLAIN with user and password.
+func StartSinkWith(tlsConfig *tls.Config, user, password string) (*Sink, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	s := &Sink{Addr: l.Addr().String()}
+	s := &Sink{Addr: l.Addr().String(), user: user, password: password}
 	s.cond = sync.NewCond(&s.mu)
-	s.srv = smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) { return &sinkSession{sink: s}, nil }))
+	s.srv = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+		_, isTLS := c.TLSConnectionState()
+		return &sinkSession{sink: s, TLS: isTLS}, nil
+	}))
 	s.srv.Domain = "sink.test"
+	s.srv.TLSConfig = tlsConfig
 	s.srv.MaxMessageBytes = 300 << 20
 	s.srv.ErrorLog = nopLogger{}
 	go s.srv.Serve(l) //nolint:errcheck
@@ -79,14 +92,36 @@ func (s *Sink) Wait(n int, timeout time.Duration) []Received {
 }
 
 type sinkSession struct {
-	sink *Sink
-	from string
-	to   []string
+	sink   *Sink
+	from   string
+	to     []string
+	authed bool
+	TLS    bool
+}
+
+func (s *sinkSession) AuthMechanisms() []string {
+	if s.sink.user == "" {
+		return nil
+	}
+	return []string{sasl.Plain}
+}
+
+func (s *sinkSession) Auth(string) (sasl.Server, error) {
+	return sasl.NewPlainServer(func(_, user, password string) error {
+		if user != s.sink.user || password != s.sink.password {
+			return errors.New("bad credentials")
+		}
+		s.authed = true
+		return nil
+	}), nil
 }
 
 func (s *sinkSession) Reset()        { s.from, s.to = "", nil }
 func (s *sinkSession) Logout() error { return nil }
 func (s *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
+	if s.sink.user != "" && !s.authed {
+		return smtp.ErrAuthRequired
+	}
 	s.from = from
 	return nil
 }
@@ -108,7 +143,7 @@ func (s *sinkSession) Data(r io.Reader) error {
 		return err
 	}
 	s.sink.mu.Lock()
-	s.sink.msgs = append(s.sink.msgs, Received{From: s.from, To: s.to, Data: b.Bytes(), At: time.Now()})
+	s.sink.msgs = append(s.sink.msgs, Received{From: s.from, To: s.to, Data: b.Bytes(), At: time.Now(), TLS: s.TLS})
 	s.sink.mu.Unlock()
 	s.sink.cond.Broadcast()
 	return nil

@@ -2,6 +2,7 @@ package outbound
 
 import (
 	"context"
+	"errors"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -41,6 +42,13 @@ type relayConn struct {
 func (r *Relay) Deliver(ctx context.Context, from, to string, msg []byte) (Result, error) {
 	rc, err := r.get(ctx)
 	if err != nil {
+		// Trouble reaching or greeting the relay (a refused EHLO, a wrong
+		// password) is about us, not about this copy: retry, never give up
+		// the copy for it.
+		var e *Error
+		if errors.As(err, &e) {
+			e.Permanent = false
+		}
 		return Result{}, err
 	}
 	res, err := r.send(rc, from, to, msg)

@@ -1,0 +1,149 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/isaclist/isaclist/tlp"
+)
+
+func open(t *testing.T) *DB {
+	t.Helper()
+	db, err := Open(filepath.Join(t.TempDir(), "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestOpenMakesTheDataDirectoryPrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	os.MkdirAll(dir, 0o755) //nolint:errcheck
+	db, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for path, want := range map[string]os.FileMode{dir: 0o700, db.Path(): 0o600} {
+		fi, _ := os.Stat(path)
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %04o, want %04o", path, fi.Mode().Perm(), want)
+		}
+	}
+	// A second opener fails fast with a clear message.
+	start := time.Now()
+	_, err = Open(dir)
+	if !errors.Is(err, ErrLocked) || time.Since(start) > 5*time.Second {
+		t.Errorf("second Open: %v after %s", err, time.Since(start))
+	}
+}
+
+// One failing writer in a group commit does not take the others' writes
+// with it, and its own partial writes are not kept.
+func TestGroupCommitIsolatesFailures(t *testing.T) {
+	db := open(t)
+	if err := db.Update(func(tx *Tx) error {
+		return tx.CreateList(&List{Address: "l@x.example", Name: "L"}, &ListSecrets{})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 50)
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = db.Update(func(tx *Tx) error {
+				if err := tx.PutOrg("l@x.example", &Org{ID: fmt.Sprintf("org-%d", i)}); err != nil {
+					return err
+				}
+				if i%7 == 0 {
+					return fmt.Errorf("writer %d fails", i)
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	var orgs []Org
+	db.View(func(tx *Tx) error { orgs, _ = tx.Orgs("l@x.example"); return nil }) //nolint:errcheck
+	have := map[string]bool{}
+	for _, o := range orgs {
+		have[o.ID] = true
+	}
+	for i, err := range errs {
+		id := fmt.Sprintf("org-%d", i)
+		if i%7 == 0 {
+			if err == nil || have[id] {
+				t.Errorf("writer %d: err %v, kept %v", i, err, have[id])
+			}
+		} else if err != nil || !have[id] {
+			t.Errorf("writer %d: err %v, kept %v", i, err, have[id])
+		}
+	}
+}
+
+func TestQueueDueOrderAndCleanup(t *testing.T) {
+	db := open(t)
+	now := time.Now()
+	err := db.Update(func(tx *Tx) error {
+		return tx.Enqueue(&Message{ID: "m1", List: "l@x.example", Kind: KindPost, Label: tlp.Amber}, []byte("body"), []Delivery{
+			{Rcpt: "a@x.example", Next: now.Add(time.Minute)},
+			{Rcpt: "b@x.example", Next: now.Add(-time.Minute)},
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.View(func(tx *Tx) error { //nolint:errcheck
+		due, _ := tx.Due(now, 10)
+		if len(due) != 1 || due[0].Rcpt != "b@x.example" {
+			t.Errorf("due now: %+v", due)
+		}
+		if next := tx.NextDue(); !next.Equal(now.Add(-time.Minute).Truncate(0)) && next.UnixNano() != now.Add(-time.Minute).UnixNano() {
+			t.Errorf("next due %v", next)
+		}
+		return nil
+	})
+	// Rescheduling moves a copy in the due index.
+	db.Update(func(tx *Tx) error { //nolint:errcheck
+		d, _ := tx.Delivery("m1", "b@x.example")
+		old := d.Next
+		d.Next = now.Add(time.Hour)
+		return tx.Reschedule(d, old)
+	})
+	db.View(func(tx *Tx) error { //nolint:errcheck
+		if due, _ := tx.Due(now, 10); len(due) != 0 {
+			t.Errorf("rescheduled copy still due: %+v", due)
+		}
+		return nil
+	})
+	// Finishing the last copy removes the message and its body.
+	db.Update(func(tx *Tx) error { //nolint:errcheck
+		for _, r := range []string{"a@x.example", "b@x.example"} {
+			d, _ := tx.Delivery("m1", r)
+			if err := tx.FinishDelivery("m1", r, d.Next); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	db.View(func(tx *Tx) error { //nolint:errcheck
+		if _, err := tx.Body("m1"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("body kept after the last copy: %v", err)
+		}
+		if q, _ := tx.Queue(); len(q) != 0 {
+			t.Errorf("queue not empty: %+v", q)
+		}
+		if !tx.NextDue().IsZero() {
+			t.Error("due index not empty")
+		}
+		return nil
+	})
+}
