@@ -69,7 +69,7 @@ type Delivery struct {
 	// RelayTLS: "auto" (STARTTLS required unless the relay is on loopback,
 	// where it is used when offered), "starttls", "tls" (implicit TLS,
 	// port 465 style) or "none" (never; only sensible on loopback).
-	RelayTLS          string `toml:"relay_tls"`
+	RelayTLS string `toml:"relay_tls"`
 	// RelayCAFile: PEM certificates to trust for the relay's TLS instead of
 	// the system's roots (a relay with an internal CA).
 	RelayCAFile       string `toml:"relay_ca_file"`

@@ -27,7 +27,7 @@ type Received struct {
 type Sink struct {
 	Addr           string
 	user, password string
-	reject func(rcpt string) *smtp.SMTPError
+	reject         func(rcpt string) *smtp.SMTPError
 
 	srv  *smtp.Server
 	mu   sync.Mutex

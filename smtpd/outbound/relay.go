@@ -2,8 +2,8 @@ package outbound
 
 import (
 	"context"
-	"errors"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
