@@ -10,7 +10,6 @@ package listcore
 import (
 	"crypto/rand"
 	"encoding/base32"
-	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -181,4 +180,3 @@ func fmtList(l *store.List) string {
 	return l.Address
 }
 
-var _ = fmt.Sprintf
