@@ -115,6 +115,7 @@ func (d *Daemon) handleAdmin(_ context.Context, caller admin.Caller, req admin.R
 		if err != nil {
 			return nil, nil, err
 		}
+		d.checkKeys()
 		m.Key = nil
 		return m, nil, nil
 	case "member.remove":
@@ -135,8 +136,12 @@ func (d *Daemon) handleAdmin(_ context.Context, caller admin.Caller, req admin.R
 		if err != nil {
 			return nil, nil, err
 		}
+		d.checkKeys()
 		m.Key = nil
 		return m, nil, nil
+	case "list.key":
+		k, err := c.ListPublicKey(list)
+		return map[string]string{"public_key": k}, nil, err
 	case "queue.list":
 		var q []store.QueueEntry
 		err := c.DB.View(func(tx *store.Tx) error {

@@ -149,6 +149,21 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		d.checkKeys()
+		t := time.NewTicker(12 * time.Hour)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				d.checkKeys()
+			}
+		}
+	}()
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
 		if err := d.admin.Serve(); err != nil {
 			d.serveErr <- fmt.Errorf("admin socket: %w", err)
 		}
@@ -165,6 +180,16 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 	log.Info("isaclist started", "hostname", cfg.Hostname, "smtp", d.SMTPAddrs, "admin", cfg.Admin.Socket,
 		"delivery", cfg.Delivery.Mode, "starttls", tlsConfig != nil, "data_dir", cfg.DataDir)
 	return d, nil
+}
+
+// checkKeys tells members whose OpenPGP key is about to expire.
+func (d *Daemon) checkKeys() {
+	n, err := d.Core.CheckKeyExpiry()
+	if err != nil {
+		d.Log.Error("checking member key expiry", "err", err)
+	} else if n > 0 {
+		d.Log.Info("members told their OpenPGP key expires soon", "count", n)
+	}
 }
 
 // Errors reports a listener that stopped on its own.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/isaclist/isaclist/listcore/mailhdr"
+	"github.com/isaclist/isaclist/listcore/pgp"
 	"github.com/isaclist/isaclist/store"
 	"github.com/isaclist/isaclist/tlp"
 )
@@ -118,6 +119,9 @@ type CreateListRequest struct {
 	Name    string   `json:"name"`
 	Prefix  string   `json:"prefix,omitempty"`
 	Owners  []string `json:"owners,omitempty"`
+	// KeyAlgorithm of the list's OpenPGP key: "curve25519" (default) or
+	// "rsa4096".
+	KeyAlgorithm string `json:"key_algorithm,omitempty"`
 }
 
 // CreateList creates a list with a new DKIM key and VERP secret.
@@ -145,18 +149,35 @@ func (c *Core) CreateList(req CreateListRequest) (*store.List, error) {
 	if err != nil {
 		return nil, err
 	}
+	algo := req.KeyAlgorithm
+	switch algo {
+	case "":
+		algo = "curve25519"
+	case "curve25519", "rsa4096":
+	default:
+		return nil, userErr("--key-algorithm %q: use curve25519 (the default) or rsa4096", algo)
+	}
 	dkimKey, err := c.NewDKIMKey()
 	if err != nil {
 		return nil, err
 	}
 	now := c.now()
+	pgpKey, err := pgp.GenerateListKey(name, addr, algo, now)
+	if err != nil {
+		return nil, fmt.Errorf("making the list's OpenPGP key: %w", err)
+	}
+	lk, err := pgp.LoadListKey(pgpKey)
+	if err != nil {
+		return nil, err
+	}
 	l := &store.List{Address: addr, Name: name, Prefix: prefix, ReplyTo: "author", Owners: owners,
-		DKIMSelector: dkimSelector(addr, now), Created: now}
+		DKIMSelector: dkimSelector(addr, now), Created: now, PGPFingerprint: lk.Fingerprint(),
+		Encryption: store.EncryptionOpportunistic}
 	err = c.DB.Update(func(tx *store.Tx) error {
 		if _, err := tx.List(addr); err == nil {
 			return userErr("list %s already exists", addr)
 		}
-		return tx.CreateList(l, &store.ListSecrets{DKIMKey: dkimKey, VERPKey: newSecret(32)})
+		return tx.CreateList(l, &store.ListSecrets{DKIMKey: dkimKey, VERPKey: newSecret(32), PGPKey: pgpKey})
 	})
 	if err != nil {
 		return nil, err
@@ -178,13 +199,40 @@ func (c *Core) checkOwners(in []string) ([]string, error) {
 	return out, nil
 }
 
+// ListPublicKey returns the list's armored OpenPGP public key: never the
+// private part.
+func (c *Core) ListPublicKey(addr string) (string, error) {
+	var l *store.List
+	var s *store.ListSecrets
+	if err := c.DB.View(func(tx *store.Tx) error {
+		var err error
+		if l, err = tx.List(addr); err != nil {
+			return err
+		}
+		s, err = tx.ListSecrets(addr)
+		return err
+	}); err != nil {
+		return "", err
+	}
+	k := c.listKey(l, s)
+	if k == nil {
+		return "", userErr("list %s has no OpenPGP key", addr)
+	}
+	return k.ArmoredPublic()
+}
+
 // ListSettings is `isaclist list set`: nil fields stay as they are.
 type ListSettings struct {
-	Name         *string   `json:"name,omitempty"`
-	Prefix       *string   `json:"prefix,omitempty"`
-	DefaultLabel *string   `json:"default_label,omitempty"` // "" or "none" to refuse unlabelled posts
-	ReplyTo      *string   `json:"reply_to,omitempty"`
-	Owners       *[]string `json:"owners,omitempty"`
+	Encryption       *string `json:"encryption,omitempty"`
+	RequireSignature *bool   `json:"require_signature,omitempty"`
+	// StrictDelivery: "all-or-nothing" or "available" (for TLP:RED and
+	// TLP:AMBER+STRICT).
+	StrictDelivery *string   `json:"strict_delivery,omitempty"`
+	Name           *string   `json:"name,omitempty"`
+	Prefix         *string   `json:"prefix,omitempty"`
+	DefaultLabel   *string   `json:"default_label,omitempty"` // "" or "none" to refuse unlabelled posts
+	ReplyTo        *string   `json:"reply_to,omitempty"`
+	Owners         *[]string `json:"owners,omitempty"`
 }
 
 // SetList changes a list's settings.
@@ -235,6 +283,27 @@ func (c *Core) SetList(addr string, s ListSettings) (*store.List, error) {
 		}
 		if s.Owners != nil {
 			l.Owners = owners
+		}
+		if s.Encryption != nil {
+			switch *s.Encryption {
+			case store.EncryptionOff, store.EncryptionOpportunistic, store.EncryptionRequired:
+				l.Encryption = *s.Encryption
+			default:
+				return userErr("--encryption %q: use off (plain copies), opportunistic (encrypted for members with a key, plain for the rest) or required (encrypted only; members without a key receive nothing)", *s.Encryption)
+			}
+		}
+		if s.RequireSignature != nil {
+			l.RequireSignature = *s.RequireSignature
+		}
+		if s.StrictDelivery != nil {
+			switch *s.StrictDelivery {
+			case "all-or-nothing":
+				l.StrictAllOrNothing = true
+			case "available":
+				l.StrictAllOrNothing = false
+			default:
+				return userErr("--strict-delivery %q: use available (TLP:RED goes encrypted to the members with a key; the author learns who did not get it) or all-or-nothing (refused unless every member has a key)", *s.StrictDelivery)
+			}
 		}
 		out = l
 		return tx.PutList(l)
@@ -461,7 +530,7 @@ func (c *Core) AddMember(list string, req AddMemberRequest) (*store.Member, erro
 	}
 	m := &store.Member{Email: email, Name: name, Org: strings.ToLower(strings.TrimSpace(req.Org)), Backup: req.Backup, Added: c.now()}
 	if len(req.Key) > 0 {
-		info, mismatch, err := checkMemberKey(email, req.Key)
+		info, mismatch, err := checkMemberKey(email, req.Key, c.now())
 		if err != nil {
 			return nil, userErr("--key: %v", err)
 		}
@@ -471,7 +540,7 @@ func (c *Core) AddMember(list string, req AddMemberRequest) (*store.Member, erro
 			}
 			forced = append(forced, "key without a user ID for the address")
 		}
-		m.Key, m.KeyFingerprint = req.Key, info.Fingerprint
+		m.Key, m.KeyFingerprint, m.KeyAlgorithm, m.KeyExpires = req.Key, info.Fingerprint, info.Algorithm, info.Expires
 	}
 	if len(forced) > 0 {
 		m.ForcedReason = fmt.Sprintf("%s: %s (by %s, %s)", strings.Join(forced, ", "), strings.TrimSpace(req.Reason), actorOr(req.Actor), c.now().UTC().Format(time.DateOnly))
@@ -538,7 +607,7 @@ func (c *Core) SetMemberKey(list, email string, key []byte, force bool, reason, 
 	if err != nil {
 		return nil, err
 	}
-	info, mismatch, err := checkMemberKey(mb.Key(), key)
+	info, mismatch, err := checkMemberKey(mb.Key(), key, c.now())
 	if err != nil {
 		return nil, userErr("%v", err)
 	}
@@ -554,7 +623,8 @@ func (c *Core) SetMemberKey(list, email string, key []byte, force bool, reason, 
 			}
 			return err
 		}
-		m.Key, m.KeyFingerprint = key, info.Fingerprint
+		m.Key, m.KeyFingerprint, m.KeyAlgorithm, m.KeyExpires = key, info.Fingerprint, info.Algorithm, info.Expires
+		m.KeyExpiryNotified = ""
 		if mismatch {
 			m.ForcedReason = strings.TrimSpace(m.ForcedReason + fmt.Sprintf("; key without a user ID for the address: %s (by %s, %s)", reason, actorOr(actor), c.now().UTC().Format(time.DateOnly)))
 		}

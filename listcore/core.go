@@ -13,10 +13,12 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/isaclist/isaclist/listcore/mailauth"
 	"github.com/isaclist/isaclist/listcore/mailhdr"
+	"github.com/isaclist/isaclist/listcore/pgp"
 	"github.com/isaclist/isaclist/store"
 )
 
@@ -37,6 +39,33 @@ type Core struct {
 	// NewDKIMKey makes a list's DKIM key (PKCS#8 DER); tests swap in a
 	// faster one.
 	NewDKIMKey func() ([]byte, error)
+
+	keysMu   sync.Mutex
+	listKeys map[string]*pgp.ListKey // by list address and fingerprint
+}
+
+// listKey returns the list's OpenPGP key, parsed once; nil if it has none
+// or it does not parse (logged).
+func (c *Core) listKey(l *store.List, s *store.ListSecrets) *pgp.ListKey {
+	if len(s.PGPKey) == 0 {
+		return nil
+	}
+	cacheKey := l.Address + "\x00" + l.PGPFingerprint
+	c.keysMu.Lock()
+	defer c.keysMu.Unlock()
+	if k, ok := c.listKeys[cacheKey]; ok {
+		return k
+	}
+	k, err := pgp.LoadListKey(s.PGPKey)
+	if err != nil {
+		c.logger().Error("list OpenPGP key does not load", "list", l.Address, "err", err)
+		return nil
+	}
+	if c.listKeys == nil {
+		c.listKeys = map[string]*pgp.ListKey{}
+	}
+	c.listKeys[cacheKey] = k
+	return k
 }
 
 // New returns a Core with default limits and the real clock.
@@ -179,4 +208,3 @@ func fmtList(l *store.List) string {
 	}
 	return l.Address
 }
-

@@ -9,12 +9,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/isaclist/isaclist/listcore/pgp"
 	"github.com/isaclist/isaclist/store"
 )
 
-// Transport hands one copy to the next hop (smtpd/outbound).
+// Transport hands one copy to the next hop (smtpd/outbound). The copy
+// comes as pieces to be sent in order: an encrypted copy shares its large
+// pieces with every other copy of the same post and is never assembled.
 type Transport interface {
-	Deliver(ctx context.Context, from, to string, msg []byte) (TransportResult, error)
+	Deliver(ctx context.Context, from, to string, msg [][]byte) (TransportResult, error)
 }
 
 // TransportResult is what a transport reports of a successful hand-over.
@@ -105,18 +108,18 @@ func (r *Runner) Run(ctx context.Context) {
 			log.Error("queue: reading due copies", "err", err)
 			next = r.Core.now().Add(5 * time.Second)
 		}
-		bodies := map[string][]byte{}
+		sources := map[string]*copySource{}
 		for _, d := range due {
-			body, ok := bodies[d.MessageID]
+			src, ok := sources[d.MessageID]
 			if !ok {
-				body, err = r.body(d.MessageID)
+				src, err = r.source(d.MessageID)
 				if err != nil {
-					log.Error("queue: message body missing; dropping its copies", "id", d.MessageID, "err", err)
+					log.Error("queue: message missing; dropping its copies", "id", d.MessageID, "err", err)
 					r.finish(d, "")
 					r.done(d)
 					continue
 				}
-				bodies[d.MessageID] = body
+				sources[d.MessageID] = src
 			}
 			select {
 			case sem <- struct{}{}:
@@ -125,7 +128,7 @@ func (r *Runner) Run(ctx context.Context) {
 				return
 			}
 			inflight.Add(1)
-			go func(d store.Delivery, body []byte) {
+			go func(d store.Delivery, src *copySource) {
 				defer inflight.Done()
 				defer r.done(d)
 				defer func() { <-sem }()
@@ -134,8 +137,8 @@ func (r *Runner) Run(ctx context.Context) {
 						log.Error("queue: panic delivering a copy", "id", d.MessageID, "panic", p, "stack", string(debug.Stack()))
 					}
 				}()
-				r.deliver(ctx, d, body)
-			}(d, body)
+				r.deliver(ctx, d, src)
+			}(d, src)
 		}
 		if len(due) > 0 {
 			continue
@@ -199,24 +202,90 @@ func (r *Runner) claim(limit int) ([]store.Delivery, time.Time, error) {
 	return claimed, next, err
 }
 
-func (r *Runner) body(id string) ([]byte, error) {
-	var b []byte
-	err := r.Core.DB.View(func(tx *store.Tx) error {
-		var err error
-		b, err = tx.Body(id)
-		return err
-	})
-	return b, err
+// copySource is what the copies of one queued message are made from: the
+// plain copy, or the encrypted form shared by every encrypted copy.
+type copySource struct {
+	list    *store.List
+	secrets *store.ListSecrets
+	plain   []byte
+	frame   *store.Frame
+	armored *pgp.Armored
 }
 
-func (r *Runner) deliver(ctx context.Context, d store.Delivery, body []byte) {
+func (r *Runner) source(id string) (*copySource, error) {
+	src := &copySource{}
+	err := r.Core.DB.View(func(tx *store.Tx) error {
+		m, err := tx.Message(id)
+		if err != nil {
+			return err
+		}
+		if src.list, err = tx.List(m.List); err != nil {
+			return err
+		}
+		if src.secrets, err = tx.ListSecrets(m.List); err != nil {
+			return err
+		}
+		if !m.Encrypted || m.Plain {
+			if src.plain, err = tx.Body(id); err != nil {
+				return err
+			}
+		}
+		if m.Encrypted {
+			frame, sealed, err := tx.Encrypted(id)
+			if err != nil {
+				return err
+			}
+			src.frame, src.armored = frame, pgp.NewArmored(sealed)
+		}
+		return nil
+	})
+	return src, err
+}
+
+// pieces is one recipient's copy. An encrypted copy is the shared frame
+// and armored body around the recipient's own key packet, DKIM-signed for
+// this copy (its body differs from every other copy's by the key packet).
+func (s *copySource) pieces(d store.Delivery) ([][]byte, error) {
+	if d.KeyPacket == nil {
+		if s.plain == nil {
+			return nil, errors.New("plain copy asked of a message that has none")
+		}
+		return [][]byte{s.plain}, nil
+	}
+	if s.armored == nil {
+		return nil, errors.New("encrypted copy asked of a message that has no encrypted form")
+	}
+	armor, err := s.armored.Pieces(d.KeyPacket)
+	if err != nil {
+		return nil, err
+	}
+	body := make([][]byte, 0, len(armor)+2)
+	body = append(body, s.frame.Before)
+	body = append(body, armor...)
+	body = append(body, s.frame.After)
+	sig, err := dkimSignature(s.list, s.secrets, s.frame.Header, body)
+	if err != nil {
+		return nil, err
+	}
+	return append([][]byte{[]byte(sig), s.frame.Header, []byte("\r\n")}, body...), nil
+}
+
+func (r *Runner) deliver(ctx context.Context, d store.Delivery, src *copySource) {
 	log := r.Core.logger().With("id", d.MessageID, "rcpt", d.Rcpt, "attempt", d.Attempts)
 	from, err := r.envelopeSender(d)
 	if err != nil {
 		log.Error("queue: no envelope sender", "err", err)
 		return
 	}
-	res, err := r.Transport.Deliver(ctx, from, d.Rcpt, body)
+	copyPieces, err := src.pieces(d)
+	if err != nil {
+		log.Error("queue: cannot make the copy; giving it up", "err", err)
+		var msg *store.Message
+		r.Core.DB.View(func(tx *store.Tx) error { msg, _ = tx.Message(d.MessageID); return nil }) //nolint:errcheck
+		r.giveUp(d, msg, err.Error(), "the list server could not make it")
+		return
+	}
+	res, err := r.Transport.Deliver(ctx, from, d.Rcpt, copyPieces)
 	if err == nil {
 		log.Info("delivered", "reply", res.Reply, "tls", res.TLS)
 		r.finish(d, "")

@@ -1,68 +1,39 @@
 package listcore
 
 import (
-	"bytes"
 	"fmt"
-	"net/mail"
 	"strings"
+	"time"
 
-	"github.com/ProtonMail/gopenpgp/v2/crypto"
+	"github.com/isaclist/isaclist/listcore/pgp"
 )
-
-// keyInfo is what a member's OpenPGP key tells the secretary.
-type keyInfo struct {
-	Fingerprint string
-	UIDEmails   []string
-}
 
 // checkMemberKey reads a member's public key (armored or binary) and
 // refuses one that cannot serve them: a secret key (never hand us one),
 // revoked, expired, unable to encrypt. uidMismatch is set if no user ID
 // names the member's address; the caller may allow it with --force.
-func checkMemberKey(email string, data []byte) (info keyInfo, uidMismatch bool, err error) {
+func checkMemberKey(email string, data []byte, now time.Time) (info *pgp.KeyInfo, uidMismatch bool, err error) {
 	if len(data) == 0 {
-		return info, false, fmt.Errorf("the key file is empty")
+		return nil, false, fmt.Errorf("the key file is empty")
 	}
-	var key *crypto.Key
-	if bytes.Contains(data, []byte("-----BEGIN PGP")) {
-		if bytes.Contains(data, []byte("PRIVATE KEY BLOCK")) {
-			return info, false, fmt.Errorf("this is a secret (private) key; give the member's public key only (gpg --export --armor %s)", email)
-		}
-		key, err = crypto.NewKeyFromArmored(string(data))
-	} else {
-		key, err = crypto.NewKey(data)
-	}
+	info, err = pgp.InspectKey(data, now)
 	if err != nil {
-		return info, false, fmt.Errorf("not an OpenPGP public key: %v", truncate(err.Error(), 120))
+		return nil, false, fmt.Errorf("not an OpenPGP public key: %v", truncate(err.Error(), 120))
 	}
-	if key.IsPrivate() {
-		return info, false, fmt.Errorf("this is a secret (private) key; give the member's public key only (gpg --export --armor %s)", email)
+	switch {
+	case info.Secret:
+		return nil, false, fmt.Errorf("this is a secret (private) key; give the member's public key only (gpg --export --armor %s)", email)
+	case info.Revoked:
+		return nil, false, fmt.Errorf("the key %s is revoked; ask the member for their current key", info.Fingerprint)
+	case info.Expired:
+		return nil, false, fmt.Errorf("the key %s has expired; ask the member to extend it (gpg --quick-set-expire) and send it again", info.Fingerprint)
+	case !info.CanEncrypt:
+		return nil, false, fmt.Errorf("the key %s has no usable encryption subkey; ask the member for a key that can encrypt", info.Fingerprint)
 	}
-	if key.IsRevoked() {
-		return info, false, fmt.Errorf("the key %s is revoked; ask the member for their current key", key.GetFingerprint())
-	}
-	if key.IsExpired() {
-		return info, false, fmt.Errorf("the key %s has expired; ask the member to extend it (gpg --quick-set-expire) and send it again", key.GetFingerprint())
-	}
-	if !key.CanEncrypt() {
-		return info, false, fmt.Errorf("the key %s has no usable encryption subkey", key.GetFingerprint())
-	}
-	info.Fingerprint = strings.ToUpper(key.GetFingerprint())
-	match := false
-	for _, id := range key.GetEntity().Identities {
-		addr := id.UserId.Email
-		if addr == "" {
-			if a, err := mail.ParseAddress(id.Name); err == nil {
-				addr = a.Address
-			}
-		}
-		if addr == "" {
-			continue
-		}
-		info.UIDEmails = append(info.UIDEmails, addr)
+	for _, addr := range info.UIDEmails {
 		if strings.EqualFold(addr, email) {
-			match = true
+			return info, false, nil
 		}
 	}
-	return info, !match, nil
+	return info, true, nil
 }

@@ -74,7 +74,7 @@ with the lower label.
 isaclist at %s
 `, m.Name, msgID, fmtList(l), ownText, applied.String(), applied.String(), c.Hostname)
 	n := &notice{
-		outgoing:  outgoing{list: l, secrets: s, hostname: c.Hostname, now: now, id: NewID(now)},
+		outgoing:  outgoing{list: l, secrets: s, hostname: c.Hostname, now: now, id: NewID(now), listKey: c.listKey(l, s)},
 		to:        []string{m.Email},
 		toName:    m.Name,
 		subject:   fmt.Sprintf("[%s] your message went out as %s", fmtList(l), applied.String()),
@@ -91,7 +91,7 @@ func (c *Core) queueOwnerNotice(tx *store.Tx, l *store.List, s *store.ListSecret
 		return nil
 	}
 	id := NewID(now)
-	n := &notice{outgoing: outgoing{list: l, secrets: s, hostname: c.Hostname, now: now, id: id},
+	n := &notice{outgoing: outgoing{list: l, secrets: s, hostname: c.Hostname, now: now, id: id, listKey: c.listKey(l, s)},
 		to: l.Owners, subject: subject, text: text}
 	body, err := n.build()
 	if err != nil {

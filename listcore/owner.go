@@ -46,7 +46,7 @@ func (c *Core) receiveOwner(ctx context.Context, env Envelope, t Target, msg []b
 	if id == "" {
 		id = NewID(now)
 	}
-	out := outgoing{list: l, secrets: secrets, hostname: c.Hostname, now: now, id: id}
+	out := outgoing{list: l, secrets: secrets, hostname: c.Hostname, now: now, id: id, listKey: c.listKey(l, secrets)}
 	var h bytes.Buffer
 	pc := &postCopy{outgoing: out, author: p.from, auth: auth, env: env, rcpt: t.Address}
 	h.WriteString(foldField("Received", pc.received()))

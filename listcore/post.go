@@ -33,6 +33,9 @@ type Accepted struct {
 	// Duplicate: already distributed; nothing new was queued.
 	Duplicate bool
 	Copies    int
+	// Excluded counts members who got nothing (no valid key for a post
+	// that may only travel encrypted).
+	Excluded int
 }
 
 // Receive decides on one message for target and, if accepted, queues it
@@ -154,8 +157,20 @@ func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []by
 		return nil, internalError(err)
 	}
 
-	subject, _ := p.hdr.Get("Subject")
-	label, labelErr := tlp.Read(subject)
+	opened, r := c.openPost(l, secrets, member, p, msg)
+	if r != nil {
+		return nil, r
+	}
+	if l.RequireSignature && !opened.signatureOK {
+		why := "it is not signed"
+		if opened.signed {
+			why = "its signature does not verify against your key on record (" + opened.signatureNote + ")"
+		}
+		return nil, refuse(CodeUnsigned, "%s requires posts signed with your registered OpenPGP key, and %s; sign it (PGP/MIME) with the key whose fingerprint `isaclist member list` shows for you", fmtList(l), why)
+	}
+
+	outerSubject, _ := p.hdr.Get("Subject")
+	label, labelErr := readLabels(outerSubject, opened.content.subject)
 	threadLabel, err := c.threadLabel(l.Address, p.hdr)
 	if err != nil {
 		return nil, internalError(err)
@@ -180,13 +195,20 @@ func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []by
 		acc.Label, acc.Raised = threadLabel, true
 	}
 
-	if acc.Label == tlp.Red {
-		// TLP:RED may only travel encrypted, and never be written down in
-		// the clear; until copies are encrypted, it is not taken at all.
-		return nil, refuse(CodeRedUnsupported, "%s cannot carry TLP:RED yet: RED is shared only encrypted, and this server does not encrypt copies; share it in person (Rondje Rood) or by encrypted mail to each member", fmtList(l))
+	var members []store.Member
+	if err := c.DB.View(func(tx *store.Tx) error {
+		var err error
+		members, err = tx.Members(l.Address)
+		return err
+	}); err != nil {
+		return nil, internalError(err)
+	}
+	now := c.now()
+	plan, r := planCopies(l, members, acc.Label, now)
+	if r != nil {
+		return nil, r
 	}
 
-	now := c.now()
 	id := env.ID
 	if id == "" {
 		id = NewID(now)
@@ -199,20 +221,42 @@ func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []by
 	}
 	idHash := threadKey(l.Address, msgID)
 
-	copyBytes, err := (&postCopy{
-		outgoing: outgoing{list: l, secrets: secrets, hostname: c.Hostname, now: now, id: id},
+	pc := &postCopy{
+		outgoing: outgoing{list: l, secrets: secrets, hostname: c.Hostname, now: now, id: id, listKey: c.listKey(l, secrets)},
 		member:   member, author: p.from, label: acc.Label, auth: auth, env: env,
-		hdr: p.hdr, body: msg[p.bodyOff:], messageID: addMsgID,
-	}).build()
-	if err != nil {
-		return nil, internalError(fmt.Errorf("building the copy: %w", err))
+		hdr: p.hdr, content: opened.content, messageID: addMsgID, signature: opened.header(),
 	}
-	var notice []byte
+	var plainCopy []byte
+	if len(plan.plain) > 0 {
+		if plainCopy, err = pc.build(); err != nil {
+			return nil, internalError(fmt.Errorf("building the copy: %w", err))
+		}
+	}
+	var sealed *sealedPost
+	if len(plan.encrypted) > 0 {
+		if sealed, err = c.seal(pc, plan, now); err != nil {
+			return nil, internalError(fmt.Errorf("encrypting the copies: %w", err))
+		}
+		plan.encrypted, plan.excluded = sealed.recipients, append(plan.excluded, sealed.unusable...)
+	}
+	if acc.Label == tlp.Red && len(plan.encrypted) == 0 {
+		return nil, refuse(CodeRedNoRecipient, "no member of %s has a valid OpenPGP key, and TLP:RED is shared only encrypted: nobody could receive this message; share it in person (Rondje Rood)", fmtList(l))
+	}
+
+	var notices [][]byte
 	if acc.Raised {
-		notice, err = c.raisedNotice(l, secrets, member, label, acc.Label, msgID, now)
+		n, err := c.raisedNotice(l, secrets, member, label, acc.Label, msgID, now)
 		if err != nil {
 			return nil, internalError(err)
 		}
+		notices = append(notices, n)
+	}
+	if len(plan.excluded) > 0 && plan.tellAuthor {
+		n, err := c.excludedNotice(l, secrets, member, acc.Label, msgID, plan.excluded, now)
+		if err != nil {
+			return nil, internalError(err)
+		}
+		notices = append(notices, n)
 	}
 
 	err = c.DB.Update(func(tx *store.Tx) error {
@@ -225,26 +269,40 @@ func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []by
 			}
 			threadLabel = tlp.Max(threadLabel, th.Label)
 		}
-		members, err := tx.Members(l.Address)
-		if err != nil {
-			return err
-		}
 		var ds []store.Delivery
-		for _, m := range members {
+		for _, m := range plan.plain {
 			ds = append(ds, store.Delivery{Rcpt: m.Email, MemberSeq: m.Seq, Next: now})
 		}
+		size := len(plainCopy)
 		m := &store.Message{ID: id, List: l.Address, Kind: store.KindPost, Label: acc.Label, Author: member.Email,
-			Size: len(copyBytes), Received: now, MessageIDHash: fmt.Sprintf("%x", idHash[:8])}
-		if err := tx.Enqueue(m, copyBytes, ds); err != nil {
-			return err
+			Received: now, MessageIDHash: fmt.Sprintf("%x", idHash[:8])}
+		if sealed != nil {
+			for _, r := range sealed.recipients {
+				ds = append(ds, store.Delivery{Rcpt: r.Email, MemberSeq: r.Seq, Next: now, KeyPacket: sealed.keyPackets[r.Email]})
+			}
+			m.Size = max(size, len(sealed.body))
+			if err := tx.EnqueueEncrypted(m, plainCopy, sealed.frame, sealed.body, ds); err != nil {
+				return err
+			}
+		} else {
+			m.Size = size
+			if err := tx.Enqueue(m, plainCopy, ds); err != nil {
+				return err
+			}
 		}
 		acc.Copies = len(ds)
 		if err := tx.PutThread(l.Address, idHash, &store.Thread{Label: threadLabel, Seen: now, Posted: true}); err != nil {
 			return err
 		}
-		if notice != nil {
-			nm := &store.Message{ID: id + "n", List: l.Address, Kind: store.KindNotice, Received: now, Size: len(notice)}
-			return tx.Enqueue(nm, notice, []store.Delivery{{Rcpt: member.Email, NullSender: true, Next: now}})
+		for i, n := range notices {
+			nm := &store.Message{ID: fmt.Sprintf("%sn%d", id, i), List: l.Address, Kind: store.KindNotice, Received: now, Size: len(n)}
+			if err := tx.Enqueue(nm, n, []store.Delivery{{Rcpt: member.Email, NullSender: true, Next: now}}); err != nil {
+				return err
+			}
+		}
+		if len(plan.excluded) > 0 && plan.tellOwners {
+			return c.queueOwnerNotice(tx, l, secrets, fmt.Sprintf("[%s] members without a valid OpenPGP key received nothing", fmtList(l)),
+				ownersExcludedText(l, plan.excluded, msgID, acc.Label, c.Hostname), now)
 		}
 		return nil
 	})
@@ -252,6 +310,7 @@ func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []by
 		return nil, storeRefusal(err)
 	}
 	acc.QueueID = id
+	acc.Excluded = len(plan.excluded)
 	if !acc.Duplicate {
 		c.Queued()
 	}

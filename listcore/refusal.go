@@ -53,7 +53,13 @@ var (
 	CodeNoLabel        = RefusalCode{"no-label", 550, [3]int{5, 7, 1}}
 	CodeBadLabel       = RefusalCode{"unknown-label", 550, [3]int{5, 7, 1}}
 	CodeBadBounce      = RefusalCode{"bad-bounce", 550, [3]int{5, 7, 1}}
-	CodeRedUnsupported = RefusalCode{"red-unsupported", 550, [3]int{5, 7, 1}}
+	CodeRedNoRecipient = RefusalCode{"red-no-recipient", 550, [3]int{5, 7, 1}}
+	CodeNotAllKeys     = RefusalCode{"not-all-keys", 550, [3]int{5, 7, 1}}
+	// RFC 3463 X.7.5: cryptographic failure; X.7.7: message integrity
+	// failure (a signature that does not verify).
+	CodeCrypto   = RefusalCode{"crypto", 550, [3]int{5, 7, 5}}
+	CodeNotForUs = RefusalCode{"not-for-list-key", 550, [3]int{5, 7, 5}}
+	CodeUnsigned = RefusalCode{"unsigned", 550, [3]int{5, 7, 7}}
 	// RFC 7372 §3.1 X.7.26: multiple authentication checks failed.
 	CodeNotAuthenticated = RefusalCode{"not-authenticated", 550, [3]int{5, 7, 26}}
 	// RFC 3463 X.4.3: directory server failure (DNS), temporary.

@@ -3,6 +3,7 @@ package listcore
 import (
 	"bytes"
 	"crypto"
+	"encoding/base64"
 	"fmt"
 	"mime"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/isaclist/isaclist/listcore/mailauth"
 	"github.com/isaclist/isaclist/listcore/mailhdr"
+	"github.com/isaclist/isaclist/listcore/pgp"
 	"github.com/isaclist/isaclist/store"
 	"github.com/isaclist/isaclist/tlp"
 )
@@ -31,7 +33,9 @@ var dropOnRedistribution = map[string]bool{
 	"list-subscribe": true, "list-archive": true, "precedence": true, "x-loop": true,
 	"sender": true, "errors-to": true, "bcc": true, "disposition-notification-to": true,
 	"return-receipt-to": true, "x-confirm-reading-to": true, "reply-to": true,
-	"x-tlp": true,
+	"x-tlp": true, "autocrypt": true, "autocrypt-gossip": true, "openpgp": true,
+	// Ours: a post must not arrive carrying a claim of what the list found.
+	"x-isaclist-openpgp": true,
 }
 
 // outgoing is one message as every member receives it.
@@ -40,10 +44,24 @@ type outgoing struct {
 	secrets  *store.ListSecrets
 	hostname string
 	now      time.Time
-	id       string // trace/queue ID
+	id       string       // trace/queue ID
+	listKey  *pgp.ListKey // for the Autocrypt header; nil leaves it out
 }
 
-// postCopy builds the copy of a member's post.
+// content is what members read of a post: its MIME content fields
+// (Content-Type, Content-Transfer-Encoding, ...) and its body. For a plain
+// post it is the post's own; for an encrypted post, what decryption gave.
+type content struct {
+	fields  []mailhdr.Field
+	body    []byte
+	subject string // the real subject, raw (RFC 2047 as it came)
+}
+
+func isContentField(name string) bool {
+	return strings.HasPrefix(strings.ToLower(name), "content-")
+}
+
+// postCopy builds the copies of a member's post.
 type postCopy struct {
 	outgoing
 	member    *store.Member
@@ -51,18 +69,25 @@ type postCopy struct {
 	label     tlp.Label
 	auth      mailauth.Result
 	env       Envelope
-	hdr       *mailhdr.Header
-	body      []byte
+	hdr       *mailhdr.Header // the post's header as it arrived
+	content   content
 	messageID string // set when the post had none and we add one
 	rcpt      string // the address the message came for, if not the list's
+	// signature records the author's OpenPGP signature, if any: a header
+	// value for X-Isaclist-OpenPGP.
+	signature string
 }
 
-func (p *postCopy) build() ([]byte, error) {
-	var h bytes.Buffer
+// placeholderSubject stands for the real subject on the outside of an
+// encrypted copy (the protected-headers convention uses "...").
+const placeholderSubject = "..."
+
+// writeOuter writes the header fields every copy shares, with subject as
+// its Subject, leaving out content fields and MIME-Version (the caller
+// writes its own).
+func (p *postCopy) writeOuter(h *bytes.Buffer, subject string) {
 	h.WriteString(foldField("Received", p.received()))
 	h.WriteString(foldField("Authentication-Results", p.authResults()))
-
-	subject := outgoingSubject(p.list.Prefix, p.label, p.hdr)
 	wroteSubject := false
 	for _, f := range p.hdr.Fields {
 		name := strings.ToLower(f.Name)
@@ -73,7 +98,7 @@ func (p *postCopy) build() ([]byte, error) {
 		case name == "subject":
 			h.WriteString(foldField("Subject", subject))
 			wroteSubject = true
-		case dropOnRedistribution[name]:
+		case dropOnRedistribution[name], isContentField(name), name == "mime-version":
 		default:
 			h.Write(f.Raw)
 		}
@@ -84,18 +109,124 @@ func (p *postCopy) build() ([]byte, error) {
 	if p.messageID != "" {
 		h.WriteString(foldField("Message-ID", p.messageID))
 	}
-	p.writeListHeaders(&h)
-
-	body := p.body
-	if nb, ok := withBanner(fieldValue(p.hdr, "Content-Type"), fieldValue(p.hdr, "Content-Transfer-Encoding"), body, p.label.Banner()); ok {
-		body = nb
+	if p.signature != "" {
+		h.WriteString(foldField("X-Isaclist-OpenPGP", p.signature))
 	}
-	return p.sign(h.Bytes(), body)
 }
 
-func fieldValue(h *mailhdr.Header, name string) string {
-	v, _ := h.Get(name)
-	return v
+// bannered is the content's body with the label banner, where it fits.
+func (p *postCopy) bannered() []byte {
+	ct, cte := contentField(p.content.fields, "Content-Type"), contentField(p.content.fields, "Content-Transfer-Encoding")
+	if nb, ok := withBanner(ct, cte, p.content.body, p.label.Banner()); ok {
+		return nb
+	}
+	return p.content.body
+}
+
+func contentField(fields []mailhdr.Field, name string) string {
+	for _, f := range fields {
+		if strings.EqualFold(f.Name, name) {
+			return f.Value
+		}
+	}
+	return ""
+}
+
+// build returns the plain copy, DKIM-signed.
+func (p *postCopy) build() ([]byte, error) {
+	var h bytes.Buffer
+	p.writeOuter(&h, outgoingSubject(p.list.Prefix, p.label, p.content.subject))
+	if len(p.content.fields) > 0 {
+		h.WriteString("MIME-Version: 1.0\r\n")
+	}
+	for _, f := range p.content.fields {
+		h.Write(f.Raw)
+	}
+	p.writeListHeaders(&h)
+	out, err := p.sign(h.Bytes(), p.bannered())
+	if err != nil {
+		return nil, err
+	}
+	// Never hand a relay bare CR or LF (SMTP smuggling): checked on intake,
+	// and checked again on what we made.
+	if r := checkFraming(out); r != nil {
+		return nil, fmt.Errorf("copy failed its own framing check: %s", r.Reason)
+	}
+	return out, nil
+}
+
+// pgpBoundary separates the two parts of multipart/encrypted. Its text
+// cannot occur in base64 armor or in the fixed parts around it.
+const pgpBoundary = "isaclist-pgp-mime-encrypted"
+
+// frame returns the unencrypted envelope of the encrypted copies: the
+// outer header with the placeholder subject, and the PGP/MIME text around
+// the armored block (RFC 3156 §4).
+func (p *postCopy) frame() *store.Frame {
+	var h bytes.Buffer
+	p.writeOuter(&h, outgoingSubject(p.list.Prefix, p.label, placeholderSubject))
+	h.WriteString("MIME-Version: 1.0\r\n")
+	h.WriteString("Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\";\r\n boundary=\"" + pgpBoundary + "\"\r\n")
+	p.writeListHeaders(&h)
+	before := "This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)\r\n" +
+		"--" + pgpBoundary + "\r\n" +
+		"Content-Type: application/pgp-encrypted\r\n" +
+		"Content-Description: PGP/MIME version identification\r\n\r\n" +
+		"Version: 1\r\n\r\n" +
+		"--" + pgpBoundary + "\r\n" +
+		"Content-Type: application/octet-stream; name=\"encrypted.asc\"\r\n" +
+		"Content-Description: OpenPGP encrypted message\r\n" +
+		"Content-Disposition: inline; filename=\"encrypted.asc\"\r\n\r\n"
+	after := "\r\n--" + pgpBoundary + "--\r\n"
+	return &store.Frame{Header: h.Bytes(), Before: []byte(before), After: []byte(after)}
+}
+
+// protectedHeaders are the fields repeated inside the encryption, where the
+// reader's client shows them (protected headers, draft-autocrypt-lamps-
+// protected-headers): the real Subject travels only there.
+var protectedHeaders = []string{"to", "cc", "date", "message-id", "in-reply-to", "references"}
+
+// inner returns the MIME entity that is encrypted for members: protected
+// header fields and the content.
+func (p *postCopy) inner() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString(foldField("From", formatAddress(viaName(p.member, p.author, p.list), p.list.Address)))
+	b.WriteString(foldField("Reply-To", p.replyTo()))
+	b.WriteString(foldField("Subject", outgoingSubject(p.list.Prefix, p.label, p.content.subject)))
+	for _, f := range p.hdr.Fields {
+		for _, name := range protectedHeaders {
+			if strings.EqualFold(f.Name, name) {
+				b.Write(f.Raw)
+			}
+		}
+	}
+	if p.messageID != "" {
+		b.WriteString(foldField("Message-ID", p.messageID))
+	}
+	if p.signature != "" {
+		b.WriteString(foldField("X-Isaclist-OpenPGP", p.signature))
+	}
+	b.WriteString("MIME-Version: 1.0\r\n")
+	wroteType := false
+	for _, f := range p.content.fields {
+		if strings.EqualFold(f.Name, "Content-Type") {
+			mt, params, err := mime.ParseMediaType(f.Value)
+			if err != nil {
+				return nil, fmt.Errorf("content type %q: %w", truncate(f.Value, 80), err)
+			}
+			params["protected-headers"] = "v1"
+			b.WriteString(foldField("Content-Type", mime.FormatMediaType(mt, params)))
+			wroteType = true
+			continue
+		}
+		b.Write(f.Raw)
+	}
+	if !wroteType {
+		b.WriteString("Content-Type: text/plain; charset=us-ascii; protected-headers=\"v1\"\r\n")
+	}
+	b.WriteString("\r\n")
+	b.Write(p.bannered())
+	return b.Bytes(), nil
 }
 
 func (p *postCopy) replyTo() string {
@@ -152,6 +283,25 @@ func (o *outgoing) writeListHeaders(h *bytes.Buffer) {
 	h.WriteString(foldField("List-Owner", "<mailto:"+owner+">"))
 	h.WriteString("Precedence: list\r\n")
 	h.WriteString(foldField("X-Loop", o.list.Address))
+	if o.listKey != nil {
+		if keydata, err := o.listKey.PublicBytes(); err == nil {
+			h.WriteString(autocryptField(o.list.Address, keydata))
+		}
+	}
+}
+
+// autocryptField is the Autocrypt header (Autocrypt Level 1 §2.1): members'
+// clients learn the list's key from any list mail, without asking.
+func autocryptField(addr string, keydata []byte) string {
+	var b strings.Builder
+	b.WriteString("Autocrypt: addr=" + addr + "; prefer-encrypt=mutual; keydata=\r\n")
+	enc := base64.StdEncoding.EncodeToString(keydata)
+	for len(enc) > 76 {
+		b.WriteString(" " + enc[:76] + "\r\n")
+		enc = enc[76:]
+	}
+	b.WriteString(" " + enc + "\r\n")
+	return b.String()
 }
 
 // signedFields are signed, and the ones in oversign are signed once more
@@ -159,21 +309,35 @@ func (o *outgoing) writeListHeaders(h *bytes.Buffer) {
 // (RFC 6376 §8.15).
 var signedFields = []string{"from", "reply-to", "subject", "date", "to", "cc", "message-id",
 	"in-reply-to", "references", "mime-version", "content-type", "content-transfer-encoding",
-	"list-id", "list-post", "list-help", "list-owner", "precedence"}
+	"list-id", "list-post", "list-help", "list-owner", "precedence", "autocrypt"}
 
 var oversign = map[string]bool{"from": true, "reply-to": true, "subject": true, "date": true,
 	"to": true, "cc": true, "message-id": true, "list-id": true, "mime-version": true,
-	"content-type": true, "content-transfer-encoding": true}
+	"content-type": true, "content-transfer-encoding": true, "autocrypt": true}
 
 func (o *outgoing) sign(header, body []byte) ([]byte, error) {
-	key, err := parseDKIMKey(o.secrets.DKIMKey)
+	sig, err := dkimSignature(o.list, o.secrets, header, [][]byte{body})
 	if err != nil {
 		return nil, err
+	}
+	out := make([]byte, 0, len(sig)+len(header)+2+len(body))
+	out = append(out, sig...)
+	out = append(out, header...)
+	out = append(out, "\r\n"...)
+	return append(out, body...), nil
+}
+
+// dkimSignature returns the list's DKIM-Signature field (with CRLF) for a
+// message made of header, the empty line, and the body pieces.
+func dkimSignature(l *store.List, s *store.ListSecrets, header []byte, body [][]byte) (string, error) {
+	key, err := parseDKIMKey(s.DKIMKey)
+	if err != nil {
+		return "", err
 	}
 	present := map[string]int{}
 	parsed, _, err := mailhdr.Parse(append(append([]byte{}, header...), "\r\n"...), mailhdr.Limits{MaxFields: 10000, MaxLineBytes: 1 << 20, MaxHeaderBytes: 64 << 20})
 	if err != nil {
-		return nil, fmt.Errorf("outgoing header does not parse: %w", err)
+		return "", fmt.Errorf("outgoing header does not parse: %w", err)
 	}
 	for _, f := range parsed.Fields {
 		present[strings.ToLower(f.Name)]++
@@ -188,15 +352,10 @@ func (o *outgoing) sign(header, body []byte) ([]byte, error) {
 			keys = append(keys, k)
 		}
 	}
-	_, domain, _ := strings.Cut(o.list.Address, "@")
-	var msg bytes.Buffer
-	msg.Grow(len(header) + len(body) + 1024)
-	msg.Write(header)
-	msg.WriteString("\r\n")
-	msg.Write(body)
+	_, domain, _ := strings.Cut(l.Address, "@")
 	signer, err := dkim.NewSigner(&dkim.SignOptions{
 		Domain:                 domain,
-		Selector:               o.list.DKIMSelector,
+		Selector:               l.DKIMSelector,
 		Signer:                 key,
 		Hash:                   crypto.SHA256,
 		HeaderCanonicalization: dkim.CanonicalizationRelaxed,
@@ -204,19 +363,30 @@ func (o *outgoing) sign(header, body []byte) ([]byte, error) {
 		HeaderKeys:             keys,
 	})
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	if _, err := signer.Write(msg.Bytes()); err != nil {
+	write := func(b []byte) error {
+		_, err := signer.Write(b)
+		return err
+	}
+	err = write(header)
+	if err == nil {
+		err = write([]byte("\r\n"))
+	}
+	for _, piece := range body {
+		if err != nil {
+			break
+		}
+		err = write(piece)
+	}
+	if err != nil {
 		signer.Close()
-		return nil, err
+		return "", err
 	}
 	if err := signer.Close(); err != nil {
-		return nil, err
+		return "", err
 	}
-	sig := signer.Signature()
-	out := make([]byte, 0, len(sig)+msg.Len())
-	out = append(out, sig...)
-	return append(out, msg.Bytes()...), nil
+	return signer.Signature(), nil
 }
 
 // viaName is the From display name of a member's copy: the member's
@@ -236,8 +406,7 @@ var replyMarker = regexp.MustCompile(`(?i)^(re|aw|antw|sv|vs|fw|fwd|wg|tr|doorst
 // the subject already carries are removed first, and a run of reply markers
 // ("Re: AW: Re[2]:") becomes one "Re: ", so that replies do not pile up
 // prefixes. A run that holds a forward marker is kept as written.
-func outgoingSubject(prefix string, label tlp.Label, hdr *mailhdr.Header) string {
-	raw, _ := hdr.Get("Subject")
+func outgoingSubject(prefix string, label tlp.Label, raw string) string {
 	s := tlp.Strip(raw)
 	if prefix != "" {
 		lp := strings.ToLower(prefix)

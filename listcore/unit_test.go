@@ -143,12 +143,12 @@ func TestOutgoingSubject(t *testing.T) {
 		{"Fwd: [TLP:GREEN] Outage", tlp.Green, "[Energy ISAC] [TLP:GREEN] Fwd: Outage"},
 		{"", tlp.Clear, "[Energy ISAC] [TLP:CLEAR]"},
 	} {
-		got := outgoingSubject("[Energy ISAC]", c.label, header(t, "Subject: "+c.in))
+		got := outgoingSubject("[Energy ISAC]", c.label, c.in)
 		if got != c.want {
 			t.Errorf("%q: got %q, want %q", c.in, got, c.want)
 		}
 	}
-	if got := outgoingSubject("[Energy ISAC]", tlp.Green, header(t, "Subject: Storing – update")); !strings.HasPrefix(got, "=?utf-8?q?") {
+	if got := outgoingSubject("[Energy ISAC]", tlp.Green, "Storing – update"); !strings.HasPrefix(got, "=?utf-8?q?") {
 		t.Errorf("non-ASCII subject not encoded: %q", got)
 	}
 }
@@ -214,7 +214,7 @@ func TestRoleAddresses(t *testing.T) {
 
 // Cutting the list prefix out must not assemble a label Strip removed.
 func TestPrefixRemovalCannotFormALabel(t *testing.T) {
-	got := outgoingSubject("[Energy ISAC]", tlp.Green, header(t, "Subject: [TLP:GREEN] TLP [Energy ISAC] :RED"))
+	got := outgoingSubject("[Energy ISAC]", tlp.Green, "[TLP:GREEN] TLP [Energy ISAC] :RED")
 	rest := strings.TrimPrefix(got, "[Energy ISAC] [TLP:GREEN]")
 	if l, err := tlp.Read(rest); err == nil {
 		t.Errorf("outgoing subject %q carries a second label %v", got, l)

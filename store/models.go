@@ -22,6 +22,35 @@ type List struct {
 	Owners       []string  `json:"owners,omitempty"`
 	DKIMSelector string    `json:"dkim_selector"`
 	Created      time.Time `json:"created"`
+
+	// PGPFingerprint is the list's OpenPGP key (members encrypt posts to
+	// it; it signs every encrypted copy).
+	PGPFingerprint string `json:"pgp_fingerprint,omitempty"`
+	// Encryption is the policy for copies: EncryptionOff,
+	// EncryptionOpportunistic (the default) or EncryptionRequired.
+	Encryption string `json:"encryption,omitempty"`
+	// RequireSignature refuses posts without a valid OpenPGP signature by
+	// the author's registered key.
+	RequireSignature bool `json:"require_signature,omitempty"`
+	// StrictAllOrNothing: a TLP:RED or TLP:AMBER+STRICT post is refused at
+	// SMTP time if any member lacks a valid key, instead of going to those
+	// who have one.
+	StrictAllOrNothing bool `json:"strict_all_or_nothing,omitempty"`
+}
+
+// Encryption policies of a list.
+const (
+	EncryptionOff           = "off"
+	EncryptionOpportunistic = "opportunistic"
+	EncryptionRequired      = "required"
+)
+
+// EncryptionPolicy returns the list's policy, with the default.
+func (l *List) EncryptionPolicy() string {
+	if l.Encryption == "" {
+		return EncryptionOpportunistic
+	}
+	return l.Encryption
 }
 
 // ListSecrets are a list's private keys.
@@ -30,6 +59,10 @@ type ListSecrets struct {
 	// VERPKey authenticates the tokens in bounce addresses, so a forged
 	// bounce cannot be counted against a member.
 	VERPKey []byte `json:"verp_key"`
+	// PGPKey is the list's armored OpenPGP private key, unencrypted: it
+	// is protected by the data directory's permissions, as the daemon
+	// must use it unattended.
+	PGPKey []byte `json:"pgp_key,omitempty"`
 }
 
 // Org is a member organisation.
@@ -53,8 +86,13 @@ type Member struct {
 	Added        time.Time `json:"added"`
 
 	// Key is the member's OpenPGP public key as given (armored or binary).
-	Key            []byte `json:"key,omitempty"`
-	KeyFingerprint string `json:"key_fingerprint,omitempty"`
+	Key            []byte    `json:"key,omitempty"`
+	KeyFingerprint string    `json:"key_fingerprint,omitempty"`
+	KeyAlgorithm   string    `json:"key_algorithm,omitempty"`
+	KeyExpires     time.Time `json:"key_expires,omitzero"`
+	// KeyExpiryNotified records which key's coming expiry the member and
+	// the owners were told about, so they are told once.
+	KeyExpiryNotified string `json:"key_expiry_notified,omitempty"`
 
 	Bounces          int       `json:"bounces,omitempty"`
 	LastBounce       time.Time `json:"last_bounce,omitzero"`
@@ -89,6 +127,21 @@ type Message struct {
 	Received time.Time `json:"received"`
 	// MessageIDHash identifies the post in logs without its Message-ID.
 	MessageIDHash string `json:"message_id_hash,omitempty"`
+	// Encrypted: the message has an encrypted form (Frame plus the shared
+	// encrypted body); copies with a KeyPacket are built from it.
+	Encrypted bool `json:"encrypted,omitempty"`
+	// Plain: the message has a plain form (copies without a KeyPacket).
+	// A TLP:RED post never has one.
+	Plain bool `json:"plain,omitempty"`
+}
+
+// Frame is the unencrypted envelope of an encrypted copy: the outer header
+// (no DKIM signature yet; it is made per copy) and the MIME text around
+// the armored block. It holds no content of the post.
+type Frame struct {
+	Header []byte `json:"header"`
+	Before []byte `json:"before"`
+	After  []byte `json:"after"`
 }
 
 // Delivery states.
@@ -106,10 +159,13 @@ type Delivery struct {
 	MemberSeq uint64 `json:"member_seq,omitempty"`
 	// NullSender sends the copy with MAIL FROM:<> (notices), so that a
 	// bounce of it can never loop.
-	NullSender bool      `json:"null_sender,omitempty"`
-	State      string    `json:"state"`
-	Attempts   int       `json:"attempts"`
-	Next       time.Time `json:"next"`
-	Last       time.Time `json:"last,omitzero"`
-	LastReply  string    `json:"last_reply,omitempty"`
+	NullSender bool `json:"null_sender,omitempty"`
+	// KeyPacket is the recipient's OpenPGP key packet (PKESK) for an
+	// encrypted copy; nil for a plain copy.
+	KeyPacket []byte    `json:"key_packet,omitempty"`
+	State     string    `json:"state"`
+	Attempts  int       `json:"attempts"`
+	Next      time.Time `json:"next"`
+	Last      time.Time `json:"last,omitzero"`
+	LastReply string    `json:"last_reply,omitempty"`
 }

@@ -257,8 +257,21 @@ func (t *Tx) NextMessageID() (string, error) {
 	return fmt.Sprintf("%012x", seq), nil
 }
 
-// Enqueue stores a message, its body and one delivery per recipient.
+// Enqueue stores a message, its plain body and one delivery per
+// recipient. For an encrypted message use EnqueueEncrypted.
 func (t *Tx) Enqueue(m *Message, body []byte, ds []Delivery) error {
+	m.Plain = true
+	return t.enqueue(m, body, nil, nil, ds)
+}
+
+// EnqueueEncrypted stores a message with its encrypted form (frame and
+// shared encrypted body) and, if plain is not nil, its plain form.
+func (t *Tx) EnqueueEncrypted(m *Message, plain []byte, frame *Frame, sealed []byte, ds []Delivery) error {
+	m.Plain, m.Encrypted = plain != nil, true
+	return t.enqueue(m, plain, frame, sealed, ds)
+}
+
+func (t *Tx) enqueue(m *Message, body []byte, frame *Frame, sealed []byte, ds []Delivery) error {
 	if m.ID == "" {
 		id, err := t.NextMessageID()
 		if err != nil {
@@ -269,8 +282,18 @@ func (t *Tx) Enqueue(m *Message, body []byte, ds []Delivery) error {
 	if err := putJSON(t.tx.Bucket(bucketMessages), []byte(m.ID), m); err != nil {
 		return err
 	}
-	if err := t.tx.Bucket(bucketBodies).Put([]byte(m.ID), body); err != nil {
-		return err
+	if body != nil {
+		if err := t.tx.Bucket(bucketBodies).Put([]byte(m.ID), body); err != nil {
+			return err
+		}
+	}
+	if frame != nil {
+		if err := putJSON(t.tx.Bucket(bucketBodies), []byte(m.ID+frameSuffix), frame); err != nil {
+			return err
+		}
+		if err := t.tx.Bucket(bucketBodies).Put([]byte(m.ID+sealedSuffix), sealed); err != nil {
+			return err
+		}
 	}
 	for i := range ds {
 		d := &ds[i]
@@ -311,6 +334,25 @@ func (t *Tx) Body(id string) ([]byte, error) {
 		return nil, ErrNotFound
 	}
 	return bytes.Clone(v), nil
+}
+
+// Keys of a message's encrypted form in the bodies bucket.
+const (
+	frameSuffix  = "\x00frame"
+	sealedSuffix = "\x00sealed"
+)
+
+// Encrypted returns a copy of a message's encrypted form.
+func (t *Tx) Encrypted(id string) (*Frame, []byte, error) {
+	var f Frame
+	if err := getJSON(t.tx.Bucket(bucketBodies), []byte(id+frameSuffix), &f); err != nil {
+		return nil, nil, err
+	}
+	v := t.tx.Bucket(bucketBodies).Get([]byte(id + sealedSuffix))
+	if v == nil {
+		return nil, nil, ErrNotFound
+	}
+	return &f, bytes.Clone(v), nil
 }
 
 // Delivery returns one delivery.
@@ -369,7 +411,13 @@ func (t *Tx) FinishDelivery(msgID, rcpt string, next time.Time) error {
 	if err := t.tx.Bucket(bucketMessages).Delete([]byte(msgID)); err != nil {
 		return err
 	}
-	return t.tx.Bucket(bucketBodies).Delete([]byte(msgID))
+	bodies := t.tx.Bucket(bucketBodies)
+	for _, k := range []string{msgID, msgID + frameSuffix, msgID + sealedSuffix} {
+		if err := bodies.Delete([]byte(k)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // QueueEntry is one queued message with its pending deliveries.

@@ -40,6 +40,7 @@ func listCmd(g *globals) *cobra.Command {
 	createCmd.Flags().StringVar(&create.Name, "name", "", "the list's name, e.g. \"Energy ISAC\" (required)")
 	createCmd.Flags().StringVar(&create.Prefix, "prefix", "", "subject prefix (default \"[NAME]\")")
 	createCmd.Flags().StringSliceVar(&create.Owners, "owner", nil, "address that receives the list's -owner mail and failure reports (repeatable)")
+	createCmd.Flags().StringVar(&create.KeyAlgorithm, "key-algorithm", "curve25519", "the list's OpenPGP key: curve25519 or rsa4096")
 
 	showCmd := &cobra.Command{
 		Use:     "show [ADDRESS]",
@@ -71,9 +72,13 @@ func listCmd(g *globals) *cobra.Command {
 					if l.DefaultLabel.Valid() {
 						label = l.DefaultLabel.String()
 					}
+					strict := "available (to members with a key; the author learns who did not get it)"
+					if l.StrictAllOrNothing {
+						strict = "all-or-nothing (refused unless every member has a key)"
+					}
 					fmt.Fprintf(w, "%s\n", l.Address)
-					fmt.Fprintf(w, "  name:\t%s\n  subject prefix:\t%s\n  default label:\t%s\n  reply-to:\t%s\n  owners:\t%s\n  organisations:\t%d\n  members:\t%d\n  DKIM selector:\t%s\n  created:\t%s\n",
-						l.Name, l.Prefix, label, l.ReplyTo, orDash(strings.Join(l.Owners, ", ")), l.Orgs, l.Members, l.DKIMSelector, l.Created.Format(time.DateOnly))
+					fmt.Fprintf(w, "  name:\t%s\n  subject prefix:\t%s\n  default label:\t%s\n  reply-to:\t%s\n  owners:\t%s\n  organisations:\t%d\n  members:\t%d\n  encryption:\t%s\n  require signature:\t%v\n  TLP:RED, AMBER+STRICT:\t%s\n  OpenPGP key:\t%s\n  DKIM selector:\t%s\n  created:\t%s\n",
+						l.Name, l.Prefix, label, l.ReplyTo, orDash(strings.Join(l.Owners, ", ")), l.Orgs, l.Members, l.EncryptionPolicy(), l.RequireSignature, strict, orDash(l.PGPFingerprint), l.DKIMSelector, l.Created.Format(time.DateOnly))
 					for _, warn := range l.Warnings {
 						fmt.Fprintf(w, "  warning:\t%s\n", warn)
 					}
@@ -82,14 +87,17 @@ func listCmd(g *globals) *cobra.Command {
 		},
 	}
 
-	var name, prefix, label, replyTo string
+	var name, prefix, label, replyTo, encryption, strictDelivery string
+	var requireSignature bool
 	var owners []string
 	setCmd := &cobra.Command{
 		Use:   "set [ADDRESS] [flags]",
 		Short: "Change a list's settings",
 		Example: `  isaclist list set --default-label amber      # unlabelled posts go out as TLP:AMBER
   isaclist list set --default-label none       # refuse unlabelled posts (the default)
-  isaclist list set --owner secretary@member-a.example --owner chair@member-b.example`,
+  isaclist list set --owner secretary@member-a.example --owner chair@member-b.example
+  isaclist list set --encryption required --require-signature
+  isaclist list set --strict-delivery all-or-nothing`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
@@ -112,6 +120,15 @@ func listCmd(g *globals) *cobra.Command {
 			if f.Changed("owner") {
 				s.Owners = &owners
 			}
+			if f.Changed("encryption") {
+				s.Encryption = &encryption
+			}
+			if f.Changed("require-signature") {
+				s.RequireSignature = &requireSignature
+			}
+			if f.Changed("strict-delivery") {
+				s.StrictDelivery = &strictDelivery
+			}
 			var info listcore.ListInfo
 			if err := g.call("list.set", s, &info); err != nil {
 				return err
@@ -128,6 +145,9 @@ func listCmd(g *globals) *cobra.Command {
 	setCmd.Flags().StringVar(&label, "default-label", "", "label for unlabelled posts: clear, green, amber, amber+strict, red, or none to refuse them")
 	setCmd.Flags().StringVar(&replyTo, "reply-to", "", "where replies to a copy go: author or list")
 	setCmd.Flags().StringSliceVar(&owners, "owner", nil, "the owners' addresses (replaces the current owners; repeatable)")
+	setCmd.Flags().StringVar(&encryption, "encryption", "", "copies: off (plain), opportunistic (encrypted to members with a key, plain to the rest), required (encrypted only)")
+	setCmd.Flags().BoolVar(&requireSignature, "require-signature", false, "refuse posts without a valid OpenPGP signature by the author's registered key (--require-signature=false to stop)")
+	setCmd.Flags().StringVar(&strictDelivery, "strict-delivery", "", "TLP:RED and TLP:AMBER+STRICT: available (encrypted to the members with a key) or all-or-nothing (refused unless every member has one)")
 
 	dnsCmd := &cobra.Command{
 		Use:     "dns [ADDRESS]",
@@ -151,7 +171,30 @@ func listCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	c.AddCommand(createCmd, showCmd, setCmd, dnsCmd)
+	keyCmd := &cobra.Command{
+		Use:     "key [ADDRESS]",
+		Short:   "Print the list's OpenPGP public key (members encrypt posts to it)",
+		Example: "  isaclist list key isac@lists.example.net > energy-isac.asc",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				g.list = args[0]
+			}
+			var res map[string]string
+			if err := g.call("list.key", nil, &res); err != nil {
+				return err
+			}
+			if g.json {
+				return g.print(res, nil)
+			}
+			fmt.Fprint(g.out, res["public_key"])
+			if !strings.HasSuffix(res["public_key"], "\n") {
+				fmt.Fprintln(g.out)
+			}
+			return nil
+		},
+	}
+	c.AddCommand(createCmd, showCmd, setCmd, dnsCmd, keyCmd)
 	return c
 }
 
@@ -296,7 +339,8 @@ refused unless --force --reason TEXT.`,
 				return err
 			}
 			return g.print(ms, func(w *tabwriter.Writer) {
-				fmt.Fprintln(w, "EMAIL\tNAME\tORG\tROLE\tKEY\tBOUNCES")
+				fmt.Fprintln(w, "EMAIL\tNAME\tORG\tROLE\tKEY\tKEY EXPIRES\tKEY STATE\tBOUNCES")
+				now := time.Now()
 				for _, m := range ms {
 					role := "representative"
 					if m.Backup {
@@ -306,7 +350,20 @@ refused unless --force --reason TEXT.`,
 					if m.Bounces > 0 {
 						bounces = fmt.Sprintf("%d (last %s: %s)", m.Bounces, m.LastBounce.Format(time.DateOnly), m.LastBounceReason)
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Email, m.Name, m.Org, role, orDash(m.KeyFingerprint), bounces)
+					expires, state := "-", "no key"
+					if m.KeyFingerprint != "" {
+						expires, state = "never", "valid"
+						if !m.KeyExpires.IsZero() {
+							expires = m.KeyExpires.Format(time.DateOnly)
+							switch left := m.KeyExpires.Sub(now); {
+							case left <= 0:
+								state = "EXPIRED"
+							case left < 30*24*time.Hour:
+								state = fmt.Sprintf("expires in %d days", int(left.Hours()/24)+1)
+							}
+						}
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Email, m.Name, m.Org, role, orDash(m.KeyFingerprint), expires, state, bounces)
 				}
 			})
 		},

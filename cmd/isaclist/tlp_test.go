@@ -174,9 +174,9 @@ func TestDuplicatePostIsDistributedOnce(t *testing.T) {
 	}
 }
 
-// Until copies are encrypted, TLP:RED is refused, not stored: it must never
-// be written down in the clear. A reply into a RED thread is refused too.
-func TestRedIsRefusedUntilCopiesAreEncrypted(t *testing.T) {
+// TLP:RED travels only encrypted: with no member holding a key, it is
+// refused, and nothing of it is kept.
+func TestRedWithoutAnyKeyIsRefused(t *testing.T) {
 	w := newWorld(t, worldOpts{})
 	marker := "RED-MARKER-8c1f2"
 	_, err := w.post("alice@member-a.example", sandbox.Message{Subject: "[TLP:RED] " + marker, Body: marker + "\n"})

@@ -1,7 +1,7 @@
 package outbound
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"fmt"
 	"os"
@@ -31,7 +31,7 @@ func (m *Maildir) Init() error {
 
 // Deliver writes one copy: into tmp, fsynced, then renamed into new, as the
 // Maildir convention requires so readers never see half a message.
-func (m *Maildir) Deliver(_ context.Context, from, to string, msg []byte) (Result, error) {
+func (m *Maildir) Deliver(_ context.Context, from, to string, msg [][]byte) (Result, error) {
 	now := time.Now()
 	name := fmt.Sprintf("%d.M%dP%dQ%d.%s", now.Unix(), now.Nanosecond()/1000, os.Getpid(), m.counter.Add(1), m.Hostname)
 	tmp := filepath.Join(m.Dir, "tmp", name)
@@ -39,11 +39,30 @@ func (m *Maildir) Deliver(_ context.Context, from, to string, msg []byte) (Resul
 	if err != nil {
 		return Result{}, &Error{Reply: "maildir: " + err.Error()}
 	}
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "Return-Path: <%s>\nDelivered-To: %s\n", from, to)
-	// Maildir files use the local LF convention.
-	b.Write(bytes.ReplaceAll(msg, []byte("\r\n"), []byte("\n")))
-	_, err = f.Write(b.Bytes())
+	bw := bufio.NewWriter(f)
+	fmt.Fprintf(bw, "Return-Path: <%s>\nDelivered-To: %s\n", from, to)
+	// Maildir files use the local LF convention: every CR that ends a
+	// line is dropped, also where a CRLF is split between two pieces.
+	pendingCR := false
+	for _, piece := range msg {
+		for _, c := range piece {
+			if pendingCR {
+				if c != '\n' {
+					bw.WriteByte('\r')
+				}
+				pendingCR = false
+			}
+			if c == '\r' {
+				pendingCR = true
+				continue
+			}
+			bw.WriteByte(c)
+		}
+	}
+	if pendingCR {
+		bw.WriteByte('\r')
+	}
+	err = bw.Flush()
 	if err == nil {
 		err = f.Sync()
 	}

@@ -39,7 +39,7 @@ type relayConn struct {
 }
 
 // Deliver sends one copy.
-func (r *Relay) Deliver(ctx context.Context, from, to string, msg []byte) (Result, error) {
+func (r *Relay) Deliver(ctx context.Context, from, to string, msg [][]byte) (Result, error) {
 	rc, err := r.get(ctx)
 	if err != nil {
 		// Trouble reaching or greeting the relay (a refused EHLO, a wrong
@@ -68,7 +68,7 @@ func (r *Relay) Deliver(ctx context.Context, from, to string, msg []byte) (Resul
 	return res, nil
 }
 
-func (r *Relay) send(rc *relayConn, from, to string, msg []byte) (Result, error) {
+func (r *Relay) send(rc *relayConn, from, to string, msg [][]byte) (Result, error) {
 	if err := rc.c.Mail(from, nil); err != nil {
 		return Result{}, classify("MAIL FROM", err, rc.tls)
 	}
@@ -79,9 +79,11 @@ func (r *Relay) send(rc *relayConn, from, to string, msg []byte) (Result, error)
 	if err != nil {
 		return Result{}, classify("DATA", err, rc.tls)
 	}
-	if _, err := w.Write(msg); err != nil {
-		w.Close()
-		return Result{}, classify("DATA", err, rc.tls)
+	for _, piece := range msg {
+		if _, err := w.Write(piece); err != nil {
+			w.Close()
+			return Result{}, classify("DATA", err, rc.tls)
+		}
 	}
 	resp, err := w.CloseWithResponse()
 	if err != nil {
