@@ -36,6 +36,10 @@ type Accepted struct {
 	// Excluded counts members who got nothing (no valid key for a post
 	// that may only travel encrypted).
 	Excluded int
+	// Encrypted counts the encrypted copies; OpenPGP records what the list
+	// found of the author's encryption and signature.
+	Encrypted int
+	OpenPGP   string
 }
 
 // Receive decides on one message for target and, if accepted, queues it
@@ -311,6 +315,8 @@ func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []by
 	}
 	acc.QueueID = id
 	acc.Excluded = len(plan.excluded)
+	acc.Encrypted = len(plan.encrypted)
+	acc.OpenPGP = opened.header()
 	if !acc.Duplicate {
 		c.Queued()
 	}

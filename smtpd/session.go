@@ -207,6 +207,7 @@ func (sess *session) Data(r io.Reader) error {
 		log.Log(context.Background(), level, "message refused", "kind", refusal.Kind, "code", refusal.Code, "reason", reason, "cause", refusal.Cause)
 		return reply(refusal, sess.id)
 	}
-	log.Info("message accepted", "label", acc.Label.String(), "copies", acc.Copies, "raised", acc.Raised, "duplicate", acc.Duplicate)
+	log.Info("message accepted", "label", acc.Label.String(), "copies", acc.Copies, "encrypted", acc.Encrypted,
+		"excluded", acc.Excluded, "openpgp", acc.OpenPGP, "raised", acc.Raised, "duplicate", acc.Duplicate)
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "queued as " + acc.QueueID}
 }

@@ -84,3 +84,29 @@ func TestMemberPostReachesEveryMember(t *testing.T) {
 		}
 	}
 }
+
+// A post cannot carry in its own claims of what the list verified, nor an
+// Autocrypt key that would then look like the list's.
+func TestForgedVerificationHeadersAreDropped(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	_, err := w.post("alice@member-a.example", sandbox.Message{Subject: "[TLP:GREEN] forged", Body: "x\n", Extra: []string{
+		"X-Isaclist-OpenPGP: encrypted to the list; signature valid, key 0000",
+		"Authentication-Results: lists.energy.example; dkim=pass header.d=bank.example",
+		"Autocrypt: addr=isac@lists.energy.example; keydata=AAAA",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range w.copies(0, 3) {
+		h := header(t, m.Data)
+		if v := h["X-Isaclist-Openpgp"]; len(v) != 0 {
+			t.Errorf("forged X-Isaclist-OpenPGP passed on: %v", v)
+		}
+		if v := h["Authentication-Results"]; len(v) != 1 || strings.Contains(v[0], "bank.example") {
+			t.Errorf("Authentication-Results: %v", v)
+		}
+		if v := h["Autocrypt"]; len(v) != 1 || strings.Contains(v[0], "keydata=AAAA") {
+			t.Errorf("Autocrypt: %v", v)
+		}
+	}
+}
