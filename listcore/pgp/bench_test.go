@@ -323,6 +323,7 @@ func BenchmarkParts(b *testing.B) {
 			sk.Wipe()
 		}
 	})
+	seipd.Reset()
 	sk, err := Seal(&seipd, bytes.NewReader(body), f.list, now)
 	if err != nil {
 		b.Fatal(err)
@@ -360,4 +361,43 @@ func BenchmarkParts(b *testing.B) {
 			base64Lines(seipd.Bytes())
 		}
 	})
+}
+
+// BenchmarkFanoutSharedScaling: the shared path for 5, 50 and 500
+// recipients (the 50 keys reused cyclically): time grows only by the key
+// packets, memory not at all.
+func BenchmarkFanoutSharedScaling(b *testing.B) {
+	f := benchFix(b)
+	body := testMIME(10<<20, 42)
+	recips := f.recips["curve25519"]
+	for _, n := range []int{5, 50, 500} {
+		b.Run(fmt.Sprintf("size=10MB/keys=curve25519/n=%d", n), func(b *testing.B) {
+			now := time.Now()
+			b.ReportAllocs()
+			hp := startHeapPeak()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				var seipd bytes.Buffer
+				seipd.Grow(len(body) + 4096)
+				sk, err := Seal(&seipd, bytes.NewReader(body), f.list, now)
+				if err != nil {
+					b.Fatal(err)
+				}
+				a := NewArmored(seipd.Bytes())
+				for j := 0; j < n; j++ {
+					kp, err := sk.KeyPacket(recips[j%len(recips)], now)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if _, err := a.Pieces(kp); err != nil {
+						b.Fatal(err)
+					}
+				}
+				sk.Wipe()
+			}
+			b.StopTimer()
+			hp.report(b)
+			reportMBps(b, len(body))
+		})
+	}
 }

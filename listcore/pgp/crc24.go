@@ -22,12 +22,12 @@ const (
 	crc24Mask = 0xFFFFFF
 )
 
-// crc24Tables[k][i] = i·x^(24+8k) mod P, for slicing-by-8. Computed once at
-// start-up and never written again.
+// crc24Tables[k][i] = i·x^(24+8k) mod P, for slicing-by-16. Computed once
+// at start-up and never written again.
 var crc24Tables = makeCRC24Tables()
 
-func makeCRC24Tables() *[8][256]uint32 {
-	t := new([8][256]uint32)
+func makeCRC24Tables() *[16][256]uint32 {
+	t := new([16][256]uint32)
 	for i := 0; i < 256; i++ {
 		r := uint32(i) << 16
 		for j := 0; j < 8; j++ {
@@ -38,7 +38,7 @@ func makeCRC24Tables() *[8][256]uint32 {
 		}
 		t[0][i] = r & crc24Mask
 	}
-	for k := 1; k < 8; k++ {
+	for k := 1; k < 16; k++ {
 		for i := 0; i < 256; i++ {
 			r := t[k-1][i]
 			// multiply by x^8: feed a zero byte
@@ -48,9 +48,20 @@ func makeCRC24Tables() *[8][256]uint32 {
 	return t
 }
 
-// crc24Update feeds d into the CRC register crc.
+// crc24Update feeds d into the CRC register crc (slicing-by-16, then by-8,
+// then byte by byte).
 func crc24Update(crc uint32, d []byte) uint32 {
 	t := crc24Tables
+	for len(d) >= 16 {
+		c0 := d[0] ^ byte(crc>>16)
+		c1 := d[1] ^ byte(crc>>8)
+		c2 := d[2] ^ byte(crc)
+		crc = t[15][c0] ^ t[14][c1] ^ t[13][c2] ^ t[12][d[3]] ^
+			t[11][d[4]] ^ t[10][d[5]] ^ t[9][d[6]] ^ t[8][d[7]] ^
+			t[7][d[8]] ^ t[6][d[9]] ^ t[5][d[10]] ^ t[4][d[11]] ^
+			t[3][d[12]] ^ t[2][d[13]] ^ t[1][d[14]] ^ t[0][d[15]]
+		d = d[16:]
+	}
 	for len(d) >= 8 {
 		c0 := d[0] ^ byte(crc>>16)
 		c1 := d[1] ^ byte(crc>>8)

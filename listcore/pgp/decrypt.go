@@ -20,7 +20,7 @@ import (
 // otherwise cost a public-key operation each).
 const (
 	maxOuterPackets = 1000 // key packets + the encrypted packet
-	maxKeyAttempts  = 8    // session-key decryptions tried with the list key
+	maxKeyAttempts  = 32   // session-key decryptions tried with the list key (hidden recipients)
 	maxInnerPackets = 64   // inside the encryption (and inside compression)
 	maxSignatures   = 16   // signature packets examined
 	// decompressSlack is what decompressed data may hold beyond the
@@ -54,6 +54,7 @@ type Decrypted struct {
 // recipient).
 type ErrNotForList struct{ KeyIDs []string }
 
+// Error names the key IDs the message was encrypted to, and what to do.
 func (e *ErrNotForList) Error() string {
 	if len(e.KeyIDs) == 0 {
 		return "pgp: the message is not encrypted to the list's key"
@@ -160,11 +161,11 @@ tryKeys:
 			if ek.KeyId != 0 && ek.KeyId != k.PublicKey.KeyId {
 				continue
 			}
-			if ek.Algo != k.PublicKey.PubKeyAlgo {
-				continue
-			}
 			if ek.KeyId != 0 {
 				addressed = true
+			}
+			if ek.Algo != k.PublicKey.PubKeyAlgo {
+				continue
 			}
 			if attempts++; attempts > maxKeyAttempts {
 				break tryKeys
