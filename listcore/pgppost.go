@@ -232,42 +232,11 @@ func crc24(data []byte) uint32 {
 	return crc & 0xFFFFFF
 }
 
-// micalg names the hash of the first signature packet (RFC 3156 §5,
-// RFC 4880 §9.4), for multipart/signed's micalg parameter.
+// micalg is multipart/signed's micalg parameter for a signature (RFC 3156
+// §5); sha256 if the packet cannot be read (readers verify regardless).
 func micalg(sig []byte) string {
-	names := map[byte]string{1: "pgp-md5", 2: "pgp-sha1", 3: "pgp-ripemd160", 8: "pgp-sha256", 9: "pgp-sha384", 10: "pgp-sha512", 11: "pgp-sha224"}
-	if len(sig) < 2 {
-		return "pgp-sha256"
-	}
-	var body []byte
-	if sig[0]&0x40 != 0 { // new format: length octets follow the tag
-		switch l := sig[1]; {
-		case l < 192:
-			body = sig[2:]
-		case l < 224 && len(sig) > 2:
-			body = sig[3:]
-		case l == 255 && len(sig) > 5:
-			body = sig[6:]
-		}
-	} else {
-		switch sig[0] & 3 {
-		case 0:
-			body = sig[2:]
-		case 1:
-			if len(sig) > 3 {
-				body = sig[3:]
-			}
-		case 2:
-			if len(sig) > 5 {
-				body = sig[5:]
-			}
-		}
-	}
-	// v4 signature: version, type, public-key algorithm, hash algorithm.
-	if len(body) >= 4 && body[0] == 4 {
-		if n, ok := names[body[3]]; ok {
-			return n
-		}
+	if m, err := pgp.MicAlg(sig); err == nil {
+		return m
 	}
 	return "pgp-sha256"
 }

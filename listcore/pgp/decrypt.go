@@ -2,9 +2,11 @@ package pgp
 
 import (
 	"bytes"
+	"crypto"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -499,4 +501,52 @@ func sigIssuer(sig *packet.Signature) string {
 		return fmt.Sprintf("%016X", f[:8])
 	}
 	return ""
+}
+
+// MicAlg returns the micalg parameter (RFC 3156 §5) for re-emitting
+// signature packets (binary, as in Decrypted.Signature) as the detached
+// signature of a multipart/signed entity, e.g. "pgp-sha256"; several
+// signatures with different hashes give a comma-separated list (RFC 1847).
+func MicAlg(signature []byte) (string, error) {
+	pkts, err := splitPackets(signature, maxSignatures)
+	if err != nil || len(pkts) == 0 {
+		return "", errors.New("pgp: no signature packets")
+	}
+	var names []string
+	for _, p := range pkts {
+		pkt, err := packet.Read(bytes.NewReader(signature[p.start:p.end]))
+		sig, ok := pkt.(*packet.Signature)
+		if err != nil || !ok {
+			return "", errors.New("pgp: unreadable signature packet")
+		}
+		name, ok := micAlgName(sig.Hash)
+		if !ok {
+			return "", fmt.Errorf("pgp: signature hash %v has no micalg name", sig.Hash)
+		}
+		if !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	return strings.Join(names, ","), nil
+}
+
+// micAlgName is the RFC 3156 / RFC 4880 §9.4 name of a hash, lower-cased.
+func micAlgName(h crypto.Hash) (string, bool) {
+	switch h {
+	case crypto.SHA1:
+		return "pgp-sha1", true
+	case crypto.SHA224:
+		return "pgp-sha224", true
+	case crypto.SHA256:
+		return "pgp-sha256", true
+	case crypto.SHA384:
+		return "pgp-sha384", true
+	case crypto.SHA512:
+		return "pgp-sha512", true
+	case crypto.SHA3_256:
+		return "pgp-sha3-256", true
+	case crypto.SHA3_512:
+		return "pgp-sha3-512", true
+	}
+	return "", false
 }

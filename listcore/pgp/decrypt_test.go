@@ -245,6 +245,9 @@ func TestThunderbirdStyleResign(t *testing.T) {
 		w, _ := armor.Encode(&sig, "PGP SIGNATURE", nil)
 		w.Write(d.Signature)
 		w.Close()
+		if mic, err := MicAlg(d.Signature); err != nil || mic != "pgp-sha512" && mic != "pgp-sha256" {
+			t.Errorf("MicAlg %q %v", mic, err)
+		}
 		sigFile := verifier.writeFile("sig.asc", sig.Bytes())
 		dataFile := verifier.writeFile("part.eml", d.Plaintext)
 		st := status(verifier.must(nil, "--status-fd", "1", "--verify", sigFile, dataFile))
