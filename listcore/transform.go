@@ -82,10 +82,18 @@ type postCopy struct {
 // encrypted copy (the protected-headers convention uses "...").
 const placeholderSubject = "..."
 
+// outerOfEncrypted are the only fields of a post an encrypted copy shows
+// outside its encryption: addressing and threading. Anything else could
+// carry content (Outlook's Thread-Topic repeats the subject, Keywords,
+// Comments, ...), and for TLP:RED nothing of the content may be stored or
+// sent in the clear; those fields travel inside.
+var outerOfEncrypted = map[string]bool{"to": true, "cc": true, "date": true, "message-id": true, "in-reply-to": true, "references": true}
+
 // writeOuter writes the header fields every copy shares, with subject as
 // its Subject, leaving out content fields and MIME-Version (the caller
-// writes its own).
-func (p *postCopy) writeOuter(h *bytes.Buffer, subject string) {
+// writes its own). encrypted restricts the post's own fields to
+// outerOfEncrypted.
+func (p *postCopy) writeOuter(h *bytes.Buffer, subject string, encrypted bool) {
 	h.WriteString(foldField("Received", p.received()))
 	h.WriteString(foldField("Authentication-Results", p.authResults()))
 	wroteSubject := false
@@ -99,6 +107,7 @@ func (p *postCopy) writeOuter(h *bytes.Buffer, subject string) {
 			h.WriteString(foldField("Subject", subject))
 			wroteSubject = true
 		case dropOnRedistribution[name], isContentField(name), name == "mime-version":
+		case encrypted && !outerOfEncrypted[name]:
 		default:
 			h.Write(f.Raw)
 		}
@@ -135,7 +144,7 @@ func contentField(fields []mailhdr.Field, name string) string {
 // build returns the plain copy, DKIM-signed.
 func (p *postCopy) build() ([]byte, error) {
 	var h bytes.Buffer
-	p.writeOuter(&h, outgoingSubject(p.list.Prefix, p.label, p.content.subject))
+	p.writeOuter(&h, outgoingSubject(p.list.Prefix, p.label, p.content.subject), false)
 	if len(p.content.fields) > 0 {
 		h.WriteString("MIME-Version: 1.0\r\n")
 	}
@@ -164,7 +173,7 @@ const pgpBoundary = "isaclist-pgp-mime-encrypted"
 // the armored block (RFC 3156 §4).
 func (p *postCopy) frame() *store.Frame {
 	var h bytes.Buffer
-	p.writeOuter(&h, outgoingSubject(p.list.Prefix, p.label, placeholderSubject))
+	p.writeOuter(&h, outgoingSubject(p.list.Prefix, p.label, placeholderSubject), true)
 	h.WriteString("MIME-Version: 1.0\r\n")
 	h.WriteString("Content-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\";\r\n boundary=\"" + pgpBoundary + "\"\r\n")
 	p.writeListHeaders(&h)
@@ -181,11 +190,6 @@ func (p *postCopy) frame() *store.Frame {
 	return &store.Frame{Header: h.Bytes(), Before: []byte(before), After: []byte(after)}
 }
 
-// protectedHeaders are the fields repeated inside the encryption, where the
-// reader's client shows them (protected headers, draft-autocrypt-lamps-
-// protected-headers): the real Subject travels only there.
-var protectedHeaders = []string{"to", "cc", "date", "message-id", "in-reply-to", "references"}
-
 // inner returns the MIME entity that is encrypted for members: protected
 // header fields and the content.
 func (p *postCopy) inner() ([]byte, error) {
@@ -193,11 +197,15 @@ func (p *postCopy) inner() ([]byte, error) {
 	b.WriteString(foldField("From", formatAddress(viaName(p.member, p.author, p.list), p.list.Address)))
 	b.WriteString(foldField("Reply-To", p.replyTo()))
 	b.WriteString(foldField("Subject", outgoingSubject(p.list.Prefix, p.label, p.content.subject)))
+	// Protected headers (draft-autocrypt-lamps-protected-headers): the
+	// reader's client shows these, so the real Subject, and every field
+	// kept off the outside, travel here.
 	for _, f := range p.hdr.Fields {
-		for _, name := range protectedHeaders {
-			if strings.EqualFold(f.Name, name) {
-				b.Write(f.Raw)
-			}
+		name := strings.ToLower(f.Name)
+		switch {
+		case name == "from", name == "subject", name == "mime-version", isContentField(name), dropOnRedistribution[name]:
+		default:
+			b.Write(f.Raw)
 		}
 	}
 	if p.messageID != "" {

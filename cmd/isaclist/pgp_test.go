@@ -309,7 +309,8 @@ func TestRedIsNeverWrittenDown(t *testing.T) {
 	p := newPGPWorld(t)
 	marker := "ROOD-" + fmt.Sprint(time.Now().UnixNano())
 	tmpBefore := listTemp(t)
-	_, err := p.post("alice@member-a.example", sandbox.Message{Subject: "[TLP:RED] " + marker + " subject", Body: marker + " in the body\n"})
+	_, err := p.post("alice@member-a.example", sandbox.Message{Subject: "[TLP:RED] " + marker + " subject", Body: marker + " in the body\n",
+		Extra: []string{"Thread-Topic: " + marker + " subject", "Keywords: " + marker, "X-Original-Subject: " + marker}})
 	if err != nil {
 		t.Fatalf("RED post refused: %v", err)
 	}
