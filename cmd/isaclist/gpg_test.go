@@ -92,3 +92,13 @@ func (u *gpgUser) keyFile(dir string) string {
 }
 
 func (u *gpgUser) importKey(armored []byte) { u.run(armored, "--import") }
+
+// binaryKeyFile writes this user's public key in binary (gpg --export
+// without --armor), as some members will send it.
+func (u *gpgUser) binaryKeyFile(dir string) string {
+	p := filepath.Join(dir, strings.ReplaceAll(u.email, "@", "_")+".gpg")
+	if err := os.WriteFile(p, u.run(nil, "--export", u.email), 0o600); err != nil {
+		u.t.Fatal(err)
+	}
+	return p
+}

@@ -37,7 +37,7 @@ func newPGPWorld(t *testing.T) *pgpWorld {
 	p.bob = newGPGUser(t, "bob@member-b.example", "rsa3072", "never")
 	p.carol = newGPGUser(t, "carol@member-c.example", "ed25519", "never") // has a key, but never registers it
 	w.mustRun("member", "key", "alice@member-a.example", p.alice.keyFile(w.dir))
-	w.mustRun("member", "key", "bob@member-b.example", p.bob.keyFile(w.dir))
+	w.mustRun("member", "key", "bob@member-b.example", p.bob.binaryKeyFile(w.dir)) // binary, not armored
 	p.listKey = []byte(w.mustRun("list", "key"))
 	for _, u := range []*gpgUser{p.alice, p.bob, p.carol} {
 		u.importKey(p.listKey)
