@@ -25,6 +25,7 @@ import (
 	"github.com/isaclist/isaclist/internal/sandbox"
 	"github.com/isaclist/isaclist/listcore"
 	"github.com/isaclist/isaclist/listcore/mailauth"
+	"github.com/isaclist/isaclist/listcore/pgp"
 	"github.com/spf13/cobra"
 )
 
@@ -154,6 +155,26 @@ level = "warn"
 			fmt.Fprintf(out, "     refused: %v\n", err)
 		}
 	}
+	// Bob uses OpenPGP: his key pair is made here as his mail client would.
+	bobPrivate, err := pgp.GenerateListKey("Bob Jansen", "bob@member-b.example", "curve25519", time.Now())
+	if err != nil {
+		return err
+	}
+	bobKey, err := pgp.LoadListKey(bobPrivate)
+	if err != nil {
+		return err
+	}
+	bobPublic, err := bobKey.ArmoredPublic()
+	if err != nil {
+		return err
+	}
+	bobFile := filepath.Join(dir, "bob.asc")
+	if err := os.WriteFile(bobFile, []byte(bobPublic), 0o600); err != nil {
+		return err
+	}
+	if _, err := cli("member", "key", "bob@member-b.example", bobFile); err != nil {
+		return err
+	}
 	if _, err := cli("list", "dns"); err != nil {
 		return err
 	}
@@ -207,8 +228,28 @@ level = "warn"
 	}
 	resolver := mailauth.NewResolver(dns.Addr, 2*time.Second)
 	for _, c := range copies {
-		printCopy(out, c, resolver)
+		printCopy(out, c, resolver, bobKey)
 	}
+
+	step("Carol shares something TLP:RED: it goes only encrypted, only to members with a key")
+	red := sandbox.Message{From: "Carol Bakker <carol@member-c.example>", To: list, Subject: "[TLP:RED] Compromise at our substation",
+		Body: "Attacker on the OT network since Monday. Do not share."}
+	signed, err = domains["member-c.example"].Sign(red.Bytes())
+	if err != nil {
+		return err
+	}
+	if reply, err = sandbox.Send(d.SMTPAddrs[0], "mail.member-c.example", "carol@member-c.example", []string{list}, signed); err != nil {
+		return fmt.Errorf("the RED post was refused: %w", err)
+	}
+	fmt.Fprintf(out, "   server: 250 %s\n", reply)
+	copies, err = waitMaildir(maildir, 5, 10*time.Second)
+	if err != nil {
+		return err
+	}
+	for _, c := range copies[3:] {
+		printCopy(out, c, resolver, bobKey)
+	}
+	fmt.Fprintf(out, "\n   Alice and Carol have no key on record: they got no copy, Carol a notice\n   naming them, and nothing of the post was ever stored in the clear.\n")
 	fmt.Fprintf(out, "\nThat is the whole pipeline. Next: README.md (deployment), `isaclist --help`.\n")
 	return nil
 }
@@ -236,7 +277,7 @@ func waitMaildir(dir string, n int, timeout time.Duration) ([][]byte, error) {
 	}
 }
 
-func printCopy(out io.Writer, data []byte, r mailauth.Resolver) {
+func printCopy(out io.Writer, data []byte, r mailauth.Resolver, bobKey *pgp.ListKey) {
 	crlf := bytes.ReplaceAll(data, []byte("\n"), []byte("\r\n"))
 	msg, err := mail.ReadMessage(bytes.NewReader(crlf))
 	if err != nil {
@@ -265,7 +306,22 @@ func printCopy(out io.Writer, data []byte, r mailauth.Resolver) {
 	}
 	fmt.Fprintf(out, "   %-11s %s\n", "Verified:", h.Get("Authentication-Results"))
 	fmt.Fprintf(out, "   %-11s %s\n", "Signed:", verdict)
-	sc := bufio.NewScanner(msg.Body)
+	body, _ := io.ReadAll(msg.Body)
+	if i, j := bytes.Index(body, []byte("-----BEGIN PGP MESSAGE-----")), bytes.Index(body, []byte("-----END PGP MESSAGE-----")); i >= 0 && j > i {
+		fmt.Fprintf(out, "   %-11s PGP/MIME, to this member's key only; Bob's key opens it:\n", "Encrypted:")
+		d, err := pgp.Decrypt(body[i:j+len("-----END PGP MESSAGE-----")], bobKey, nil, time.Now(), 1<<20)
+		if err != nil {
+			fmt.Fprintf(out, "   (does not decrypt: %v)\n", err)
+			return
+		}
+		body = d.Plaintext
+		if inner, err := mail.ReadMessage(bytes.NewReader(body)); err == nil {
+			s, _ := new(mime.WordDecoder).DecodeHeader(inner.Header.Get("Subject"))
+			fmt.Fprintf(out, "   %-11s %s\n", "  Subject:", s)
+			body, _ = io.ReadAll(inner.Body)
+		}
+	}
+	sc := bufio.NewScanner(bytes.NewReader(body))
 	for i := 0; sc.Scan() && i < 3; i++ {
 		fmt.Fprintf(out, "   | %s\n", sc.Text())
 	}
