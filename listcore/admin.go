@@ -83,12 +83,8 @@ func normaliseAddress(s string) (mailhdr.Mailbox, error) {
 // ResolveList finds the list an admin command is about: the one named, or
 // the only one hosted.
 func (c *Core) ResolveList(addr string) (string, error) {
-	var lists []store.List
-	if err := c.DB.View(func(tx *store.Tx) error {
-		var err error
-		lists, err = tx.Lists()
-		return err
-	}); err != nil {
+	lists, err := c.allLists()
+	if err != nil {
 		return "", err
 	}
 	if addr != "" {
@@ -202,16 +198,8 @@ func (c *Core) checkOwners(in []string) ([]string, error) {
 // ListPublicKey returns the list's armored OpenPGP public key: never the
 // private part.
 func (c *Core) ListPublicKey(addr string) (string, error) {
-	var l *store.List
-	var s *store.ListSecrets
-	if err := c.DB.View(func(tx *store.Tx) error {
-		var err error
-		if l, err = tx.List(addr); err != nil {
-			return err
-		}
-		s, err = tx.ListSecrets(addr)
-		return err
-	}); err != nil {
+	l, s, err := c.listAndSecrets(addr)
+	if err != nil {
 		return "", err
 	}
 	k := c.listKey(l, s)
@@ -670,16 +658,8 @@ type DNSRecord struct {
 
 // ListDNS returns the records to publish for a list.
 func (c *Core) ListDNS(addr string) ([]DNSRecord, error) {
-	var l *store.List
-	var s *store.ListSecrets
-	if err := c.DB.View(func(tx *store.Tx) error {
-		var err error
-		if l, err = tx.List(addr); err != nil {
-			return err
-		}
-		s, err = tx.ListSecrets(addr)
-		return err
-	}); err != nil {
+	l, s, err := c.listAndSecrets(addr)
+	if err != nil {
 		return nil, err
 	}
 	_, domain, _ := strings.Cut(l.Address, "@")

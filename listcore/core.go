@@ -115,6 +115,32 @@ func NewID(now time.Time) string {
 	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
 }
 
+// allLists returns every hosted list.
+func (c *Core) allLists() ([]store.List, error) {
+	var lists []store.List
+	err := c.DB.View(func(tx *store.Tx) error {
+		var err error
+		lists, err = tx.Lists()
+		return err
+	})
+	return lists, err
+}
+
+// listAndSecrets returns a list with its private keys.
+func (c *Core) listAndSecrets(addr string) (*store.List, *store.ListSecrets, error) {
+	var l *store.List
+	var s *store.ListSecrets
+	err := c.DB.View(func(tx *store.Tx) error {
+		var err error
+		if l, err = tx.List(addr); err != nil {
+			return err
+		}
+		s, err = tx.ListSecrets(addr)
+		return err
+	})
+	return l, s, err
+}
+
 // ResolveRecipient says which of our addresses rcpt is, or refuses it.
 func (c *Core) ResolveRecipient(rcpt string) (Target, *Refusal) {
 	addr := strings.ToLower(strings.TrimSpace(rcpt))
@@ -122,12 +148,8 @@ func (c *Core) ResolveRecipient(rcpt string) (Target, *Refusal) {
 	if !ok || local == "" || domain == "" {
 		return Target{}, refuse(CodeBadRecipient, "%q is not an address", truncate(rcpt, 64))
 	}
-	var lists []store.List
-	if err := c.DB.View(func(tx *store.Tx) error {
-		var err error
-		lists, err = tx.Lists()
-		return err
-	}); err != nil {
+	lists, err := c.allLists()
+	if err != nil {
 		return Target{}, internalError(err)
 	}
 	for _, l := range lists {

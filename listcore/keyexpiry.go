@@ -18,12 +18,8 @@ const keyExpiryWarning = 30 * 24 * time.Hour
 func (c *Core) CheckKeyExpiry() (int, error) {
 	now := c.now()
 	told := 0
-	var lists []store.List
-	if err := c.DB.View(func(tx *store.Tx) error {
-		var err error
-		lists, err = tx.Lists()
-		return err
-	}); err != nil {
+	lists, err := c.allLists()
+	if err != nil {
 		return 0, err
 	}
 	for _, l := range lists {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/isaclist/isaclist/listcore/mailauth"
 	"github.com/isaclist/isaclist/store"
 	"github.com/isaclist/isaclist/tlp"
 )
@@ -30,15 +29,9 @@ func (c *Core) receiveOwner(ctx context.Context, env Envelope, t Target, msg []b
 	if r := checkAutoReply(p.hdr); r != nil {
 		return nil, r
 	}
-	auth := mailauth.Authenticate(ctx, c.Resolver, mailauth.Check{
-		Message: msg, FromDomain: p.from.Domain, IP: env.RemoteIP, HELO: env.HELO, MailFrom: env.MailFrom,
-	})
-	if !auth.Pass {
-		if auth.TempFail {
-			return nil, refuse(CodeDNSTemp, "the DKIM or SPF records of %s could not be looked up just now; your server will retry", p.from.Domain)
-		}
-		return nil, refuse(CodeNotAuthenticated, "the owners of %s accept only mail that the sender's domain authenticates, and this message is not authenticated for %s (%s)",
-			fmtList(l), p.from.Domain, auth.Summary())
+	auth, r := c.authenticate(ctx, env, p, msg, "the owners of "+fmtList(l)+" accept only mail that the sender's domain authenticates")
+	if r != nil {
+		return nil, r
 	}
 
 	now := c.now()

@@ -57,16 +57,7 @@ func (c *Core) Receive(ctx context.Context, env Envelope, t Target, msg []byte) 
 }
 
 func (c *Core) loadList(addr string) (*store.List, *store.ListSecrets, *Refusal) {
-	var l *store.List
-	var s *store.ListSecrets
-	err := c.DB.View(func(tx *store.Tx) error {
-		var err error
-		if l, err = tx.List(addr); err != nil {
-			return err
-		}
-		s, err = tx.ListSecrets(addr)
-		return err
-	})
+	l, s, err := c.listAndSecrets(addr)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil, refuse(CodeNoSuchList, "no list %s is hosted here any more", addr)
 	}
@@ -105,6 +96,25 @@ func (c *Core) parseIncoming(l *store.List, msg []byte) (*parsed, *Refusal) {
 	return &parsed{hdr: hdr, bodyOff: off, from: from}, nil
 }
 
+// authenticate checks that the message is authenticated for its From
+// domain (mailauth), or refuses it: 451 if DNS failed, else 550 with why,
+// after the sentence policy that says what the recipient requires.
+func (c *Core) authenticate(ctx context.Context, env Envelope, p *parsed, msg []byte, policy string) (mailauth.Result, *Refusal) {
+	auth := mailauth.Authenticate(ctx, c.Resolver, mailauth.Check{
+		Message: msg, FromDomain: p.from.Domain, IP: env.RemoteIP, HELO: env.HELO, MailFrom: env.MailFrom,
+	})
+	switch {
+	case auth.Pass:
+		return auth, nil
+	case auth.TempFail:
+		r := refuse(CodeDNSTemp, "the DKIM or SPF records of %s could not be looked up just now; your server will retry", p.from.Domain)
+		r.Cause = auth.Summary()
+		return auth, r
+	}
+	return auth, refuse(CodeNotAuthenticated, "%s, and this message from %s is not authenticated for %s (%s); send it through your organisation's mail server, which should sign it with DKIM",
+		policy, p.from.Key(), p.from.Domain, auth.Summary())
+}
+
 func reason(err error) string {
 	var he *mailhdr.Error
 	if errors.As(err, &he) {
@@ -134,17 +144,8 @@ func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []by
 	// Authentication comes before the membership lookup, and both failures
 	// read alike to an unauthenticated sender: the reply never tells a
 	// spoofer whether the address they forged belongs to a member.
-	auth := mailauth.Authenticate(ctx, c.Resolver, mailauth.Check{
-		Message: msg, FromDomain: p.from.Domain, IP: env.RemoteIP, HELO: env.HELO, MailFrom: env.MailFrom,
-	})
-	if !auth.Pass {
-		if auth.TempFail {
-			r := refuse(CodeDNSTemp, "the DKIM or SPF records of %s could not be looked up just now; your server will retry", p.from.Domain)
-			r.Cause = auth.Summary()
-			return nil, r
-		}
-		r := refuse(CodeNotAuthenticated, "%s accepts only mail that its members' own mail servers authenticate, and this message from %s is not authenticated for %s (%s); send it through your organisation's mail server, which should sign it with DKIM",
-			fmtList(l), p.from.Key(), p.from.Domain, auth.Summary())
+	auth, r := c.authenticate(ctx, env, p, msg, fmtList(l)+" accepts only mail that its members' own mail servers authenticate")
+	if r != nil {
 		return nil, r
 	}
 
@@ -476,12 +477,8 @@ func (c *Core) isOurAddress(addr string) bool {
 	if !ok {
 		return false
 	}
-	var lists []store.List
-	if err := c.DB.View(func(tx *store.Tx) error {
-		var err error
-		lists, err = tx.Lists()
-		return err
-	}); err != nil {
+	lists, err := c.allLists()
+	if err != nil {
 		return false
 	}
 	for _, l := range lists {
