@@ -13,6 +13,9 @@ const MaxRequestBytes = 4 << 20
 type Request struct {
 	Op   string          `json:"op"`
 	List string          `json:"list,omitempty"`
+	// As is the board role the caller acts in (chair, vice-chair,
+	// secretary), recorded in the audit trail.
+	As string `json:"as,omitempty"`
 	Args json.RawMessage `json:"args,omitempty"`
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/listcore"
@@ -22,6 +23,9 @@ type (
 		Key    []byte
 		Force  bool
 		Reason string
+	}
+	AuditArgs struct {
+		Since time.Time `json:",omitzero"`
 	}
 	QueueArgs struct {
 		ID   string `json:",omitempty"`
@@ -42,11 +46,15 @@ func decode(req admin.Request, v any) error {
 // handleAdmin executes one admin request against the running daemon.
 func (d *Daemon) handleAdmin(_ context.Context, caller admin.Caller, req admin.Request) (any, []string, error) {
 	c := d.Core
+	actor := listcore.Actor{User: caller.Name, Role: req.As}
+	if err := listcore.CheckRole(req.As); err != nil {
+		return nil, nil, err
+	}
 	// Every operation but creating a list (and listing them) is about one
 	// list: the one named, or the only one.
 	list := ""
 	switch req.Op {
-	case "list.create", "list.all", "queue.list", "queue.retry", "queue.drop", "ping":
+	case "list.create", "list.all", "queue.list", "queue.retry", "queue.drop", "ping", "audit.list", "audit.verify":
 	default:
 		var err error
 		if list, err = c.ResolveList(req.List); err != nil {
@@ -61,7 +69,7 @@ func (d *Daemon) handleAdmin(_ context.Context, caller admin.Caller, req admin.R
 		if err := decode(req, &a); err != nil {
 			return nil, nil, err
 		}
-		l, err := c.CreateList(a)
+		l, err := c.CreateList(actor, a)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -81,7 +89,7 @@ func (d *Daemon) handleAdmin(_ context.Context, caller admin.Caller, req admin.R
 		if err := decode(req, &a); err != nil {
 			return nil, nil, err
 		}
-		if _, err := c.SetList(list, a); err != nil {
+		if _, err := c.SetList(actor, list, a); err != nil {
 			return nil, nil, err
 		}
 		info, err := c.ShowList(list)
@@ -94,7 +102,7 @@ func (d *Daemon) handleAdmin(_ context.Context, caller admin.Caller, req admin.R
 		if err := decode(req, &a); err != nil {
 			return nil, nil, err
 		}
-		w, err := c.AddOrg(list, a.ID, a.Name)
+		w, err := c.AddOrg(actor, list, a.ID, a.Name)
 		return nil, w, err
 	case "org.list":
 		orgs, err := c.Orgs(list)
@@ -104,14 +112,13 @@ func (d *Daemon) handleAdmin(_ context.Context, caller admin.Caller, req admin.R
 		if err := decode(req, &a); err != nil {
 			return nil, nil, err
 		}
-		return nil, nil, c.RemoveOrg(list, a.ID)
+		return nil, nil, c.RemoveOrg(actor, list, a.ID)
 	case "member.add":
 		var a listcore.AddMemberRequest
 		if err := decode(req, &a); err != nil {
 			return nil, nil, err
 		}
-		a.Actor = caller.Name
-		m, err := c.AddMember(list, a)
+		m, err := c.AddMember(actor, list, a)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -123,7 +130,7 @@ func (d *Daemon) handleAdmin(_ context.Context, caller admin.Caller, req admin.R
 		if err := decode(req, &a); err != nil {
 			return nil, nil, err
 		}
-		return nil, nil, c.RemoveMember(list, a.Email)
+		return nil, nil, c.RemoveMember(actor, list, a.Email)
 	case "member.list":
 		ms, err := c.Members(list)
 		return ms, nil, err
@@ -132,7 +139,7 @@ func (d *Daemon) handleAdmin(_ context.Context, caller admin.Caller, req admin.R
 		if err := decode(req, &a); err != nil {
 			return nil, nil, err
 		}
-		m, err := c.SetMemberKey(list, a.Email, a.Key, a.Force, a.Reason, caller.Name)
+		m, err := c.SetMemberKey(actor, list, a.Email, a.Key, a.Force, a.Reason)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -142,6 +149,16 @@ func (d *Daemon) handleAdmin(_ context.Context, caller admin.Caller, req admin.R
 	case "list.key":
 		k, err := c.ListPublicKey(list)
 		return map[string]string{"public_key": k}, nil, err
+	case "audit.list":
+		var a AuditArgs
+		if err := decode(req, &a); err != nil {
+			return nil, nil, err
+		}
+		recs, err := c.AuditRecords(a.Since)
+		return recs, nil, err
+	case "audit.verify":
+		v, err := c.VerifyAudit()
+		return v, nil, err
 	case "queue.list":
 		var q []store.QueueEntry
 		err := c.DB.View(func(tx *store.Tx) error {
@@ -155,7 +172,7 @@ func (d *Daemon) handleAdmin(_ context.Context, caller admin.Caller, req admin.R
 		if err := decode(req, &a); err != nil {
 			return nil, nil, err
 		}
-		n, err := c.RetryNow(a.ID)
+		n, err := c.RetryNow(actor, a.ID)
 		d.runner.Wake()
 		return map[string]int{"rescheduled": n}, nil, err
 	case "queue.drop":
@@ -166,7 +183,7 @@ func (d *Daemon) handleAdmin(_ context.Context, caller admin.Caller, req admin.R
 		if a.ID == "" {
 			return nil, nil, errors.New("give the queue ID of the message to drop (isaclist queue list)")
 		}
-		n, err := c.DropQueued(a.ID, a.Rcpt)
+		n, err := c.DropQueued(actor, a.ID, a.Rcpt)
 		return map[string]int{"dropped": n}, nil, err
 	}
 	return nil, nil, fmt.Errorf("unknown request %q (is the isaclist command newer than the daemon?)", req.Op)

@@ -149,6 +149,11 @@ func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		d.Core.RunAudit(ctx)
+	}()
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
 		d.checkKeys()
 		t := time.NewTicker(12 * time.Hour)
 		defer t.Stop()

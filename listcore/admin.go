@@ -121,7 +121,7 @@ type CreateListRequest struct {
 }
 
 // CreateList creates a list with a new DKIM key and VERP secret.
-func (c *Core) CreateList(req CreateListRequest) (*store.List, error) {
+func (c *Core) CreateList(a Actor, req CreateListRequest) (*store.List, error) {
 	mb, err := normaliseAddress(req.Address)
 	if err != nil {
 		return nil, err
@@ -173,7 +173,10 @@ func (c *Core) CreateList(req CreateListRequest) (*store.List, error) {
 		if _, err := tx.List(addr); err == nil {
 			return userErr("list %s already exists", addr)
 		}
-		return tx.CreateList(l, &store.ListSecrets{DKIMKey: dkimKey, VERPKey: newSecret(32), PGPKey: pgpKey})
+		if err := tx.CreateList(l, &store.ListSecrets{DKIMKey: dkimKey, VERPKey: newSecret(32), PGPKey: pgpKey}); err != nil {
+			return err
+		}
+		return c.audit(tx, a, "list.create", addr, func(r *store.AuditRecord) { r.Detail = "pgp " + lk.Fingerprint() })
 	})
 	if err != nil {
 		return nil, err
@@ -215,7 +218,10 @@ type ListSettings struct {
 	RequireSignature *bool   `json:"require_signature,omitempty"`
 	// StrictDelivery: "all-or-nothing" or "available" (for TLP:RED and
 	// TLP:AMBER+STRICT).
-	StrictDelivery *string   `json:"strict_delivery,omitempty"`
+	StrictDelivery *string `json:"strict_delivery,omitempty"`
+	// RequireGuidelines refuses posts from members who have not accepted
+	// the current membership guidelines.
+	RequireGuidelines *bool     `json:"require_guidelines,omitempty"`
 	Name           *string   `json:"name,omitempty"`
 	Prefix         *string   `json:"prefix,omitempty"`
 	DefaultLabel   *string   `json:"default_label,omitempty"` // "" or "none" to refuse unlabelled posts
@@ -224,7 +230,7 @@ type ListSettings struct {
 }
 
 // SetList changes a list's settings.
-func (c *Core) SetList(addr string, s ListSettings) (*store.List, error) {
+func (c *Core) SetList(a Actor, addr string, s ListSettings) (*store.List, error) {
 	var out *store.List
 	var owners []string
 	if s.Owners != nil {
@@ -283,6 +289,12 @@ func (c *Core) SetList(addr string, s ListSettings) (*store.List, error) {
 		if s.RequireSignature != nil {
 			l.RequireSignature = *s.RequireSignature
 		}
+		if s.RequireGuidelines != nil {
+			if *s.RequireGuidelines && l.GuidelinesVersion == "" {
+				return userErr("--require-guidelines: no guidelines are published yet; publish them first (isaclist guidelines publish FILE --version V)")
+			}
+			l.RequireGuidelines = *s.RequireGuidelines
+		}
 		if s.StrictDelivery != nil {
 			switch *s.StrictDelivery {
 			case "all-or-nothing":
@@ -294,9 +306,32 @@ func (c *Core) SetList(addr string, s ListSettings) (*store.List, error) {
 			}
 		}
 		out = l
-		return tx.PutList(l)
+		if err := tx.PutList(l); err != nil {
+			return err
+		}
+		return c.audit(tx, a, "list.set", addr, func(r *store.AuditRecord) { r.Detail = s.summary() })
 	})
 	return out, err
+}
+
+// summary names the settings changed, for the audit trail.
+func (s ListSettings) summary() string {
+	var parts []string
+	add := func(name string, set bool) {
+		if set {
+			parts = append(parts, name)
+		}
+	}
+	add("name", s.Name != nil)
+	add("prefix", s.Prefix != nil)
+	add("default-label", s.DefaultLabel != nil)
+	add("reply-to", s.ReplyTo != nil)
+	add("owners", s.Owners != nil)
+	add("encryption", s.Encryption != nil)
+	add("require-signature", s.RequireSignature != nil)
+	add("strict-delivery", s.StrictDelivery != nil)
+	add("require-guidelines", s.RequireGuidelines != nil)
+	return strings.Join(parts, ",")
 }
 
 // ListInfo is `isaclist list show`.
@@ -384,7 +419,7 @@ func healthWarnings(l *store.List, orgs []store.Org, ms []store.Member) []string
 
 // AddOrg adds a member organisation. The warning is non-empty once the
 // list passes MaxOrgs.
-func (c *Core) AddOrg(list, id, name string) (warnings []string, err error) {
+func (c *Core) AddOrg(a Actor, list, id, name string) (warnings []string, err error) {
 	id = strings.ToLower(strings.TrimSpace(id))
 	if !orgIDPattern.MatchString(id) {
 		return nil, userErr("organisation ID %q: use a short name of lower-case letters, digits and '-', e.g. member-a", truncate(id, 60))
@@ -402,6 +437,9 @@ func (c *Core) AddOrg(list, id, name string) (warnings []string, err error) {
 			return userErr("organisation %s is already a member of %s", id, list)
 		}
 		if err := tx.PutOrg(list, &store.Org{ID: id, Name: name, Added: c.now()}); err != nil {
+			return err
+		}
+		if err := c.audit(tx, a, "org.add", list, func(r *store.AuditRecord) { r.Org = id }); err != nil {
 			return err
 		}
 		orgs, err := tx.Orgs(list)
@@ -455,7 +493,7 @@ func (c *Core) Orgs(list string) ([]OrgInfo, error) {
 }
 
 // RemoveOrg removes an organisation that has no members left.
-func (c *Core) RemoveOrg(list, id string) error {
+func (c *Core) RemoveOrg(a Actor, list, id string) error {
 	return c.DB.Update(func(tx *store.Tx) error {
 		if _, err := tx.Org(list, id); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
@@ -476,7 +514,10 @@ func (c *Core) RemoveOrg(list, id string) error {
 		if len(left) > 0 {
 			return userErr("organisation %s still has members (%s); remove them first with `isaclist member remove`", id, strings.Join(left, ", "))
 		}
-		return tx.DeleteOrg(list, id)
+		if err := tx.DeleteOrg(list, id); err != nil {
+			return err
+		}
+		return c.audit(tx, a, "org.remove", list, func(r *store.AuditRecord) { r.Org = id })
 	})
 }
 
@@ -489,11 +530,10 @@ type AddMemberRequest struct {
 	Key    []byte `json:"key,omitempty"`
 	Force  bool   `json:"force,omitempty"`
 	Reason string `json:"reason,omitempty"`
-	Actor  string `json:"-"`
 }
 
 // AddMember admits a representative (or backup) of an organisation.
-func (c *Core) AddMember(list string, req AddMemberRequest) (*store.Member, error) {
+func (c *Core) AddMember(a Actor, list string, req AddMemberRequest) (*store.Member, error) {
 	mb, err := normaliseAddress(req.Email)
 	if err != nil {
 		return nil, err
@@ -531,7 +571,7 @@ func (c *Core) AddMember(list string, req AddMemberRequest) (*store.Member, erro
 		m.Key, m.KeyFingerprint, m.KeyAlgorithm, m.KeyExpires = req.Key, info.Fingerprint, info.Algorithm, info.Expires
 	}
 	if len(forced) > 0 {
-		m.ForcedReason = fmt.Sprintf("%s: %s (by %s, %s)", strings.Join(forced, ", "), strings.TrimSpace(req.Reason), actorOr(req.Actor), c.now().UTC().Format(time.DateOnly))
+		m.ForcedReason = fmt.Sprintf("%s: %s (by %s, %s)", strings.Join(forced, ", "), strings.TrimSpace(req.Reason), a, c.now().UTC().Format(time.DateOnly))
 	}
 	err = c.DB.Update(func(tx *store.Tx) error {
 		if _, err := tx.Org(list, m.Org); err != nil {
@@ -556,7 +596,18 @@ func (c *Core) AddMember(list string, req AddMemberRequest) (*store.Member, erro
 			}
 			return userErr("organisation %s already has a representative (%s); an organisation has one representative and at most one backup. Add this person with --backup, or remove %s first", m.Org, o.Email, o.Email)
 		}
-		return tx.PutMember(list, m)
+		if err := tx.PutMember(list, m); err != nil {
+			return err
+		}
+		return c.audit(tx, a, "member.add", list, func(r *store.AuditRecord) {
+			r.Org, r.Member = m.Org, m.Email
+			if m.Backup {
+				r.Detail = "backup"
+			}
+			if m.ForcedReason != "" {
+				r.Detail = strings.TrimPrefix(r.Detail+"; forced", "; ")
+			}
+		})
 	})
 	if err != nil {
 		return nil, err
@@ -564,33 +615,31 @@ func (c *Core) AddMember(list string, req AddMemberRequest) (*store.Member, erro
 	return m, nil
 }
 
-func actorOr(a string) string {
-	if a == "" {
-		return "unknown"
-	}
-	return a
-}
 
 // RemoveMember takes a member off the list. Copies still queued for them
 // are still delivered: they were accepted while they were a member.
-func (c *Core) RemoveMember(list, email string) error {
+func (c *Core) RemoveMember(a Actor, list, email string) error {
 	mb, err := normaliseAddress(email)
 	if err != nil {
 		return err
 	}
 	return c.DB.Update(func(tx *store.Tx) error {
-		if _, err := tx.Member(list, mb.Key()); err != nil {
+		m, err := tx.Member(list, mb.Key())
+		if err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return userErr("%s is not a member of %s (isaclist member list)", mb.Key(), list)
 			}
 			return err
 		}
-		return tx.DeleteMember(list, mb.Key())
+		if err := tx.DeleteMember(list, mb.Key()); err != nil {
+			return err
+		}
+		return c.audit(tx, a, "member.remove", list, func(r *store.AuditRecord) { r.Org, r.Member = m.Org, m.Email })
 	})
 }
 
 // SetMemberKey stores (or replaces) a member's OpenPGP public key.
-func (c *Core) SetMemberKey(list, email string, key []byte, force bool, reason, actor string) (*store.Member, error) {
+func (c *Core) SetMemberKey(a Actor, list, email string, key []byte, force bool, reason string) (*store.Member, error) {
 	mb, err := normaliseAddress(email)
 	if err != nil {
 		return nil, err
@@ -614,10 +663,13 @@ func (c *Core) SetMemberKey(list, email string, key []byte, force bool, reason, 
 		m.Key, m.KeyFingerprint, m.KeyAlgorithm, m.KeyExpires = key, info.Fingerprint, info.Algorithm, info.Expires
 		m.KeyExpiryNotified = ""
 		if mismatch {
-			m.ForcedReason = strings.TrimSpace(m.ForcedReason + fmt.Sprintf("; key without a user ID for the address: %s (by %s, %s)", reason, actorOr(actor), c.now().UTC().Format(time.DateOnly)))
+			m.ForcedReason = strings.TrimSpace(m.ForcedReason + fmt.Sprintf("; key without a user ID for the address: %s (by %s, %s)", reason, a, c.now().UTC().Format(time.DateOnly)))
 		}
 		out = m
-		return tx.PutMember(list, m)
+		if err := tx.PutMember(list, m); err != nil {
+			return err
+		}
+		return c.audit(tx, a, "member.key", list, func(r *store.AuditRecord) { r.Org, r.Member, r.Detail = m.Org, m.Email, m.KeyFingerprint })
 	})
 	return out, err
 }

@@ -42,6 +42,7 @@ type Core struct {
 
 	keysMu   sync.Mutex
 	listKeys map[string]*pgp.ListKey // by list address and fingerprint
+	refusals *refusalRecorder
 }
 
 // listKey returns the list's OpenPGP key, parsed once; nil if it has none

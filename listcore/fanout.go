@@ -371,7 +371,18 @@ func (r *Runner) giveUp(d store.Delivery, msg *store.Message, reply, why string)
 		if err := tx.FinishDelivery(d.MessageID, d.Rcpt, cur.Next); err != nil {
 			return err
 		}
-		if msg == nil || msg.Kind == store.KindNotice {
+		if msg == nil {
+			return nil
+		}
+		rec := &store.AuditRecord{Time: now, Action: "delivery-failed", List: msg.List, Member: d.Rcpt, Label: msg.Label,
+			Size: msg.Size, Verdict: store.VerdictFailed, Reason: truncate(reply, 200), Detail: msg.Kind + " " + msg.ID}
+		if m, err := tx.Member(msg.List, d.Rcpt); err == nil {
+			rec.Org = m.Org
+		}
+		if err := tx.Audit(rec); err != nil {
+			return err
+		}
+		if msg.Kind == store.KindNotice {
 			return nil
 		}
 		l, err := tx.List(msg.List)

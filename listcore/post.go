@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -123,7 +124,15 @@ func reason(err error) string {
 	return truncate(err.Error(), 200)
 }
 
-func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []byte) (*Accepted, *Refusal) {
+func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []byte) (acc *Accepted, refusal *Refusal) {
+	// Every refused post is recorded in the audit trail (metadata only:
+	// who, which list, size, the refusal's kind).
+	from := env.MailFrom
+	defer func() {
+		if refusal != nil {
+			c.recordRefusal(t.List, from, len(msg), refusal)
+		}
+	}()
 	l, secrets, r := c.loadList(t.List)
 	if r != nil {
 		return nil, r
@@ -137,6 +146,7 @@ func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []by
 	if r != nil {
 		return nil, r
 	}
+	from = p.from.Key()
 	if r := checkAutoReply(p.hdr); r != nil {
 		return nil, r
 	}
@@ -193,7 +203,7 @@ func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []by
 	case labelErr != nil:
 		return nil, refuse(CodeNoLabel, "%s: %s requires every post to carry a TLP label", labelErr.Error(), fmtList(l))
 	}
-	acc := &Accepted{Label: label}
+	acc = &Accepted{Label: label}
 	if threadLabel > label {
 		// A reply never lowers the label of the thread it answers; the
 		// author is told (raisedNotice).
@@ -297,6 +307,25 @@ func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []by
 		}
 		acc.Copies = len(ds)
 		if err := tx.PutThread(l.Address, idHash, &store.Thread{Label: threadLabel, Seen: now, Posted: true}); err != nil {
+			return err
+		}
+		if org, err := tx.Org(l.Address, member.Org); err == nil {
+			org.LastPost = now
+			if err := tx.PutOrg(l.Address, org); err != nil {
+				return err
+			}
+		}
+		orgs := map[string]bool{}
+		for _, m := range append(append([]store.Member{}, plan.plain...), plan.encrypted...) {
+			orgs[m.Org] = true
+		}
+		rec := &store.AuditRecord{Time: now, Actor: member.Email, Action: "post", List: l.Address, Org: member.Org, Member: member.Email,
+			Label: acc.Label, MessageIDHash: m.MessageIDHash, Size: len(msg), Verdict: store.VerdictAccepted, Copies: len(ds)}
+		for o := range orgs {
+			rec.RecipientOrgs = append(rec.RecipientOrgs, o)
+		}
+		slices.Sort(rec.RecipientOrgs)
+		if err := tx.Audit(rec); err != nil {
 			return err
 		}
 		for i, n := range notices {

@@ -1,12 +1,14 @@
 package listcore
 
 import (
+	"fmt"
+
 	"github.com/isaclist/isaclist/store"
 )
 
 // RetryNow makes the copies of one queued message (or of all, for id "")
 // due now. It returns how many were rescheduled.
-func (c *Core) RetryNow(id string) (int, error) {
+func (c *Core) RetryNow(a Actor, id string) (int, error) {
 	n := 0
 	err := c.DB.Update(func(tx *store.Tx) error {
 		n = 0
@@ -33,14 +35,14 @@ func (c *Core) RetryNow(id string) (int, error) {
 		if id != "" && !found {
 			return userErr("no message %s in the queue (isaclist queue list)", id)
 		}
-		return nil
+		return c.audit(tx, a, "queue.retry", "", func(r *store.AuditRecord) { r.Detail = fmt.Sprintf("%s %d copies", id, n) })
 	})
 	return n, err
 }
 
 // DropQueued removes the copies of a queued message (to one recipient, or
 // all), without notice to anyone: the secretary's decision.
-func (c *Core) DropQueued(id, rcpt string) (int, error) {
+func (c *Core) DropQueued(a Actor, id, rcpt string) (int, error) {
 	n := 0
 	err := c.DB.Update(func(tx *store.Tx) error {
 		n = 0
@@ -63,9 +65,13 @@ func (c *Core) DropQueued(id, rcpt string) (int, error) {
 			}
 		}
 		if n == 0 {
-			return userErr("no queued copy of %s%s (isaclist queue list)", id, map[bool]string{true: " to " + rcpt, false: ""}[rcpt != ""])
+			to := ""
+			if rcpt != "" {
+				to = " to " + rcpt
+			}
+			return userErr("no queued copy of %s%s (isaclist queue list)", id, to)
 		}
-		return nil
+		return c.audit(tx, a, "queue.drop", "", func(r *store.AuditRecord) { r.Member, r.Detail = rcpt, fmt.Sprintf("%s %d copies", id, n) })
 	})
 	return n, err
 }

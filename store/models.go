@@ -36,6 +36,14 @@ type List struct {
 	// SMTP time if any member lacks a valid key, instead of going to those
 	// who have one.
 	StrictAllOrNothing bool `json:"strict_all_or_nothing,omitempty"`
+
+	// Roles maps chair, vice-chair and secretary to a member's address.
+	Roles map[string]string `json:"roles,omitempty"`
+	// GuidelinesVersion is the current version of the membership
+	// guidelines; RequireGuidelines refuses posts from members who have not
+	// accepted it.
+	GuidelinesVersion string `json:"guidelines_version,omitempty"`
+	RequireGuidelines bool   `json:"require_guidelines,omitempty"`
 }
 
 // Encryption policies of a list.
@@ -70,6 +78,9 @@ type Org struct {
 	ID    string    `json:"id"` // short name, e.g. "member-a"
 	Name  string    `json:"name"`
 	Added time.Time `json:"added"`
+	// LastPost is when one of its members last posted (group health: an
+	// organisation that only takes).
+	LastPost time.Time `json:"last_post,omitzero"`
 }
 
 // Member is one organisation's representative (or its backup).
@@ -93,6 +104,11 @@ type Member struct {
 	// KeyExpiryNotified records which key's coming expiry the member and
 	// the owners were told about, so they are told once.
 	KeyExpiryNotified string `json:"key_expiry_notified,omitempty"`
+
+	// GuidelinesVersion is the latest version of the membership guidelines
+	// the member accepted, and when.
+	GuidelinesVersion string    `json:"guidelines_version,omitempty"`
+	GuidelinesSigned  time.Time `json:"guidelines_signed,omitzero"`
 
 	Bounces          int       `json:"bounces,omitempty"`
 	LastBounce       time.Time `json:"last_bounce,omitzero"`

@@ -117,6 +117,7 @@ var (
 	bucketDeliveries = []byte("deliveries")
 	bucketDue        = []byte("due")
 	bucketMeta       = []byte("meta")
+	// bucketAudit is declared in audit.go.
 )
 
 // Per-list nested buckets, inside lists/<address>/.
@@ -128,7 +129,7 @@ var (
 )
 
 func createBuckets(tx *bbolt.Tx) error {
-	for _, name := range [][]byte{bucketLists, bucketSecrets, bucketMessages, bucketBodies, bucketDeliveries, bucketDue, bucketMeta} {
+	for _, name := range [][]byte{bucketLists, bucketSecrets, bucketMessages, bucketBodies, bucketDeliveries, bucketDue, bucketMeta, bucketAudit} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}

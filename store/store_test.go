@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/isaclist/isaclist/tlp"
+	"go.etcd.io/bbolt"
 )
 
 func open(t *testing.T) *DB {
@@ -146,4 +149,58 @@ func TestQueueDueOrderAndCleanup(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func auditN(t *testing.T, db *DB, n int) {
+	t.Helper()
+	for i := range n {
+		if err := db.Update(func(tx *Tx) error {
+			return tx.Audit(&AuditRecord{Action: "member.add", Actor: "root", Member: fmt.Sprintf("m%d@x.example", i)})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func verify(db *DB) AuditVerification {
+	var v AuditVerification
+	db.View(func(tx *Tx) error { v = tx.VerifyAudit(); return nil }) //nolint:errcheck
+	return v
+}
+
+// Changing, removing or inserting an audit record is found.
+func TestAuditChainDetectsTampering(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		tamper func(b *bbolt.Bucket)
+		bad    uint64
+	}{
+		{"changed record", func(b *bbolt.Bucket) {
+			v := b.Get(seqKey(3))
+			b.Put(seqKey(3), bytes.Replace(v, []byte("m2@x.example"), []byte("mX@x.example"), 1)) //nolint:errcheck
+		}, 3},
+		{"removed record", func(b *bbolt.Bucket) { b.Delete(seqKey(2)) }, 3},        //nolint:errcheck
+		{"removed newest record", func(b *bbolt.Bucket) { b.Delete(seqKey(5)) }, 5}, //nolint:errcheck
+		{"re-hashed record", func(b *bbolt.Bucket) {
+			var r AuditRecord
+			json.Unmarshal(b.Get(seqKey(2)), &r) //nolint:errcheck
+			r.Member = "someone-else@x.example"
+			r.Hash, _ = auditHash(r)
+			data, _ := json.Marshal(r)
+			b.Put(seqKey(2), data) //nolint:errcheck
+		}, 3},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			db := open(t)
+			auditN(t, db, 5)
+			if v := verify(db); !v.OK || v.Records != 5 {
+				t.Fatalf("untouched trail: %+v", v)
+			}
+			db.bolt.Update(func(tx *bbolt.Tx) error { c.tamper(tx.Bucket(bucketAudit)); return nil }) //nolint:errcheck
+			v := verify(db)
+			if v.OK || v.BadSeq != c.bad {
+				t.Errorf("tampered trail: %+v, want a problem at record %d", v, c.bad)
+			}
+		})
+	}
 }

@@ -22,6 +22,7 @@ type globals struct {
 	configPath string
 	list       string
 	json       bool
+	as         string
 	out        io.Writer
 	errOut     io.Writer
 }
@@ -29,11 +30,12 @@ type globals struct {
 func main() {
 	root := newRoot(os.Stdout, os.Stderr)
 	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "isaclist:", err)
 		var ee exitError
 		if errors.As(err, &ee) {
+			// The command has said what is wrong; only the status remains.
 			os.Exit(int(ee))
 		}
+		fmt.Fprintln(os.Stderr, "isaclist:", err)
 		os.Exit(1)
 	}
 }
@@ -68,9 +70,10 @@ admin socket, so they work while it runs.`,
 	root.PersistentFlags().StringVar(&g.configPath, "config", defaultConfig, "configuration file (default $ISACLIST_CONFIG, else "+config.DefaultPath+")")
 	root.PersistentFlags().StringVar(&g.list, "list", "", "the list's address (may be left out while the server hosts one list)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "machine-readable output")
+	root.PersistentFlags().StringVar(&g.as, "as", "secretary", "the board role you act in (chair, vice-chair, secretary), recorded in the audit trail")
 	root.AddCommand(
 		serveCmd(g), checkCmd(g), versionCmd(g), demoCmd(g),
-		listCmd(g), orgCmd(g), memberCmd(g), queueCmd(g),
+		listCmd(g), orgCmd(g), memberCmd(g), queueCmd(g), auditCmd(g),
 	)
 	return root
 }
@@ -81,7 +84,7 @@ func (g *globals) call(op string, args any, out any) error {
 	if err != nil {
 		return err
 	}
-	req := admin.Request{Op: op, List: g.list}
+	req := admin.Request{Op: op, List: g.list, As: g.as}
 	if args != nil {
 		b, err := json.Marshal(args)
 		if err != nil {

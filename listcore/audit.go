@@ -1,0 +1,153 @@
+package listcore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/isaclist/isaclist/store"
+)
+
+// Actor is who asked for an admin action: the Unix user at the admin
+// socket, and the board role they say they act in.
+type Actor struct {
+	User string `json:"user"`
+	Role string `json:"role,omitempty"`
+}
+
+func (a Actor) String() string {
+	if a.Role == "" {
+		return a.User
+	}
+	return a.Role + " (" + a.User + ")"
+}
+
+// CheckRole refuses a role that is not one of the board's.
+func CheckRole(role string) error {
+	switch role {
+	case "", store.RoleChair, store.RoleViceChair, store.RoleSecretary:
+		return nil
+	}
+	return userErr("--as %q: use chair, vice-chair or secretary", role)
+}
+
+// audit writes an admin action's record in tx, so that the action and its
+// record are committed together.
+func (c *Core) audit(tx *store.Tx, a Actor, action, list string, fill func(*store.AuditRecord)) error {
+	r := &store.AuditRecord{Time: c.now(), Actor: a.User, Role: a.Role, Action: action, List: list, Verdict: store.VerdictOK}
+	if fill != nil {
+		fill(r)
+	}
+	return tx.Audit(r)
+}
+
+// auditQueueLen bounds the refusals waiting to be written; beyond it they
+// are counted, and the count is recorded.
+const auditQueueLen = 4096
+
+// refusalRecorder writes the records of refused posts in batches: a flood
+// of refusals costs one write per batch, not one per message, and never
+// slows the SMTP replies down.
+type refusalRecorder struct {
+	queue   chan store.AuditRecord
+	dropped atomic.Int64
+}
+
+func (c *Core) recorder() *refusalRecorder {
+	c.keysMu.Lock()
+	defer c.keysMu.Unlock()
+	if c.refusals == nil {
+		c.refusals = &refusalRecorder{queue: make(chan store.AuditRecord, auditQueueLen)}
+	}
+	return c.refusals
+}
+
+// recordRefusal queues the audit record of a refused post.
+func (c *Core) recordRefusal(list, from string, size int, r *Refusal) {
+	rec := store.AuditRecord{Time: c.now(), Actor: truncate(strings.ToLower(from), 128), Action: "post", List: list,
+		Size: size, Verdict: store.VerdictRefused, Reason: r.Kind}
+	rr := c.recorder()
+	select {
+	case rr.queue <- rec:
+	default:
+		rr.dropped.Add(1)
+	}
+}
+
+// RunAudit writes queued refusal records until ctx ends, then the rest.
+func (c *Core) RunAudit(ctx context.Context) {
+	rr := c.recorder()
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			c.flushRefusals(rr)
+			return
+		case <-t.C:
+			c.flushRefusals(rr)
+		}
+	}
+}
+
+// FlushAudit writes the queued refusal records now (tests, shutdown).
+func (c *Core) FlushAudit() { c.flushRefusals(c.recorder()) }
+
+func (c *Core) flushRefusals(rr *refusalRecorder) {
+	var batch []store.AuditRecord
+	for len(batch) < auditQueueLen {
+		select {
+		case r := <-rr.queue:
+			batch = append(batch, r)
+			continue
+		default:
+		}
+		break
+	}
+	dropped := rr.dropped.Swap(0)
+	if len(batch) == 0 && dropped == 0 {
+		return
+	}
+	err := c.DB.Update(func(tx *store.Tx) error {
+		for i := range batch {
+			r := batch[i]
+			if err := tx.Audit(&r); err != nil {
+				return err
+			}
+		}
+		if dropped > 0 {
+			return tx.Audit(&store.AuditRecord{Time: c.now(), Action: "post", Verdict: store.VerdictRefused,
+				Reason: "not-recorded", Detail: fmt.Sprintf("%d refusals during a flood were counted, not recorded one by one", dropped)})
+		}
+		return nil
+	})
+	if err != nil {
+		c.logger().Error("audit: writing refusal records", "count", len(batch), "err", err)
+	}
+}
+
+// AuditRecords returns the trail from since on.
+func (c *Core) AuditRecords(since time.Time) ([]store.AuditRecord, error) {
+	c.FlushAudit()
+	out := []store.AuditRecord{}
+	err := c.DB.View(func(tx *store.Tx) error {
+		return tx.AuditSince(since, func(r store.AuditRecord) bool {
+			out = append(out, r)
+			return true
+		})
+	})
+	return out, err
+}
+
+// VerifyAudit checks the whole trail's chain of hashes.
+func (c *Core) VerifyAudit() (store.AuditVerification, error) {
+	c.FlushAudit()
+	var v store.AuditVerification
+	err := c.DB.View(func(tx *store.Tx) error {
+		v = tx.VerifyAudit()
+		return nil
+	})
+	return v, err
+}
