@@ -111,9 +111,11 @@ func (s *Server) Serve() error {
 // Close stops listening, waits for requests in progress, and removes the
 // socket.
 func (s *Server) Close() {
-	if s.l != nil {
-		s.l.Close()
+	if s.l == nil {
+		// Never listened: the socket, if any, is another daemon's.
+		return
 	}
+	s.l.Close()
 	s.wg.Wait()
 	os.Remove(s.Path)
 }
@@ -188,6 +190,12 @@ func (s *Server) handle(c *net.UnixConn) {
 	var req Request
 	if err := json.Unmarshal(line, &req); err != nil {
 		respond(Response{Error: "malformed request: " + err.Error()})
+		return
+	}
+	if req.Op == "" {
+		// JSON null, {} or an empty "op" decode without error but name
+		// no operation.
+		respond(Response{Error: `malformed request: no "op"`})
 		return
 	}
 	result, warnings, err := s.call(caller, req)

@@ -189,8 +189,22 @@ func Load(path string) (*Config, error) {
 	return Parse(path, data)
 }
 
+// LoadClient reads the file for an admin command: every key is checked
+// as for the daemon, but not the files only the daemon reads (TLS
+// certificate and key, relay CA and password), which the secretary's
+// account need not be able to see.
+func LoadClient(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading configuration: %w (give another file with --config or $ISACLIST_CONFIG)", err)
+	}
+	return parse(path, data, false)
+}
+
 // Parse checks the TOML text data as if read from file.
-func Parse(file string, data []byte) (*Config, error) {
+func Parse(file string, data []byte) (*Config, error) { return parse(file, data, true) }
+
+func parse(file string, data []byte, statFiles bool) (*Config, error) {
 	cfg := Defaults()
 	cfg.File = file
 	md, err := toml.Decode(string(data), &cfg)
@@ -210,7 +224,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	for _, k := range md.Undecoded() {
 		probs = append(probs, Problem{Key: k.String(), Reason: "unknown key (see deploy/isaclist.example.toml for every key)"})
 	}
-	probs = append(probs, cfg.check(md)...)
+	probs = append(probs, cfg.check(md, statFiles)...)
 	if len(probs) > 0 {
 		sort.SliceStable(probs, func(i, j int) bool { return probs[i].Key < probs[j].Key })
 		return nil, &Error{File: file, Problems: probs}
@@ -224,7 +238,7 @@ func Parse(file string, data []byte) (*Config, error) {
 	return &cfg, nil
 }
 
-func (c *Config) check(md toml.MetaData) []Problem {
+func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 	var p []Problem
 	bad := func(key, format string, a ...any) {
 		p = append(p, Problem{Key: key, Reason: fmt.Sprintf(format, a...)})
@@ -258,7 +272,7 @@ func (c *Config) check(md toml.MetaData) []Problem {
 		bad("smtp.tls_key", "tls_cert and tls_key go together: set both for STARTTLS, or neither")
 	}
 	for key, f := range map[string]string{"smtp.tls_cert": c.SMTP.TLSCert, "smtp.tls_key": c.SMTP.TLSKey} {
-		if f == "" {
+		if f == "" || !statFiles {
 			continue
 		}
 		if _, err := os.Stat(f); err != nil {
@@ -315,7 +329,7 @@ func (c *Config) check(md toml.MetaData) []Problem {
 	default:
 		bad("delivery.relay_tls", "%q is not one of auto, starttls, tls, none", d.RelayTLS)
 	}
-	if d.RelayCAFile != "" {
+	if d.RelayCAFile != "" && statFiles {
 		if _, err := os.Stat(d.RelayCAFile); err != nil {
 			bad("delivery.relay_ca_file", "cannot read %s: %v", d.RelayCAFile, errors.Unwrap(err))
 		}
@@ -323,7 +337,7 @@ func (c *Config) check(md toml.MetaData) []Problem {
 	if (d.RelayUsername == "") != (d.RelayPasswordFile == "") {
 		bad("delivery.relay_password_file", "relay_username and relay_password_file go together")
 	}
-	if d.RelayPasswordFile != "" {
+	if d.RelayPasswordFile != "" && statFiles {
 		if fi, err := os.Stat(d.RelayPasswordFile); err != nil {
 			bad("delivery.relay_password_file", "cannot read %s: %v", d.RelayPasswordFile, errors.Unwrap(err))
 		} else if fi.Mode().Perm()&0o077 != 0 {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/isaclist/isaclist/admin"
@@ -24,7 +25,11 @@ type (
 		Force  bool
 		Reason string
 	}
-	AuditArgs struct {
+	RoleArgs       struct{ Role, Email string }
+	ReportArgs     struct{ Year int }
+	VoteArgs       struct{ ID, Org, Vote string }
+	GuidelinesArgs struct{ Version, Text, Email string }
+	AuditArgs      struct {
 		Since time.Time `json:",omitzero"`
 	}
 	QueueArgs struct {
@@ -146,6 +151,82 @@ func (d *Daemon) handleAdmin(_ context.Context, caller admin.Caller, req admin.R
 		d.checkKeys()
 		m.Key = nil
 		return m, nil, nil
+	case "role.set":
+		var a RoleArgs
+		if err := decode(req, &a); err != nil {
+			return nil, nil, err
+		}
+		if _, err := c.SetRole(actor, list, a.Role, a.Email); err != nil {
+			return nil, nil, err
+		}
+		info, err := c.ShowList(list)
+		return info, nil, err
+	case "admission.propose":
+		var a listcore.ProposeRequest
+		if err := decode(req, &a); err != nil {
+			return nil, nil, err
+		}
+		info, err := c.Propose(actor, list, a)
+		return info, nil, err
+	case "admission.vote":
+		var a VoteArgs
+		if err := decode(req, &a); err != nil {
+			return nil, nil, err
+		}
+		var yes bool
+		switch strings.ToLower(a.Vote) {
+		case "yes":
+			yes = true
+		case "no":
+		default:
+			return nil, nil, fmt.Errorf("vote %q: yes or no", a.Vote)
+		}
+		info, err := c.Vote(actor, list, a.ID, a.Org, yes, "command", actor.String())
+		return info, nil, err
+	case "admission.withdraw":
+		var a VoteArgs
+		if err := decode(req, &a); err != nil {
+			return nil, nil, err
+		}
+		info, err := c.Withdraw(actor, list, a.ID)
+		return info, nil, err
+	case "admission.list":
+		all, err := c.Admissions(list)
+		return all, nil, err
+	case "admission.show":
+		var a VoteArgs
+		if err := decode(req, &a); err != nil {
+			return nil, nil, err
+		}
+		info, err := c.Admission(list, a.ID)
+		return info, nil, err
+	case "guidelines.publish":
+		var a GuidelinesArgs
+		if err := decode(req, &a); err != nil {
+			return nil, nil, err
+		}
+		g, err := c.PublishGuidelines(actor, list, a.Version, a.Text)
+		return g, nil, err
+	case "guidelines.show":
+		g, err := c.CurrentGuidelines(list)
+		return g, nil, err
+	case "guidelines.sign":
+		var a GuidelinesArgs
+		if err := decode(req, &a); err != nil {
+			return nil, nil, err
+		}
+		m, err := c.SignGuidelines(actor, list, a.Email, a.Version, "command")
+		if m != nil {
+			m.Key = nil
+		}
+		return m, nil, err
+	case "report":
+		var a ReportArgs
+		if err := decode(req, &a); err != nil {
+			return nil, nil, err
+		}
+		r, err := c.AnnualReport(list, a.Year)
+		return r, nil, err
 	case "list.key":
 		k, err := c.ListPublicKey(list)
 		return map[string]string{"public_key": k}, nil, err

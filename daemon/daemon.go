@@ -4,11 +4,13 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -51,18 +53,52 @@ func NewLogger(c config.Log) *slog.Logger {
 	var level slog.Level
 	level.UnmarshalText([]byte(c.Level)) //nolint:errcheck // checked by config
 	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	var w io.Writer = os.Stderr
+	if os.Getenv("JOURNAL_STREAM") != "" {
+		// Under systemd, a "<N>" prefix gives each line its syslog priority,
+		// so that journalctl -p warning shows warnings and errors.
+		w = &journalWriter{w: os.Stderr}
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// journalWriter prefixes each log line with its syslog priority
+// (sd-daemon(3)), read from the line's level.
+type journalWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (j *journalWriter) Write(p []byte) (int, error) {
+	prio := "<6>" // info
+	switch {
+	case bytes.Contains(p, []byte("level=ERROR")), bytes.Contains(p, []byte(`"level":"ERROR"`)):
+		prio = "<3>"
+	case bytes.Contains(p, []byte("level=WARN")), bytes.Contains(p, []byte(`"level":"WARN"`)):
+		prio = "<4>"
+	case bytes.Contains(p, []byte("level=DEBUG")), bytes.Contains(p, []byte(`"level":"DEBUG"`)):
+		prio = "<7>"
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if _, err := io.WriteString(j.w, prio); err != nil {
+		return 0, err
+	}
+	return j.w.Write(p)
 }
 
 // Start opens everything and starts serving. On error nothing is left
 // running.
-func Start(cfg *config.Config, log *slog.Logger) (d *Daemon, err error) {
-	d = &Daemon{Config: cfg, Log: log, serveErr: make(chan error, len(cfg.SMTP.Listen)+1)}
+func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
+	d := &Daemon{Config: cfg, Log: log, serveErr: make(chan error, len(cfg.SMTP.Listen)+1)}
 	defer func() {
 		if err != nil {
+			if d.admin != nil {
+				d.admin.Close()
+			}
 			d.closeAll()
 		}
 	}()

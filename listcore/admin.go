@@ -222,11 +222,11 @@ type ListSettings struct {
 	// RequireGuidelines refuses posts from members who have not accepted
 	// the current membership guidelines.
 	RequireGuidelines *bool     `json:"require_guidelines,omitempty"`
-	Name           *string   `json:"name,omitempty"`
-	Prefix         *string   `json:"prefix,omitempty"`
-	DefaultLabel   *string   `json:"default_label,omitempty"` // "" or "none" to refuse unlabelled posts
-	ReplyTo        *string   `json:"reply_to,omitempty"`
-	Owners         *[]string `json:"owners,omitempty"`
+	Name              *string   `json:"name,omitempty"`
+	Prefix            *string   `json:"prefix,omitempty"`
+	DefaultLabel      *string   `json:"default_label,omitempty"` // "" or "none" to refuse unlabelled posts
+	ReplyTo           *string   `json:"reply_to,omitempty"`
+	Owners            *[]string `json:"owners,omitempty"`
 }
 
 // SetList changes a list's settings.
@@ -359,7 +359,7 @@ func (c *Core) ShowList(addr string) (*ListInfo, error) {
 			return err
 		}
 		info = ListInfo{List: *l, Orgs: len(orgs), Members: len(ms)}
-		info.Warnings = healthWarnings(l, orgs, ms)
+		info.Warnings = healthWarnings(l, orgs, ms, c.now())
 		return nil
 	})
 	return &info, err
@@ -388,7 +388,11 @@ func (c *Core) Lists() ([]ListInfo, error) {
 	return out, nil
 }
 
-func healthWarnings(l *store.List, orgs []store.Org, ms []store.Member) []string {
+// quietOrg is how long an organisation may go without posting before the
+// list's health warns: an ISAC lives from what every member brings.
+const quietOrg = 365 * 24 * time.Hour
+
+func healthWarnings(l *store.List, orgs []store.Org, ms []store.Member, now time.Time) []string {
 	var w []string
 	if len(orgs) > MaxOrgs {
 		w = append(w, fmt.Sprintf("%s has %d organisations; above %d an ISAC loses the trust of a small circle, consider splitting it", fmtList(l), len(orgs), MaxOrgs))
@@ -411,8 +415,39 @@ func healthWarnings(l *store.List, orgs []store.Org, ms []store.Member) []string
 			w = append(w, fmt.Sprintf("organisation %s has only a backup, no representative", o.ID))
 		}
 	}
-	if len(l.Owners) == 0 {
-		w = append(w, "the list has no owner: nobody receives its -owner mail or its delivery failure reports (isaclist list set --owner ADDRESS)")
+	for _, o := range orgs {
+		last := o.LastPost
+		if last.IsZero() {
+			last = o.Added
+		}
+		if !last.IsZero() && now.Sub(last) > quietOrg {
+			w = append(w, fmt.Sprintf("organisation %s has not posted since %s", o.ID, last.UTC().Format("2 January 2006")))
+		}
+	}
+	if l.GuidelinesVersion != "" {
+		var unsigned, old []string
+		for _, m := range ms {
+			switch {
+			case m.GuidelinesVersion == "":
+				unsigned = append(unsigned, m.Email)
+			case m.GuidelinesVersion != l.GuidelinesVersion:
+				old = append(old, m.Email+" ("+m.GuidelinesVersion+")")
+			}
+		}
+		if len(unsigned) > 0 {
+			w = append(w, fmt.Sprintf("not accepted the guidelines (%s): %s", l.GuidelinesVersion, strings.Join(unsigned, ", ")))
+		}
+		if len(old) > 0 {
+			w = append(w, fmt.Sprintf("accepted an older version of the guidelines than %s: %s", l.GuidelinesVersion, strings.Join(old, ", ")))
+		}
+	}
+	if len(OwnerRecipients(l)) == 0 {
+		w = append(w, "the list has no chair, secretary or owner: nobody receives its -owner mail or its reports (isaclist role set secretary EMAIL)")
+	}
+	for _, role := range []string{store.RoleChair, store.RoleViceChair, store.RoleSecretary} {
+		if l.Roles[role] == "" {
+			w = append(w, "no "+role+" is named (isaclist role set "+role+" EMAIL)")
+		}
 	}
 	return w
 }
@@ -494,7 +529,8 @@ func (c *Core) Orgs(list string) ([]OrgInfo, error) {
 
 // RemoveOrg removes an organisation that has no members left.
 func (c *Core) RemoveOrg(a Actor, list, id string) error {
-	return c.DB.Update(func(tx *store.Tx) error {
+	var decided []*store.Admission
+	err := c.DB.Update(func(tx *store.Tx) error {
 		if _, err := tx.Org(list, id); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return userErr("organisation %s is not a member of %s (isaclist org list)", id, list)
@@ -517,8 +553,20 @@ func (c *Core) RemoveOrg(a Actor, list, id string) error {
 		if err := tx.DeleteOrg(list, id); err != nil {
 			return err
 		}
-		return c.audit(tx, a, "org.remove", list, func(r *store.AuditRecord) { r.Org = id })
+		if err := c.audit(tx, a, "org.remove", list, func(r *store.AuditRecord) { r.Org = id }); err != nil {
+			return err
+		}
+		// Its vote no longer counts: an open proposal may now be decided.
+		decided, err = c.reevaluate(tx, list)
+		return err
 	})
+	if err != nil {
+		return err
+	}
+	for _, adm := range decided {
+		c.announceOutcome(list, adm, a)
+	}
+	return nil
 }
 
 // AddMemberRequest is `isaclist member add`.
@@ -615,7 +663,6 @@ func (c *Core) AddMember(a Actor, list string, req AddMemberRequest) (*store.Mem
 	return m, nil
 }
 
-
 // RemoveMember takes a member off the list. Copies still queued for them
 // are still delivered: they were accepted while they were a member.
 func (c *Core) RemoveMember(a Actor, list, email string) error {
@@ -630,6 +677,13 @@ func (c *Core) RemoveMember(a Actor, list, email string) error {
 				return userErr("%s is not a member of %s (isaclist member list)", mb.Key(), list)
 			}
 			return err
+		}
+		l, err := tx.List(list)
+		if err != nil {
+			return err
+		}
+		if roles := rolesOf(l, m.Email); len(roles) > 0 {
+			return userErr("%s is the list's %s; give the role to another member first (isaclist role set %s EMAIL)", m.Email, strings.Join(roles, " and "), roles[0])
 		}
 		if err := tx.DeleteMember(list, mb.Key()); err != nil {
 			return err

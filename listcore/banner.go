@@ -27,14 +27,15 @@ const maxBannerDepth = 8
 // withBanner returns the body with the banner inserted and true, or the
 // body unchanged and false if no safe place was found.
 func withBanner(contentType, cte string, body []byte, banner string) ([]byte, bool) {
-	out, ok, err := bannerEntity(contentType, cte, body, banner, 0)
+	out, ok, err := bannerEntity(contentType, cte, body, banner, 0, nil)
 	if err != nil || !ok {
 		return body, false
 	}
 	return out, true
 }
 
-func bannerEntity(contentType, cte string, body []byte, banner string, depth int) ([]byte, bool, error) {
+// boundaries are those of the multiparts enclosing the entity.
+func bannerEntity(contentType, cte string, body []byte, banner string, depth int, boundaries []string) ([]byte, bool, error) {
 	if depth > maxBannerDepth {
 		return nil, false, nil
 	}
@@ -61,7 +62,7 @@ func bannerEntity(contentType, cte string, body []byte, banner string, depth int
 			out = htmlBanner(text, banner)
 		}
 		enc, err := encodeCTE(cte, out)
-		if err != nil {
+		if err != nil || hasDelimiter(enc, boundaries) {
 			return nil, false, nil
 		}
 		return enc, true, nil
@@ -70,7 +71,7 @@ func bannerEntity(contentType, cte string, body []byte, banner string, depth int
 		if boundary == "" {
 			return nil, false, nil
 		}
-		return bannerMultipart(mt == "multipart/alternative", boundary, body, banner, depth)
+		return bannerMultipart(mt == "multipart/alternative", boundary, body, banner, depth, append(boundaries[:len(boundaries):len(boundaries)], boundary))
 	default:
 		// multipart/signed, multipart/encrypted, application/pkcs7-mime and
 		// everything else: the body is not ours to touch.
@@ -81,7 +82,7 @@ func bannerEntity(contentType, cte string, body []byte, banner string, depth int
 // bannerMultipart rewrites a multipart body: the first part gets the banner
 // (every text part, for multipart/alternative); other parts are copied byte
 // for byte.
-func bannerMultipart(alternative bool, boundary string, body []byte, banner string, depth int) ([]byte, bool, error) {
+func bannerMultipart(alternative bool, boundary string, body []byte, banner string, depth int, boundaries []string) ([]byte, bool, error) {
 	mr := textproto.NewMultipartReader(bytes.NewReader(body), boundary)
 	var out bytes.Buffer
 	changed := false
@@ -98,7 +99,7 @@ func bannerMultipart(alternative bool, boundary string, body []byte, banner stri
 			return nil, false, err
 		}
 		if i == 0 || alternative {
-			if nb, ok, err := bannerEntity(p.Header.Get("Content-Type"), p.Header.Get("Content-Transfer-Encoding"), raw, banner, depth+1); err == nil && ok {
+			if nb, ok, err := bannerEntity(p.Header.Get("Content-Type"), p.Header.Get("Content-Transfer-Encoding"), raw, banner, depth+1, boundaries); err == nil && ok {
 				raw, changed = nb, true
 			}
 		}
@@ -114,6 +115,21 @@ func bannerMultipart(alternative bool, boundary string, body []byte, banner stri
 	}
 	out.WriteString("--" + boundary + "--\r\n")
 	return out.Bytes(), true, nil
+}
+
+// hasDelimiter reports whether a line of b starts with the delimiter of
+// an enclosing multipart (RFC 2046 §5.1.1). The original part held none,
+// but its new text can: quoted-printable re-encoding turns an encoded line
+// break (=0D=0A) into a real one, and the HTML banner ends in one, so a
+// "--boundary" that was inside a line may start one. Such a part keeps its
+// body, or the copy would have other parts than the post.
+func hasDelimiter(b []byte, boundaries []string) bool {
+	for _, bd := range boundaries {
+		if bytes.HasPrefix(b, []byte("--"+bd)) || bytes.Contains(b, []byte("\n--"+bd)) {
+			return true
+		}
+	}
+	return false
 }
 
 var bodyTag = regexp.MustCompile(`(?i)<body[^>]{0,1000}>`)
@@ -158,8 +174,9 @@ func encodeCTE(cte string, body []byte) ([]byte, error) {
 	case "quoted-printable":
 		var b bytes.Buffer
 		w := quotedprintable.NewWriter(&b)
-		// The writer emits CRLF line breaks (RFC 2045 §6.7).
-		w.Write(body) //nolint:errcheck // bytes.Buffer
+		// The writer emits CRLF line breaks (RFC 2045 §6.7). It is given
+		// CRLF only: it loses the LF of a CR, an encoded byte, LF.
+		w.Write(crlfLineBreaks(body)) //nolint:errcheck // bytes.Buffer
 		if err := w.Close(); err != nil {
 			return nil, err
 		}
@@ -175,6 +192,24 @@ func encodeCTE(cte string, body []byte) ([]byte, error) {
 		return b.Bytes(), nil
 	}
 	return nil, errors.New("unknown transfer encoding")
+}
+
+// crlfLineBreaks returns b with every bare CR and bare LF made a CRLF.
+func crlfLineBreaks(b []byte) []byte {
+	var out bytes.Buffer
+	out.Grow(len(b) + len(b)/32)
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '\r' && i+1 < len(b) && b[i+1] == '\n':
+			out.WriteString("\r\n")
+			i++
+		case c == '\r' || c == '\n':
+			out.WriteString("\r\n")
+		default:
+			out.WriteByte(c)
+		}
+	}
+	return out.Bytes()
 }
 
 type newlineStripper struct{ r io.Reader }

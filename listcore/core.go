@@ -14,6 +14,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/isaclist/isaclist/listcore/mailauth"
@@ -29,8 +30,8 @@ type Core struct {
 	// Hostname names this server in Received and Authentication-Results.
 	Hostname string
 	Log      *slog.Logger
-	// Now is the clock; tests set it.
-	Now func() time.Time
+	// clock, when set (SetClock), replaces the real time: tests move it.
+	clock atomic.Pointer[func() time.Time]
 	// Limits bounds the header section of incoming mail.
 	Limits mailhdr.Limits
 	// Queued is called after a message is committed to the queue, to wake
@@ -71,7 +72,7 @@ func (c *Core) listKey(l *store.List, s *store.ListSecrets) *pgp.ListKey {
 
 // New returns a Core with default limits and the real clock.
 func New(db *store.DB, r mailauth.Resolver, hostname string, log *slog.Logger) *Core {
-	return &Core{DB: db, Resolver: r, Hostname: hostname, Log: log, Now: time.Now, Limits: mailhdr.DefaultLimits(), Queued: func() {}, NewDKIMKey: newDKIMKey}
+	return &Core{DB: db, Resolver: r, Hostname: hostname, Log: log, Limits: mailhdr.DefaultLimits(), Queued: func() {}, NewDKIMKey: newDKIMKey}
 }
 
 // Envelope is what the SMTP session knows about one transaction.
@@ -90,6 +91,8 @@ const (
 	TargetPost   TargetKind = iota + 1 // the list address: a post
 	TargetOwner                        // list-owner@: to the list's owners
 	TargetBounce                       // list-bounces+token@: a bounce
+	TargetVote                         // list-vote+ID@: a vote on an admission
+	TargetAccept                       // list-accept+VERSION@: accepting the guidelines
 )
 
 // Target is a resolved recipient.
@@ -162,8 +165,8 @@ func (c *Core) ResolveRecipient(rcpt string) (Target, *Refusal) {
 		case local == lLocal:
 			return Target{Kind: TargetPost, List: l.Address, Address: addr}, nil
 		case local == lLocal+ownerSuffix:
-			if len(l.Owners) == 0 {
-				return Target{}, refuse(CodeNoOwner, "%s has no owner configured yet; write to a member of the list instead", l.Name)
+			if len(OwnerRecipients(&l)) == 0 {
+				return Target{}, refuse(CodeNoOwner, "%s has no chair, secretary or owner configured yet; write to a member of the list instead", l.Name)
 			}
 			return Target{Kind: TargetOwner, List: l.Address, Address: addr}, nil
 		case strings.HasPrefix(local, lLocal+bounceSuffix+"+"):
@@ -185,6 +188,18 @@ func (c *Core) ResolveRecipient(rcpt string) (Target, *Refusal) {
 			return Target{Kind: TargetBounce, List: l.Address, Address: addr, Token: token}, nil
 		case local == lLocal+bounceSuffix:
 			return Target{}, refuse(CodeBadRecipient, "%s only receives bounces addressed to one copy; it is not a mailbox", addr)
+		case strings.HasPrefix(local, lLocal+voteSuffix+"+"):
+			id := strings.ToUpper(strings.TrimPrefix(local, lLocal+voteSuffix+"+"))
+			if adm, err := c.Admission(l.Address, id); err != nil || adm.State != store.AdmissionOpen {
+				return Target{}, refuse(CodeBadRecipient, "%s: there is no open admission proposal %s to vote on", addr, id)
+			}
+			return Target{Kind: TargetVote, List: l.Address, Address: addr, Token: id}, nil
+		case strings.HasPrefix(local, lLocal+acceptSuffix+"+"):
+			version := strings.TrimPrefix(local, lLocal+acceptSuffix+"+")
+			if !strings.EqualFold(version, l.GuidelinesVersion) {
+				return Target{}, refuse(CodeBadRecipient, "%s: version %s is not the current membership guidelines of %s", addr, version, fmtList(&l))
+			}
+			return Target{Kind: TargetAccept, List: l.Address, Address: addr, Token: l.GuidelinesVersion}, nil
 		}
 	}
 	return Target{}, refuse(CodeNoSuchList, "no list %s is hosted here; check the address", truncate(addr, 128))
@@ -217,11 +232,24 @@ func (c *Core) logger() *slog.Logger {
 	return c.Log
 }
 
-func (c *Core) now() time.Time {
-	if c.Now == nil {
-		return time.Now()
+// SetClock makes the engine read the time from f (tests); nil restores the
+// real clock. Safe while the daemon runs.
+func (c *Core) SetClock(f func() time.Time) {
+	if f == nil {
+		c.clock.Store(nil)
+		return
 	}
-	return c.Now()
+	c.clock.Store(&f)
+}
+
+// Clock is the engine's current time.
+func (c *Core) Clock() time.Time { return c.now() }
+
+func (c *Core) now() time.Time {
+	if f := c.clock.Load(); f != nil {
+		return (*f)()
+	}
+	return time.Now()
 }
 
 // fmtList is how refusals name a list: its name, or its address.

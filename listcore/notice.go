@@ -86,19 +86,20 @@ isaclist at %s
 
 // queueOwnerNotice queues one notice to every owner of a list, in tx.
 func (c *Core) queueOwnerNotice(tx *store.Tx, l *store.List, s *store.ListSecrets, subject, text string, now time.Time) error {
-	if len(l.Owners) == 0 {
+	owners := OwnerRecipients(l)
+	if len(owners) == 0 {
 		c.logger().Warn("no owner to tell", "list", l.Address, "notice", subject)
 		return nil
 	}
 	id := NewID(now)
 	n := &notice{outgoing: outgoing{list: l, secrets: s, hostname: c.Hostname, now: now, id: id, listKey: c.listKey(l, s)},
-		to: l.Owners, subject: subject, text: text}
+		to: owners, subject: subject, text: text}
 	body, err := n.build()
 	if err != nil {
 		return err
 	}
 	var ds []store.Delivery
-	for _, o := range l.Owners {
+	for _, o := range owners {
 		ds = append(ds, store.Delivery{Rcpt: o, NullSender: true, Next: now})
 	}
 	return tx.Enqueue(&store.Message{ID: id, List: l.Address, Kind: store.KindNotice, Received: now, Size: len(body)}, body, ds)

@@ -74,7 +74,7 @@ func (c *Core) receiveOwner(ctx context.Context, env Envelope, t Target, msg []b
 			return err
 		}
 		var ds []store.Delivery
-		for _, o := range l.Owners {
+		for _, o := range OwnerRecipients(l) {
 			ds = append(ds, store.Delivery{Rcpt: o, Next: now})
 		}
 		if len(ds) == 0 {
@@ -86,5 +86,5 @@ func (c *Core) receiveOwner(ctx context.Context, env Envelope, t Target, msg []b
 		return nil, storeRefusal(err)
 	}
 	c.Queued()
-	return &Accepted{QueueID: id, Copies: len(l.Owners)}, nil
+	return &Accepted{QueueID: id, Copies: len(OwnerRecipients(l))}, nil
 }

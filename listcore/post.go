@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -53,6 +52,8 @@ func (c *Core) Receive(ctx context.Context, env Envelope, t Target, msg []byte) 
 		return c.receiveOwner(ctx, env, t, msg)
 	case TargetBounce:
 		return c.receiveBounce(env, t, msg)
+	case TargetVote, TargetAccept:
+		return c.receiveReply(ctx, env, t, msg)
 	}
 	return nil, internalError(fmt.Errorf("unknown target kind %d", t.Kind))
 }
@@ -172,6 +173,9 @@ func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []by
 		return nil, internalError(err)
 	}
 
+	if l.RequireGuidelines && l.GuidelinesVersion != "" && member.GuidelinesVersion != l.GuidelinesVersion {
+		return nil, refuse(CodeGuidelines, "%s takes posts only from members who accepted its membership guidelines version %s; reply \"I accept\" to the guidelines mail, or ask the secretary", fmtList(l), l.GuidelinesVersion)
+	}
 	opened, r := c.openPost(l, secrets, member, p, msg)
 	if r != nil {
 		return nil, r
@@ -210,20 +214,7 @@ func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []by
 		acc.Label, acc.Raised = threadLabel, true
 	}
 
-	var members []store.Member
-	if err := c.DB.View(func(tx *store.Tx) error {
-		var err error
-		members, err = tx.Members(l.Address)
-		return err
-	}); err != nil {
-		return nil, internalError(err)
-	}
 	now := c.now()
-	plan, r := planCopies(l, members, acc.Label, now)
-	if r != nil {
-		return nil, r
-	}
-
 	id := env.ID
 	if id == "" {
 		id = NewID(now)
@@ -234,123 +225,31 @@ func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []by
 		msgID = id + "@" + c.Hostname
 		addMsgID = "<" + msgID + ">"
 	}
-	idHash := threadKey(l.Address, msgID)
-
-	pc := &postCopy{
-		outgoing: outgoing{list: l, secrets: secrets, hostname: c.Hostname, now: now, id: id, listKey: c.listKey(l, secrets)},
-		member:   member, author: p.from, label: acc.Label, auth: auth, env: env,
-		hdr: p.hdr, content: opened.content, messageID: addMsgID, signature: opened.header(),
+	d := &distribution{
+		pc: &postCopy{
+			outgoing: outgoing{list: l, secrets: secrets, hostname: c.Hostname, now: now, id: id, listKey: c.listKey(l, secrets)},
+			member:   member, author: p.from, label: acc.Label, auth: auth, env: env,
+			hdr: p.hdr, content: opened.content, messageID: addMsgID, signature: opened.header(),
+		},
+		msgID: msgID, author: member, sizeIn: len(msg), dedupe: true, action: "post",
 	}
-	var plainCopy []byte
-	if len(plan.plain) > 0 {
-		if plainCopy, err = pc.build(); err != nil {
-			return nil, internalError(fmt.Errorf("building the copy: %w", err))
-		}
-	}
-	var sealed *sealedPost
-	if len(plan.encrypted) > 0 {
-		if sealed, err = c.seal(pc, plan, now); err != nil {
-			return nil, internalError(fmt.Errorf("encrypting the copies: %w", err))
-		}
-		plan.encrypted, plan.excluded = sealed.recipients, append(plan.excluded, sealed.unusable...)
-	}
-	if acc.Label == tlp.Red && len(plan.encrypted) == 0 {
-		return nil, refuse(CodeRedNoRecipient, "no member of %s has a valid OpenPGP key, and TLP:RED is shared only encrypted: nobody could receive this message; share it in person (Rondje Rood)", fmtList(l))
-	}
-
-	var notices [][]byte
 	if acc.Raised {
 		n, err := c.raisedNotice(l, secrets, member, label, acc.Label, msgID, now)
 		if err != nil {
 			return nil, internalError(err)
 		}
-		notices = append(notices, n)
+		d.notices = append(d.notices, n)
 	}
-	if len(plan.excluded) > 0 && plan.tellAuthor {
-		n, err := c.excludedNotice(l, secrets, member, acc.Label, msgID, plan.excluded, now)
-		if err != nil {
-			return nil, internalError(err)
-		}
-		notices = append(notices, n)
+	if err := c.leakGuard(d, p.hdr); err != nil {
+		return nil, internalError(err)
 	}
-
-	err = c.DB.Update(func(tx *store.Tx) error {
-		acc.Duplicate, acc.Copies = false, 0
-		threadLabel := acc.Label
-		if th, err := tx.Thread(l.Address, idHash); err == nil {
-			if th.Posted && now.Sub(th.Seen) < duplicateWindow {
-				acc.Duplicate = true
-				return nil
-			}
-			threadLabel = tlp.Max(threadLabel, th.Label)
-		}
-		var ds []store.Delivery
-		for _, m := range plan.plain {
-			ds = append(ds, store.Delivery{Rcpt: m.Email, MemberSeq: m.Seq, Next: now})
-		}
-		size := len(plainCopy)
-		m := &store.Message{ID: id, List: l.Address, Kind: store.KindPost, Label: acc.Label, Author: member.Email,
-			Received: now, MessageIDHash: fmt.Sprintf("%x", idHash[:8])}
-		if sealed != nil {
-			for _, r := range sealed.recipients {
-				ds = append(ds, store.Delivery{Rcpt: r.Email, MemberSeq: r.Seq, Next: now, KeyPacket: sealed.keyPackets[r.Email]})
-			}
-			m.Size = max(size, len(sealed.body))
-			if err := tx.EnqueueEncrypted(m, plainCopy, sealed.frame, sealed.body, ds); err != nil {
-				return err
-			}
-		} else {
-			m.Size = size
-			if err := tx.Enqueue(m, plainCopy, ds); err != nil {
-				return err
-			}
-		}
-		acc.Copies = len(ds)
-		if err := tx.PutThread(l.Address, idHash, &store.Thread{Label: threadLabel, Seen: now, Posted: true}); err != nil {
-			return err
-		}
-		if org, err := tx.Org(l.Address, member.Org); err == nil {
-			org.LastPost = now
-			if err := tx.PutOrg(l.Address, org); err != nil {
-				return err
-			}
-		}
-		orgs := map[string]bool{}
-		for _, m := range append(append([]store.Member{}, plan.plain...), plan.encrypted...) {
-			orgs[m.Org] = true
-		}
-		rec := &store.AuditRecord{Time: now, Actor: member.Email, Action: "post", List: l.Address, Org: member.Org, Member: member.Email,
-			Label: acc.Label, MessageIDHash: m.MessageIDHash, Size: len(msg), Verdict: store.VerdictAccepted, Copies: len(ds)}
-		for o := range orgs {
-			rec.RecipientOrgs = append(rec.RecipientOrgs, o)
-		}
-		slices.Sort(rec.RecipientOrgs)
-		if err := tx.Audit(rec); err != nil {
-			return err
-		}
-		for i, n := range notices {
-			nm := &store.Message{ID: fmt.Sprintf("%sn%d", id, i), List: l.Address, Kind: store.KindNotice, Received: now, Size: len(n)}
-			if err := tx.Enqueue(nm, n, []store.Delivery{{Rcpt: member.Email, NullSender: true, Next: now}}); err != nil {
-				return err
-			}
-		}
-		if len(plan.excluded) > 0 && plan.tellOwners {
-			return c.queueOwnerNotice(tx, l, secrets, fmt.Sprintf("[%s] members without a valid OpenPGP key received nothing", fmtList(l)),
-				ownersExcludedText(l, plan.excluded, msgID, acc.Label, c.Hostname), now)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, storeRefusal(err)
+	out, r := c.distribute(d)
+	if r != nil {
+		return nil, r
 	}
-	acc.QueueID = id
-	acc.Excluded = len(plan.excluded)
-	acc.Encrypted = len(plan.encrypted)
-	acc.OpenPGP = opened.header()
-	if !acc.Duplicate {
-		c.Queued()
-	}
-	return acc, nil
+	out.Raised = acc.Raised
+	out.OpenPGP = opened.header()
+	return out, nil
 }
 
 // storeRefusal turns a failed commit into a temporary refusal: the sender
@@ -513,7 +412,8 @@ func (c *Core) isOurAddress(addr string) bool {
 	for _, l := range lists {
 		lLocal, lDomain, _ := strings.Cut(l.Address, "@")
 		if domain == lDomain && (local == lLocal || local == lLocal+ownerSuffix ||
-			local == lLocal+bounceSuffix || strings.HasPrefix(local, lLocal+bounceSuffix+"+")) {
+			local == lLocal+bounceSuffix || strings.HasPrefix(local, lLocal+bounceSuffix+"+") ||
+			strings.HasPrefix(local, lLocal+voteSuffix+"+") || strings.HasPrefix(local, lLocal+acceptSuffix+"+")) {
 			return true
 		}
 	}

@@ -54,6 +54,8 @@ var (
 	CodeBadLabel       = RefusalCode{"unknown-label", 550, [3]int{5, 7, 1}}
 	CodeBadBounce      = RefusalCode{"bad-bounce", 550, [3]int{5, 7, 1}}
 	CodeRedNoRecipient = RefusalCode{"red-no-recipient", 550, [3]int{5, 7, 1}}
+	CodeGuidelines     = RefusalCode{"guidelines-not-accepted", 550, [3]int{5, 7, 1}}
+	CodeBadReply       = RefusalCode{"bad-reply", 550, [3]int{5, 7, 1}}
 	CodeNotAllKeys     = RefusalCode{"not-all-keys", 550, [3]int{5, 7, 1}}
 	// RFC 3463 X.7.5: cryptographic failure; X.7.7: message integrity
 	// failure (a signature that does not verify).

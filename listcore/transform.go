@@ -76,6 +76,16 @@ type postCopy struct {
 	// signature records the author's OpenPGP signature, if any: a header
 	// value for X-Isaclist-OpenPGP.
 	signature string
+	// from and replyTo, when set, replace the "author via list" From and
+	// the author's Reply-To (the list's own announcements).
+	from, replyToOverride string
+}
+
+func (p *postCopy) fromField() string {
+	if p.from != "" {
+		return p.from
+	}
+	return formatAddress(viaName(p.member, p.author, p.list), p.list.Address)
 }
 
 // placeholderSubject stands for the real subject on the outside of an
@@ -94,14 +104,17 @@ var outerOfEncrypted = map[string]bool{"to": true, "cc": true, "date": true, "me
 // writes its own). encrypted restricts the post's own fields to
 // outerOfEncrypted.
 func (p *postCopy) writeOuter(h *bytes.Buffer, subject string, encrypted bool) {
-	h.WriteString(foldField("Received", p.received()))
-	h.WriteString(foldField("Authentication-Results", p.authResults()))
+	if p.env.RemoteIP != nil {
+		// Trace and verification of a message that came in by SMTP.
+		h.WriteString(foldField("Received", p.received()))
+		h.WriteString(foldField("Authentication-Results", p.authResults()))
+	}
 	wroteSubject := false
 	for _, f := range p.hdr.Fields {
 		name := strings.ToLower(f.Name)
 		switch {
 		case name == "from":
-			h.WriteString(foldField("From", formatAddress(viaName(p.member, p.author, p.list), p.list.Address)))
+			h.WriteString(foldField("From", p.fromField()))
 			h.WriteString(foldField("Reply-To", p.replyTo()))
 		case name == "subject":
 			h.WriteString(foldField("Subject", subject))
@@ -194,7 +207,7 @@ func (p *postCopy) frame() *store.Frame {
 // header fields and the content.
 func (p *postCopy) inner() ([]byte, error) {
 	var b bytes.Buffer
-	b.WriteString(foldField("From", formatAddress(viaName(p.member, p.author, p.list), p.list.Address)))
+	b.WriteString(foldField("From", p.fromField()))
 	b.WriteString(foldField("Reply-To", p.replyTo()))
 	b.WriteString(foldField("Subject", outgoingSubject(p.list.Prefix, p.label, p.content.subject)))
 	// Protected headers (draft-autocrypt-lamps-protected-headers): the
@@ -238,6 +251,9 @@ func (p *postCopy) inner() ([]byte, error) {
 }
 
 func (p *postCopy) replyTo() string {
+	if p.replyToOverride != "" {
+		return p.replyToOverride
+	}
 	if p.list.ReplyTo == "list" {
 		return formatAddress(p.list.Name, p.list.Address)
 	}

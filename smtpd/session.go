@@ -131,7 +131,7 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 	if draining {
 		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "the list server is shutting down; try again later"}
 	}
-	sess.id = listcore.NewID(sess.srv.core.Now())
+	sess.id = listcore.NewID(sess.srv.core.Clock())
 	if opts != nil && opts.Size > sess.srv.opts.MaxMessageBytes {
 		// RFC 1870 §6.2: refuse a declared size we would not take.
 		return reply(&listcore.Refusal{Code: 552, Enhanced: [3]int{5, 3, 4},

@@ -77,6 +77,9 @@ func listCmd(g *globals) *cobra.Command {
 						strict = "all-or-nothing (refused unless every member has a key)"
 					}
 					fmt.Fprintf(w, "%s\n", l.Address)
+					for _, role := range []string{"chair", "vice-chair", "secretary"} {
+						fmt.Fprintf(w, "  %s:\t%s\n", role, orDash(l.Roles[role]))
+					}
 					fmt.Fprintf(w, "  name:\t%s\n  subject prefix:\t%s\n  default label:\t%s\n  reply-to:\t%s\n  owners:\t%s\n  organisations:\t%d\n  members:\t%d\n  encryption:\t%s\n  require signature:\t%v\n  TLP:RED, AMBER+STRICT:\t%s\n  OpenPGP key:\t%s\n  DKIM selector:\t%s\n  created:\t%s\n",
 						l.Name, l.Prefix, label, l.ReplyTo, orDash(strings.Join(l.Owners, ", ")), l.Orgs, l.Members, l.EncryptionPolicy(), l.RequireSignature, strict, orDash(l.PGPFingerprint), l.DKIMSelector, l.Created.Format(time.DateOnly))
 					for _, warn := range l.Warnings {
@@ -88,7 +91,7 @@ func listCmd(g *globals) *cobra.Command {
 	}
 
 	var name, prefix, label, replyTo, encryption, strictDelivery string
-	var requireSignature bool
+	var requireSignature, requireGuidelines bool
 	var owners []string
 	setCmd := &cobra.Command{
 		Use:   "set [ADDRESS] [flags]",
@@ -129,6 +132,9 @@ func listCmd(g *globals) *cobra.Command {
 			if f.Changed("strict-delivery") {
 				s.StrictDelivery = &strictDelivery
 			}
+			if f.Changed("require-guidelines") {
+				s.RequireGuidelines = &requireGuidelines
+			}
 			var info listcore.ListInfo
 			if err := g.call("list.set", s, &info); err != nil {
 				return err
@@ -147,6 +153,7 @@ func listCmd(g *globals) *cobra.Command {
 	setCmd.Flags().StringSliceVar(&owners, "owner", nil, "the owners' addresses (replaces the current owners; repeatable)")
 	setCmd.Flags().StringVar(&encryption, "encryption", "", "copies: off (plain), opportunistic (encrypted to members with a key, plain to the rest), required (encrypted only)")
 	setCmd.Flags().BoolVar(&requireSignature, "require-signature", false, "refuse posts without a valid OpenPGP signature by the author's registered key (--require-signature=false to stop)")
+	setCmd.Flags().BoolVar(&requireGuidelines, "require-guidelines", false, "refuse posts from members who have not accepted the current membership guidelines")
 	setCmd.Flags().StringVar(&strictDelivery, "strict-delivery", "", "TLP:RED and TLP:AMBER+STRICT: available (encrypted to the members with a key) or all-or-nothing (refused unless every member has one)")
 
 	dnsCmd := &cobra.Command{
@@ -338,8 +345,12 @@ refused unless --force --reason TEXT.`,
 			if err := g.call("member.list", nil, &ms); err != nil {
 				return err
 			}
+			var info listcore.ListInfo
+			if _, err := g.callQuiet("list.show", nil, &info); err != nil {
+				return err
+			}
 			return g.print(ms, func(w *tabwriter.Writer) {
-				fmt.Fprintln(w, "EMAIL\tNAME\tORG\tROLE\tKEY\tKEY EXPIRES\tKEY STATE\tBOUNCES")
+				fmt.Fprintln(w, "EMAIL\tNAME\tORG\tROLE\tKEY\tKEY EXPIRES\tKEY STATE\tGUIDELINES\tBOUNCES")
 				now := time.Now()
 				for _, m := range ms {
 					role := "representative"
@@ -363,7 +374,22 @@ refused unless --force --reason TEXT.`,
 							}
 						}
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Email, m.Name, m.Org, role, orDash(m.KeyFingerprint), expires, state, bounces)
+					guidelines := "-"
+					switch {
+					case info.GuidelinesVersion == "":
+					case m.GuidelinesVersion == info.GuidelinesVersion:
+						guidelines = "accepted " + m.GuidelinesVersion
+					case m.GuidelinesVersion != "":
+						guidelines = "NOT SIGNED " + info.GuidelinesVersion + " (has " + m.GuidelinesVersion + ")"
+					default:
+						guidelines = "NOT SIGNED " + info.GuidelinesVersion
+					}
+					for r, holder := range info.Roles {
+						if holder == m.Email {
+							role += ", " + r
+						}
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Email, m.Name, m.Org, role, orDash(m.KeyFingerprint), expires, state, guidelines, bounces)
 				}
 			})
 		},

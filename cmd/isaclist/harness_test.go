@@ -165,12 +165,19 @@ func (w *world) publishListDNS(addr string) {
 	}
 }
 
-// run runs an isaclist command against the world's daemon.
+// run runs an isaclist command against the world's daemon. It returns
+// standard output and standard error together, except for --json, where
+// only standard output (the JSON) is returned.
 func (w *world) run(args ...string) (string, error) {
 	var out, errOut bytes.Buffer
 	root := newRoot(&out, &errOut)
 	root.SetArgs(append(args, "--config", w.cfgPath))
 	err := root.Execute()
+	for _, a := range args {
+		if a == "--json" {
+			return out.String(), err
+		}
+	}
 	return out.String() + errOut.String(), err
 }
 

@@ -73,30 +73,38 @@ admin socket, so they work while it runs.`,
 	root.PersistentFlags().StringVar(&g.as, "as", "secretary", "the board role you act in (chair, vice-chair, secretary), recorded in the audit trail")
 	root.AddCommand(
 		serveCmd(g), checkCmd(g), versionCmd(g), demoCmd(g),
-		listCmd(g), orgCmd(g), memberCmd(g), queueCmd(g), auditCmd(g),
+		listCmd(g), orgCmd(g), memberCmd(g), queueCmd(g), auditCmd(g), roleCmd(g), admissionCmd(g), guidelinesCmd(g), reportCmd(g),
 	)
 	return root
 }
 
-// call sends an admin request to the daemon named by --config.
+// call sends an admin request to the daemon named by --config, and
+// prints the warnings it answers with.
 func (g *globals) call(op string, args any, out any) error {
-	cfg, err := config.Load(g.configPath)
+	warnings, err := g.callQuiet(op, args, out)
+	for _, w := range warnings {
+		fmt.Fprintln(g.errOut, "warning:", w)
+	}
+	return err
+}
+
+// callQuiet is call without printing the warnings.
+func (g *globals) callQuiet(op string, args any, out any) ([]string, error) {
+	// The secretary's commands need only the socket's path: the files only
+	// the daemon reads (certificate, key, relay password) are not checked.
+	cfg, err := config.LoadClient(g.configPath)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req := admin.Request{Op: op, List: g.list, As: g.as}
 	if args != nil {
 		b, err := json.Marshal(args)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		req.Args = b
 	}
-	warnings, err := admin.Call(cfg.Admin.Socket, req, out)
-	for _, w := range warnings {
-		fmt.Fprintln(g.errOut, "warning:", w)
-	}
-	return err
+	return admin.Call(cfg.Admin.Socket, req, out)
 }
 
 // print writes v as JSON with --json, or calls human otherwise.

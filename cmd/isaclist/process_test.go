@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/isaclist/isaclist/daemon"
 	"github.com/isaclist/isaclist/internal/sandbox"
 )
 
@@ -221,5 +224,31 @@ func TestSIGTERMDrainsGracefully(t *testing.T) {
 	}
 	if !strings.Contains(p.stderr.String(), "stopped") {
 		t.Errorf("no clean-stop log line:\n%s", p.stderr.String())
+	}
+}
+
+// A daemon that cannot start (its port taken, its database in use) says
+// why and leaves the running one alone: no crash, no removed socket.
+func TestStartFailsCleanly(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	cfg := *w.cfg
+	_, err := daemon.Start(&cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second daemon on the same data and socket: %v", err)
+	}
+	// The first one still answers on its socket.
+	w.mustRun("member", "list")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	w.stop()
+	cfg.SMTP.Listen = []string{l.Addr().String()}
+	if _, err := daemon.Start(&cfg, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "smtp.listen") {
+		t.Fatalf("daemon on a taken port: %v", err)
+	}
+	if _, err := os.Stat(cfg.Admin.Socket); err == nil {
+		t.Error("a failed start left its admin socket behind")
 	}
 }
