@@ -83,6 +83,9 @@ type Delivery struct {
 	RetryMin Duration `toml:"retry_min"`
 	RetryMax Duration `toml:"retry_max"`
 	MaxAge   Duration `toml:"max_age"`
+	// KeepResults is how long the result of each copy (sent or failed,
+	// with the remote reply and TLS) stays visible in `queue list --all`.
+	KeepResults Duration `toml:"keep_results"`
 }
 
 // Admin is the admin socket the CLI talks to.
@@ -149,6 +152,7 @@ func Defaults() Config {
 			RetryMin:    Duration{Duration: time.Minute},
 			RetryMax:    Duration{Duration: time.Hour},
 			MaxAge:      Duration{Duration: 5 * 24 * time.Hour},
+			KeepResults: Duration{Duration: 7 * 24 * time.Hour},
 		},
 		Admin: Admin{Socket: "/run/isaclist/admin.sock"},
 		Log:   Log{Level: "info", Format: "text"},
@@ -244,7 +248,8 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 		p = append(p, Problem{Key: key, Reason: fmt.Sprintf(format, a...)})
 	}
 	for key, d := range map[string]Duration{"smtp.command_timeout": c.SMTP.CommandTimeout, "smtp.session_timeout": c.SMTP.SessionTimeout,
-		"dns.timeout": c.DNS.Timeout, "delivery.retry_min": c.Delivery.RetryMin, "delivery.retry_max": c.Delivery.RetryMax, "delivery.max_age": c.Delivery.MaxAge} {
+		"dns.timeout": c.DNS.Timeout, "delivery.retry_min": c.Delivery.RetryMin, "delivery.retry_max": c.Delivery.RetryMax, "delivery.max_age": c.Delivery.MaxAge,
+		"delivery.keep_results": c.Delivery.KeepResults} {
 		if msg := d.problem(); msg != "" {
 			bad(key, "%s", msg)
 		}
@@ -355,6 +360,9 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 	}
 	if d.MaxAge.Duration < d.RetryMin.Duration {
 		bad("delivery.max_age", "must be at least delivery.retry_min")
+	}
+	if d.KeepResults.Duration < 0 {
+		bad("delivery.keep_results", "must not be negative")
 	}
 
 	if c.Admin.Socket == "" {

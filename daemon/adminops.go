@@ -35,6 +35,7 @@ type (
 	QueueArgs struct {
 		ID   string `json:",omitempty"`
 		Rcpt string `json:",omitempty"`
+		All  bool   `json:",omitempty"`
 	}
 )
 
@@ -241,10 +242,14 @@ func (d *Daemon) handleAdmin(_ context.Context, caller admin.Caller, req admin.R
 		v, err := c.VerifyAudit()
 		return v, nil, err
 	case "queue.list":
+		var a QueueArgs
+		if err := decode(req, &a); err != nil {
+			return nil, nil, err
+		}
 		var q []store.QueueEntry
 		err := c.DB.View(func(tx *store.Tx) error {
 			var err error
-			q, err = tx.Queue()
+			q, err = tx.Queue(a.All)
 			return err
 		})
 		return q, nil, err

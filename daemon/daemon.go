@@ -191,14 +191,19 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	go func() {
 		defer d.wg.Done()
 		d.checkKeys()
-		t := time.NewTicker(12 * time.Hour)
-		defer t.Stop()
+		d.pruneResults()
+		keys := time.NewTicker(12 * time.Hour)
+		defer keys.Stop()
+		prune := time.NewTicker(time.Hour)
+		defer prune.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case <-keys.C:
 				d.checkKeys()
+			case <-prune.C:
+				d.pruneResults()
 			}
 		}
 	}()
@@ -230,6 +235,21 @@ func (d *Daemon) checkKeys() {
 		d.Log.Error("checking member key expiry", "err", err)
 	} else if n > 0 {
 		d.Log.Info("members told their OpenPGP key expires soon", "count", n)
+	}
+}
+
+// pruneResults forgets delivery results older than delivery.keep_results.
+func (d *Daemon) pruneResults() {
+	var n int
+	err := d.Core.DB.Update(func(tx *store.Tx) error {
+		var err error
+		n, err = tx.PruneDeliveries(d.Core.Clock().Add(-d.Config.Delivery.KeepResults.Duration))
+		return err
+	})
+	if err != nil {
+		d.Log.Error("pruning delivery results", "err", err)
+	} else if n > 0 {
+		d.Log.Debug("delivery results pruned", "count", n)
 	}
 }
 

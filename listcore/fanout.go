@@ -288,7 +288,7 @@ func (r *Runner) deliver(ctx context.Context, d store.Delivery, src *copySource)
 	res, err := r.Transport.Deliver(ctx, from, d.Rcpt, copyPieces)
 	if err == nil {
 		log.Info("delivered", "reply", res.Reply, "tls", res.TLS)
-		r.finish(d, "")
+		r.complete(d, store.StateSent, res.Reply, res.TLS)
 		return
 	}
 	var te TransportError
@@ -341,6 +341,11 @@ func (r *Runner) envelopeSender(d store.Delivery) (string, error) {
 }
 
 func (r *Runner) finish(d store.Delivery, _ string) {
+	r.complete(d, store.StateFailed, "the message was missing from the queue", false)
+}
+
+// complete records a copy's end.
+func (r *Runner) complete(d store.Delivery, state, reply string, tls bool) {
 	err := r.Core.DB.Update(func(tx *store.Tx) error {
 		cur, err := tx.Delivery(d.MessageID, d.Rcpt)
 		if errors.Is(err, store.ErrNotFound) {
@@ -349,7 +354,7 @@ func (r *Runner) finish(d store.Delivery, _ string) {
 		if err != nil {
 			return err
 		}
-		return tx.FinishDelivery(d.MessageID, d.Rcpt, cur.Next)
+		return tx.CompleteDelivery(cur, state, reply, tls, r.Core.now())
 	})
 	if err != nil {
 		r.Core.logger().Error("queue: recording a finished copy", "id", d.MessageID, "rcpt", d.Rcpt, "err", err)
@@ -368,7 +373,7 @@ func (r *Runner) giveUp(d store.Delivery, msg *store.Message, reply, why string)
 		if err != nil {
 			return err
 		}
-		if err := tx.FinishDelivery(d.MessageID, d.Rcpt, cur.Next); err != nil {
+		if err := tx.CompleteDelivery(cur, store.StateFailed, reply, false, now); err != nil {
 			return err
 		}
 		if msg == nil {

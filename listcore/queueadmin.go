@@ -12,7 +12,7 @@ func (c *Core) RetryNow(a Actor, id string) (int, error) {
 	n := 0
 	err := c.DB.Update(func(tx *store.Tx) error {
 		n = 0
-		q, err := tx.Queue()
+		q, err := tx.Queue(false)
 		if err != nil {
 			return err
 		}
@@ -46,7 +46,7 @@ func (c *Core) DropQueued(a Actor, id, rcpt string) (int, error) {
 	n := 0
 	err := c.DB.Update(func(tx *store.Tx) error {
 		n = 0
-		q, err := tx.Queue()
+		q, err := tx.Queue(false)
 		if err != nil {
 			return err
 		}

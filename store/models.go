@@ -164,6 +164,8 @@ type Frame struct {
 const (
 	StateQueued   = "queued"   // never tried
 	StateDeferred = "deferred" // tried, will retry
+	StateSent     = "sent"     // handed over
+	StateFailed   = "failed"   // refused permanently, or given up
 )
 
 // Delivery is one copy of a queued message for one recipient.
@@ -184,4 +186,6 @@ type Delivery struct {
 	Next      time.Time `json:"next"`
 	Last      time.Time `json:"last,omitzero"`
 	LastReply string    `json:"last_reply,omitempty"`
+	// TLS: the copy was handed over with TLS (for sent copies).
+	TLS bool `json:"tls,omitempty"`
 }

@@ -141,7 +141,7 @@ func TestQueueDueOrderAndCleanup(t *testing.T) {
 		if _, err := tx.Body("m1"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("body kept after the last copy: %v", err)
 		}
-		if q, _ := tx.Queue(); len(q) != 0 {
+		if q, _ := tx.Queue(true); len(q) != 0 {
 			t.Errorf("queue not empty: %+v", q)
 		}
 		if !tx.NextDue().IsZero() {

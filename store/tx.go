@@ -394,22 +394,56 @@ func (t *Tx) Reschedule(d *Delivery, oldNext time.Time) error {
 	return t.putDelivery(d, oldNext)
 }
 
-// FinishDelivery removes a delivery (done or given up); the message and its
-// body go once no delivery of it is left.
+// FinishDelivery removes a delivery (dropped by the secretary); the
+// message and its body go once no delivery of it is left.
 func (t *Tx) FinishDelivery(msgID, rcpt string, next time.Time) error {
 	if err := t.tx.Bucket(bucketDue).Delete(dueKey(next, msgID, rcpt)); err != nil {
 		return err
 	}
+	if err := t.tx.Bucket(bucketDeliveries).Delete(deliveryKey(msgID, rcpt)); err != nil {
+		return err
+	}
+	return t.tidyMessage(msgID)
+}
+
+// CompleteDelivery records a copy's end (StateSent or StateFailed) with the
+// remote reply and whether it went over TLS. The record stays (for `queue
+// list --all`) until PruneDeliveries; the bodies go as soon as no copy of
+// the message is pending.
+func (t *Tx) CompleteDelivery(d *Delivery, state, reply string, tls bool, at time.Time) error {
+	if err := t.tx.Bucket(bucketDue).Delete(dueKey(d.Next, d.MessageID, d.Rcpt)); err != nil {
+		return err
+	}
+	d.State, d.LastReply, d.TLS, d.Last, d.KeyPacket = state, reply, tls, at, nil
+	if err := putJSON(t.tx.Bucket(bucketDeliveries), deliveryKey(d.MessageID, d.Rcpt), d); err != nil {
+		return err
+	}
+	return t.tidyMessage(d.MessageID)
+}
+
+// pending reports whether d still waits to be delivered.
+func (d *Delivery) pending() bool { return d.State == StateQueued || d.State == StateDeferred }
+
+// tidyMessage drops a message's bodies once none of its copies is pending,
+// and the message itself once no delivery record of it is left.
+func (t *Tx) tidyMessage(msgID string) error {
 	dels := t.tx.Bucket(bucketDeliveries)
-	if err := dels.Delete(deliveryKey(msgID, rcpt)); err != nil {
-		return err
-	}
 	prefix := []byte(msgID + "\x00")
-	if k, _ := dels.Cursor().Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) {
-		return nil
+	any, pending := false, false
+	c := dels.Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		any = true
+		var d Delivery
+		if err := json.Unmarshal(v, &d); err != nil {
+			return err
+		}
+		if d.pending() {
+			pending = true
+			break
+		}
 	}
-	if err := t.tx.Bucket(bucketMessages).Delete([]byte(msgID)); err != nil {
-		return err
+	if pending {
+		return nil
 	}
 	bodies := t.tx.Bucket(bucketBodies)
 	for _, k := range []string{msgID, msgID + frameSuffix, msgID + sealedSuffix} {
@@ -417,7 +451,44 @@ func (t *Tx) FinishDelivery(msgID, rcpt string, next time.Time) error {
 			return err
 		}
 	}
-	return nil
+	if any {
+		return nil
+	}
+	return t.tx.Bucket(bucketMessages).Delete([]byte(msgID))
+}
+
+// PruneDeliveries forgets the results of copies that ended before before,
+// and the messages left without any record. It returns how many records
+// went.
+func (t *Tx) PruneDeliveries(before time.Time) (int, error) {
+	dels := t.tx.Bucket(bucketDeliveries)
+	var drop [][]byte
+	msgs := map[string]bool{}
+	err := dels.ForEach(func(k, v []byte) error {
+		var d Delivery
+		if err := json.Unmarshal(v, &d); err != nil {
+			return err
+		}
+		if !d.pending() && d.Last.Before(before) {
+			drop = append(drop, bytes.Clone(k))
+			msgs[d.MessageID] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range drop {
+		if err := dels.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	for id := range msgs {
+		if err := t.tidyMessage(id); err != nil {
+			return 0, err
+		}
+	}
+	return len(drop), nil
 }
 
 // QueueEntry is one queued message with its pending deliveries.
@@ -426,9 +497,10 @@ type QueueEntry struct {
 	Deliveries []Delivery `json:"deliveries"`
 }
 
-// Queue returns every queued message with its pending deliveries, oldest
-// first.
-func (t *Tx) Queue() ([]QueueEntry, error) {
+// Queue returns every message with pending copies and those copies,
+// oldest first; with all, also the copies that ended (sent or failed) and
+// are still remembered.
+func (t *Tx) Queue(all bool) ([]QueueEntry, error) {
 	out := []QueueEntry{}
 	idx := map[string]int{}
 	err := t.tx.Bucket(bucketMessages).ForEach(func(k, v []byte) error {
@@ -448,11 +520,17 @@ func (t *Tx) Queue() ([]QueueEntry, error) {
 		if err := json.Unmarshal(v, &d); err != nil {
 			return err
 		}
-		if i, ok := idx[d.MessageID]; ok {
+		if i, ok := idx[d.MessageID]; ok && (all || d.pending()) {
 			out[i].Deliveries = append(out[i].Deliveries, d)
 		}
 		return nil
 	})
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Message.ID < out[j].Message.ID })
-	return out, err
+	kept := out[:0]
+	for _, e := range out {
+		if len(e.Deliveries) > 0 {
+			kept = append(kept, e)
+		}
+	}
+	sort.SliceStable(kept, func(i, j int) bool { return kept[i].Message.ID < kept[j].Message.ID })
+	return kept, err
 }

@@ -426,14 +426,15 @@ refused unless --force --reason TEXT.`,
 
 func queueCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "queue", Short: "Inspect and steer the delivery queue"}
+	var all bool
 	list := &cobra.Command{
-		Use:     "list",
-		Short:   "List the copies waiting to be delivered",
-		Example: "  isaclist queue list\n  isaclist queue list --json",
+		Use:     "list [--all]",
+		Short:   "List the copies waiting to be delivered (with --all, also those sent or failed lately)",
+		Example: "  isaclist queue list\n  isaclist queue list --all     # each copy's result: remote reply, TLS\n  isaclist queue list --json",
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			var q []store.QueueEntry
-			if err := g.call("queue.list", nil, &q); err != nil {
+			if err := g.call("queue.list", daemon.QueueArgs{All: all}, &q); err != nil {
 				return err
 			}
 			return g.print(q, func(w *tabwriter.Writer) {
@@ -441,17 +442,23 @@ func queueCmd(g *globals) *cobra.Command {
 					fmt.Fprintln(w, "the queue is empty")
 					return
 				}
-				fmt.Fprintln(w, "ID\tLIST\tKIND\tLABEL\tRECEIVED\tRECIPIENT\tSTATE\tATTEMPTS\tNEXT\tLAST REPLY")
+				fmt.Fprintln(w, "ID\tLIST\tKIND\tLABEL\tRECEIVED\tRECIPIENT\tSTATE\tATTEMPTS\tNEXT/DONE\tTLS\tLAST REPLY")
 				for _, e := range q {
 					for _, d := range e.Deliveries {
-						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\n", e.Message.ID, e.Message.List, e.Message.Kind,
+						when, tls := d.Next, "-"
+						if d.State == store.StateSent || d.State == store.StateFailed {
+							when = d.Last
+							tls = map[bool]string{true: "yes", false: "no"}[d.TLS]
+						}
+						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", e.Message.ID, e.Message.List, e.Message.Kind,
 							orDash(e.Message.Label.String()), e.Message.Received.Format(time.DateTime), d.Rcpt, d.State, d.Attempts,
-							d.Next.Format(time.DateTime), orDash(d.LastReply))
+							when.Format(time.DateTime), tls, orDash(d.LastReply))
 					}
 				}
 			})
 		},
 	}
+	list.Flags().BoolVar(&all, "all", false, "also the copies sent or failed in the last delivery.keep_results")
 	retry := &cobra.Command{
 		Use:     "retry [ID]",
 		Short:   "Try the copies of a queued message (or of all) again now",

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"math/big"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/isaclist/isaclist/internal/sandbox"
+	"github.com/isaclist/isaclist/store"
 )
 
 // writeCert writes a self-signed certificate for host and returns its pool.
@@ -167,6 +169,22 @@ func TestRelayWithSTARTTLSAndAuth(t *testing.T) {
 	}
 	if strings.Contains(w.logs.String(), "s3cret-relay") {
 		t.Error("the relay password is in the log")
+	}
+	// Each copy's result stays visible: sent, over TLS, with the reply.
+	var q []store.QueueEntry
+	if err := json.Unmarshal([]byte(w.mustRun("queue", "list", "--all", "--json")), &q); err != nil {
+		t.Fatal(err)
+	}
+	sent := 0
+	for _, e := range q {
+		for _, d := range e.Deliveries {
+			if d.State == store.StateSent && d.TLS && strings.HasPrefix(d.LastReply, "250") {
+				sent++
+			}
+		}
+	}
+	if sent != 3 {
+		t.Errorf("queue list --all shows %d copies sent over TLS, want 3: %+v", sent, q)
 	}
 	// A wrong password: the copies wait in the queue, the log says why.
 	os.WriteFile(pw, []byte("wrong\n"), 0o600) //nolint:errcheck
