@@ -171,12 +171,12 @@ func TestRelayWithSTARTTLSAndAuth(t *testing.T) {
 		t.Error("the relay password is in the log")
 	}
 	// Each copy's result stays visible: sent, over TLS, with the reply.
-	var q []store.QueueEntry
-	if err := json.Unmarshal([]byte(w.mustRun("queue", "list", "--all", "--json")), &q); err != nil {
+	var results []store.QueueEntry
+	if err := json.Unmarshal([]byte(w.mustRun("queue", "list", "--all", "--json")), &results); err != nil {
 		t.Fatal(err)
 	}
 	sent := 0
-	for _, e := range q {
+	for _, e := range results {
 		for _, d := range e.Deliveries {
 			if d.State == store.StateSent && d.TLS && strings.HasPrefix(d.LastReply, "250") {
 				sent++
@@ -184,7 +184,7 @@ func TestRelayWithSTARTTLSAndAuth(t *testing.T) {
 		}
 	}
 	if sent != 3 {
-		t.Errorf("queue list --all shows %d copies sent over TLS, want 3: %+v", sent, q)
+		t.Errorf("queue list --all shows %d copies sent over TLS, want 3: %+v", sent, results)
 	}
 	// A wrong password: the copies wait in the queue, the log says why.
 	os.WriteFile(pw, []byte("wrong\n"), 0o600) //nolint:errcheck
