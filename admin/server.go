@@ -205,6 +205,15 @@ func (s *Server) handle(c *net.UnixConn) {
 		return
 	}
 	s.Log.Info("admin request", "op", req.Op, "list", req.List, "caller", caller.Name)
+	if st, ok := result.(Stream); ok {
+		defer st.Close()
+		respond(Response{OK: true, Stream: st.Size(), Warnings: warnings})
+		c.SetDeadline(time.Now().Add(time.Hour)) //nolint:errcheck
+		if n, err := st.WriteTo(c); err != nil {
+			s.Log.Error("admin stream failed", "op", req.Op, "sent", n, "err", err)
+		}
+		return
+	}
 	var raw json.RawMessage
 	if result != nil {
 		if raw, err = json.Marshal(result); err != nil {

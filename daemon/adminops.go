@@ -60,7 +60,7 @@ func (d *Daemon) handleAdmin(_ context.Context, caller admin.Caller, req admin.R
 	// list: the one named, or the only one.
 	list := ""
 	switch req.Op {
-	case "list.create", "list.all", "queue.list", "queue.retry", "queue.drop", "ping", "audit.list", "audit.verify":
+	case "list.create", "list.all", "queue.list", "queue.retry", "queue.drop", "ping", "audit.list", "audit.verify", "backup":
 	default:
 		var err error
 		if list, err = c.ResolveList(req.List); err != nil {
@@ -231,6 +231,13 @@ func (d *Daemon) handleAdmin(_ context.Context, caller admin.Caller, req admin.R
 	case "list.key":
 		k, err := c.ListPublicKey(list)
 		return map[string]string{"public_key": k}, nil, err
+	case "backup":
+		snap, err := c.DB.Snapshot()
+		if err != nil {
+			return nil, nil, err
+		}
+		d.Log.Info("backup taken", "caller", caller.Name, "bytes", snap.Size())
+		return snap, nil, nil
 	case "audit.list":
 		var a AuditArgs
 		if err := decode(req, &a); err != nil {

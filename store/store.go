@@ -26,6 +26,9 @@ const FileName = "isaclist.db"
 // ErrNotFound is returned when a record does not exist.
 var ErrNotFound = errors.New("not found")
 
+// errTimeout is bbolt's answer when another process holds the lock.
+var errTimeout = berrors.ErrTimeout
+
 // ErrLocked means another process has the database open.
 var ErrLocked = errors.New("the database is in use by another isaclist process")
 
