@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -145,6 +146,16 @@ func Restore(backup, dir string) (kept string, err error) {
 	if err := tmp.Chmod(0o600); err != nil {
 		tmp.Close()
 		return kept, err
+	}
+	// Restored by root for the daemon's user: the file belongs to whoever
+	// owns the data directory.
+	if fi, err := os.Stat(dir); err == nil {
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
+			if err := tmp.Chown(int(st.Uid), int(st.Gid)); err != nil {
+				tmp.Close()
+				return kept, err
+			}
+		}
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
