@@ -32,6 +32,7 @@ type Config struct {
 	Delivery Delivery `toml:"delivery"`
 	Admin    Admin    `toml:"admin"`
 	Log      Log      `toml:"log"`
+	Metrics  Metrics  `toml:"metrics"`
 
 	// File is the path the configuration was read from (not a TOML key).
 	File string `toml:"-"`
@@ -96,6 +97,12 @@ type Admin struct {
 	Group string `toml:"group"`
 }
 
+// Metrics is the HTTP listener for Prometheus metrics (/metrics) and the
+// health check (/healthz).
+type Metrics struct {
+	Listen string `toml:"listen"` // HOST:PORT; "" turns it off
+}
+
 // Log is the daemon's log output (standard error; journald picks it up).
 type Log struct {
 	Level  string `toml:"level"`  // debug | info | warn | error
@@ -154,8 +161,9 @@ func Defaults() Config {
 			MaxAge:      Duration{Duration: 5 * 24 * time.Hour},
 			KeepResults: Duration{Duration: 7 * 24 * time.Hour},
 		},
-		Admin: Admin{Socket: "/run/isaclist/admin.sock"},
-		Log:   Log{Level: "info", Format: "text"},
+		Admin:   Admin{Socket: "/run/isaclist/admin.sock"},
+		Metrics: Metrics{Listen: "127.0.0.1:9125"},
+		Log:     Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -371,6 +379,11 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 		bad("admin.socket", "%q must be an absolute path", c.Admin.Socket)
 	}
 
+	if c.Metrics.Listen != "" {
+		if err := checkListen(c.Metrics.Listen); err != nil {
+			bad("metrics.listen", "%v (or \"\" to turn the metrics listener off)", err)
+		}
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -121,7 +121,7 @@ func TestExampleConfigParses(t *testing.T) {
 	for _, key := range []string{"hostname", "data_dir", "listen", "tls_cert", "tls_key", "max_message_bytes", "max_recipients",
 		"command_timeout", "session_timeout", "max_connections", "max_connections_per_ip", "resolver", "timeout", "mode", "relay",
 		"relay_tls", "relay_ca_file", "relay_username", "relay_password_file", "maildir", "concurrency", "retry_min", "retry_max", "max_age", "keep_results",
-		"socket", "group", "level", "format"} {
+		"socket", "group", "level", "format", "listen"} {
 		if !strings.Contains(string(data), key+" ") && !strings.Contains(string(data), key+"=") {
 			t.Errorf("example does not document %s", key)
 		}

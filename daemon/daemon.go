@@ -15,12 +15,14 @@ import (
 	"net"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/config"
 	"github.com/isaclist/isaclist/listcore"
 	"github.com/isaclist/isaclist/listcore/mailauth"
+	"github.com/isaclist/isaclist/metrics"
 	"github.com/isaclist/isaclist/smtpd"
 	"github.com/isaclist/isaclist/smtpd/outbound"
 	"github.com/isaclist/isaclist/store"
@@ -40,6 +42,7 @@ type Daemon struct {
 	admin     *admin.Server
 	transport interface{ Close() }
 	certs     *certHolder
+	metrics   *metrics.Server
 
 	cancelRunner context.CancelFunc
 	runnerDone   chan struct{}
@@ -99,6 +102,9 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 			if d.admin != nil {
 				d.admin.Close()
 			}
+			if d.metrics != nil {
+				d.metrics.Close(context.Background()) //nolint:errcheck
+			}
 			d.closeAll()
 		}
 	}()
@@ -107,6 +113,8 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	}
 	resolver := mailauth.NewResolver(cfg.DNS.Resolver, cfg.DNS.Timeout.Duration)
 	d.Core = listcore.New(d.db, resolver, cfg.Hostname, log)
+	d.Core.Metrics = metrics.New()
+	d.Core.Metrics.QueueGauges(d.queueDepth)
 
 	var transport listcore.Transport
 	switch cfg.Delivery.Mode {
@@ -158,6 +166,11 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 		MaxConnections: cfg.SMTP.MaxConnections, MaxConnectionsPerIP: cfg.SMTP.MaxConnectionsPerIP, TLS: tlsConfig,
 	}, d.Core, log)
 
+	if cfg.Metrics.Listen != "" {
+		if d.metrics, err = metrics.Listen(cfg.Metrics.Listen, d.Core.Metrics, d.health, log); err != nil {
+			return nil, err
+		}
+	}
 	d.admin = &admin.Server{Path: cfg.Admin.Socket, Group: cfg.Admin.Group, Handler: d.handleAdmin, Log: log}
 	if err := d.admin.Listen(); err != nil {
 		return nil, err
@@ -228,6 +241,49 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	return d, nil
 }
 
+// queueDepth is how many copies wait and how old the oldest is.
+func (d *Daemon) queueDepth() (int, time.Duration) {
+	var n int
+	var oldest time.Time
+	d.db.View(func(tx *store.Tx) error { //nolint:errcheck // a failed read shows as an empty queue; health reports the store
+		q, err := tx.Queue(false)
+		for _, e := range q {
+			n += len(e.Deliveries)
+			if oldest.IsZero() || e.Message.Received.Before(oldest) {
+				oldest = e.Message.Received
+			}
+		}
+		return err
+	})
+	if oldest.IsZero() {
+		return n, 0
+	}
+	return n, d.Core.Clock().Sub(oldest)
+}
+
+// stuckQueue is how old the oldest waiting copy may be before the health
+// check fails: a day of retries means the relay or the network is down.
+const stuckQueue = 24 * time.Hour
+
+// minFreeBytes is the free space the data directory needs to take posts.
+const minFreeBytes = 64 << 20
+
+// health says what is wrong: the store, the queue, the disk.
+func (d *Daemon) health(ctx context.Context) []string {
+	var problems []string
+	if err := d.db.View(func(tx *store.Tx) error { _, err := tx.Lists(); return err }); err != nil {
+		problems = append(problems, "store: "+err.Error())
+	}
+	if n, age := d.queueDepth(); age > stuckQueue {
+		problems = append(problems, fmt.Sprintf("queue: %d copies waiting, the oldest for %s (isaclist queue list)", n, age.Round(time.Minute)))
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(d.Config.DataDir, &st); err == nil && st.Bavail*uint64(st.Bsize) < minFreeBytes {
+		problems = append(problems, fmt.Sprintf("disk: %d MB free in %s", st.Bavail*uint64(st.Bsize)>>20, d.Config.DataDir))
+	}
+	return problems
+}
+
 // checkKeys tells members whose OpenPGP key is about to expire.
 func (d *Daemon) checkKeys() {
 	n, err := d.Core.CheckKeyExpiry()
@@ -276,6 +332,9 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.Log.Info("shutting down")
 	err := d.smtp.Shutdown(ctx)
 	d.admin.Close()
+	if d.metrics != nil {
+		d.metrics.Close(ctx) //nolint:errcheck
+	}
 	d.cancelRunner()
 	select {
 	case <-d.runnerDone:

@@ -20,6 +20,7 @@ import (
 	"github.com/isaclist/isaclist/listcore/mailauth"
 	"github.com/isaclist/isaclist/listcore/mailhdr"
 	"github.com/isaclist/isaclist/listcore/pgp"
+	"github.com/isaclist/isaclist/metrics"
 	"github.com/isaclist/isaclist/store"
 )
 
@@ -40,6 +41,9 @@ type Core struct {
 	// NewDKIMKey makes a list's DKIM key (PKCS#8 DER); tests swap in a
 	// faster one.
 	NewDKIMKey func() ([]byte, error)
+
+	// Metrics counts what happens (nil: nothing is counted).
+	Metrics *metrics.Metrics
 
 	keysMu   sync.Mutex
 	listKeys map[string]*pgp.ListKey // by list address and fingerprint

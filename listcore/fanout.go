@@ -205,11 +205,12 @@ func (r *Runner) claim(limit int) ([]store.Delivery, time.Time, error) {
 // copySource is what the copies of one queued message are made from: the
 // plain copy, or the encrypted form shared by every encrypted copy.
 type copySource struct {
-	list    *store.List
-	secrets *store.ListSecrets
-	plain   []byte
-	frame   *store.Frame
-	armored *pgp.Armored
+	received time.Time // when the post was accepted
+	list     *store.List
+	secrets  *store.ListSecrets
+	plain    []byte
+	frame    *store.Frame
+	armored  *pgp.Armored
 }
 
 func (r *Runner) source(id string) (*copySource, error) {
@@ -219,6 +220,7 @@ func (r *Runner) source(id string) (*copySource, error) {
 		if err != nil {
 			return err
 		}
+		src.received = m.Received
 		if src.list, err = tx.List(m.List); err != nil {
 			return err
 		}
@@ -286,7 +288,9 @@ func (r *Runner) deliver(ctx context.Context, d store.Delivery, src *copySource)
 		return
 	}
 	res, err := r.Transport.Deliver(ctx, from, d.Rcpt, copyPieces)
+	since := r.Core.now().Sub(src.received)
 	if err == nil {
+		r.Core.Metrics.Delivery("sent", res.TLS, since)
 		log.Info("delivered", "reply", res.Reply, "tls", res.TLS)
 		r.complete(d, store.StateSent, res.Reply, res.TLS)
 		return
@@ -300,6 +304,11 @@ func (r *Runner) deliver(ctx context.Context, d store.Delivery, src *copySource)
 		return nil
 	})
 	tooOld := msg != nil && r.Core.now().Sub(msg.Received) > r.MaxAge
+	outcome := "deferred"
+	if permanent || tooOld {
+		outcome = "failed"
+	}
+	r.Core.Metrics.Delivery(outcome, false, since)
 	switch {
 	case permanent:
 		log.Warn("delivery failed permanently", "reply", reply)

@@ -107,12 +107,15 @@ func (c *Core) authenticate(ctx context.Context, env Envelope, p *parsed, msg []
 	})
 	switch {
 	case auth.Pass:
+		c.Metrics.Authentication(auth.Method, "pass")
 		return auth, nil
 	case auth.TempFail:
+		c.Metrics.Authentication("none", "temperror")
 		r := refuse(CodeDNSTemp, "the DKIM or SPF records of %s could not be looked up just now; your server will retry", p.from.Domain)
 		r.Cause = auth.Summary()
 		return auth, r
 	}
+	c.Metrics.Authentication("none", "fail")
 	return auth, refuse(CodeNotAuthenticated, "%s, and this message from %s is not authenticated for %s (%s); send it through your organisation's mail server, which should sign it with DKIM",
 		policy, p.from.Key(), p.from.Domain, auth.Summary())
 }

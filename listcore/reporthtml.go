@@ -54,7 +54,7 @@ func (r *Report) monthChart() template.HTML {
 			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"><title>%s %s: %d</title></rect>`,
 				x, y, barW-8, bh, labelColours[l], time.Month(m+1), template.HTMLEscapeString(l.String()), n)
 		}
-		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="11" text-anchor="middle">%s</text>`, x+(barW-8)/2, h-bottom+16, time.Month(m+1).String()[:3])
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" font-size="11" text-anchor="middle">%s</text>`, x+(barW-8)/2, h-bottom+16, time.Month(m + 1).String()[:3])
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String()) //nolint:gosec // built from numbers and escaped names

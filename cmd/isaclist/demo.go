@@ -100,6 +100,9 @@ maildir = %q
 [admin]
 socket = %q
 
+[metrics]
+listen = ""
+
 [log]
 level = "warn"
 `, filepath.Join(dir, "data"), dns.Addr, maildir, filepath.Join(dir, "admin.sock"))

@@ -48,6 +48,7 @@ type world struct {
 type worldOpts struct {
 	extraConfig string // appended TOML
 	smtpConfig  string // more keys of [smtp]
+	metrics     string // [metrics] listen ("": off)
 	noList      bool   // do not create the standard list and members
 }
 
@@ -98,9 +99,12 @@ retry_max = "1s"
 [admin]
 socket = %q
 
+[metrics]
+listen = %q
+
 [log]
 level = "debug"
-%s`, listHost, filepath.Join(dir, "data"), o.smtpConfig, dns.Addr, sink.Addr, filepath.Join(dir, "admin.sock"), o.extraConfig)
+%s`, listHost, filepath.Join(dir, "data"), o.smtpConfig, dns.Addr, sink.Addr, filepath.Join(dir, "admin.sock"), o.metrics, o.extraConfig)
 	if err := os.WriteFile(w.cfgPath, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
 	}
