@@ -169,6 +169,23 @@ func (w *world) publishListDNS(addr string) {
 	}
 }
 
+// waitQueueEmpty waits until no copy is pending: a copy reaches the sink
+// a moment before its result is recorded.
+func (w *world) waitQueueEmpty() {
+	w.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out := w.mustRun("queue", "list", "--json")
+		if strings.TrimSpace(out) == "[]" {
+			return
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("the queue did not empty:\n%s", out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // run runs an isaclist command against the world's daemon. It returns
 // standard output and standard error together, except for --json, where
 // only standard output (the JSON) is returned.

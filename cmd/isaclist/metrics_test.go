@@ -31,6 +31,7 @@ func TestMetricsAndHealth(t *testing.T) {
 	}
 	w.post("alice@member-a.example", sandbox.Message{Subject: "no label", Body: "x\n"}) //nolint:errcheck
 	w.copies(0, 3)
+	w.waitQueueEmpty()
 	code, body := get(t, "http://"+addr+"/metrics")
 	if code != 200 {
 		t.Fatalf("/metrics: %d", code)

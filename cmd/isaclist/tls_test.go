@@ -171,6 +171,7 @@ func TestRelayWithSTARTTLSAndAuth(t *testing.T) {
 		t.Error("the relay password is in the log")
 	}
 	// Each copy's result stays visible: sent, over TLS, with the reply.
+	w.waitQueueEmpty()
 	var results []store.QueueEntry
 	if err := json.Unmarshal([]byte(w.mustRun("queue", "list", "--all", "--json")), &results); err != nil {
 		t.Fatal(err)
