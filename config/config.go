@@ -65,7 +65,7 @@ type DNS struct {
 
 // Delivery is how the fan-out leaves the server.
 type Delivery struct {
-	Mode  string `toml:"mode"`  // relay | maildir (direct: not yet)
+	Mode  string `toml:"mode"`  // relay | direct | maildir
 	Relay string `toml:"relay"` // host:port
 	// RelayTLS: "auto" (STARTTLS required unless the relay is on loopback,
 	// where it is used when offered), "starttls", "tls" (implicit TLS,
@@ -84,6 +84,13 @@ type Delivery struct {
 	RetryMin Duration `toml:"retry_min"`
 	RetryMax Duration `toml:"retry_max"`
 	MaxAge   Duration `toml:"max_age"`
+	// PerDomain (mode direct) caps concurrent sessions per recipient
+	// domain; Timeout is the per-command timeout of outgoing SMTP (both
+	// modes); DirectCAFile (mode direct) replaces the system roots for MX
+	// certificates and MTA-STS policy fetches.
+	PerDomain    int      `toml:"per_domain"`
+	Timeout      Duration `toml:"timeout"`
+	DirectCAFile string   `toml:"direct_ca_file"`
 	// KeepResults is how long the result of each copy (sent or failed,
 	// with the remote reply and TLS) stays visible in `queue list --all`.
 	KeepResults Duration `toml:"keep_results"`
@@ -160,6 +167,8 @@ func Defaults() Config {
 			RetryMax:    Duration{Duration: time.Hour},
 			MaxAge:      Duration{Duration: 5 * 24 * time.Hour},
 			KeepResults: Duration{Duration: 7 * 24 * time.Hour},
+			PerDomain:   2,
+			Timeout:     Duration{Duration: 2 * time.Minute},
 		},
 		Admin:   Admin{Socket: "/run/isaclist/admin.sock"},
 		Metrics: Metrics{Listen: "127.0.0.1:9125"},
@@ -257,7 +266,7 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 	}
 	for key, d := range map[string]Duration{"smtp.command_timeout": c.SMTP.CommandTimeout, "smtp.session_timeout": c.SMTP.SessionTimeout,
 		"dns.timeout": c.DNS.Timeout, "delivery.retry_min": c.Delivery.RetryMin, "delivery.retry_max": c.Delivery.RetryMax, "delivery.max_age": c.Delivery.MaxAge,
-		"delivery.keep_results": c.Delivery.KeepResults} {
+		"delivery.keep_results": c.Delivery.KeepResults, "delivery.timeout": c.Delivery.Timeout} {
 		if msg := d.problem(); msg != "" {
 			bad(key, "%s", msg)
 		}
@@ -333,9 +342,13 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 			bad("delivery.maildir", "%q must be an absolute path", d.Maildir)
 		}
 	case "direct":
-		bad("delivery.mode", "\"direct\" (delivery straight to each member's MX) is not available yet; use \"relay\" through your smarthost")
+		if d.DirectCAFile != "" && statFiles {
+			if _, err := os.Stat(d.DirectCAFile); err != nil {
+				bad("delivery.direct_ca_file", "cannot read %s: %v", d.DirectCAFile, errors.Unwrap(err))
+			}
+		}
 	default:
-		bad("delivery.mode", "%q is not one of relay, maildir", d.Mode)
+		bad("delivery.mode", "%q is not one of relay, direct, maildir", d.Mode)
 	}
 	switch d.RelayTLS {
 	case "auto", "starttls", "tls", "none":
@@ -368,6 +381,12 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 	}
 	if d.MaxAge.Duration < d.RetryMin.Duration {
 		bad("delivery.max_age", "must be at least delivery.retry_min")
+	}
+	if d.PerDomain < 1 || d.PerDomain > 50 {
+		bad("delivery.per_domain", "%d is out of range (1 to 50)", d.PerDomain)
+	}
+	if d.Timeout.Duration < time.Second {
+		bad("delivery.timeout", "must be at least 1s")
 	}
 	if d.KeepResults.Duration < 0 {
 		bad("delivery.keep_results", "must not be negative")

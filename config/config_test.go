@@ -80,9 +80,12 @@ func TestSyntaxErrorNamesTheLine(t *testing.T) {
 	}
 }
 
-func TestDirectModeIsRefusedWithAWayOut(t *testing.T) {
-	_, err := Parse("t.toml", []byte(minimal+"[delivery]\nmode = \"direct\"\n"))
-	if err == nil || !strings.Contains(err.Error(), "relay") {
+func TestDeliveryModes(t *testing.T) {
+	if _, err := Parse("t.toml", []byte(minimal+"[delivery]\nmode = \"direct\"\nper_domain = 4\n")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Parse("t.toml", []byte(minimal+"[delivery]\nmode = \"pigeon\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "relay, direct, maildir") {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -120,7 +123,7 @@ func TestExampleConfigParses(t *testing.T) {
 	// Every key of Config appears in the example.
 	for _, key := range []string{"hostname", "data_dir", "listen", "tls_cert", "tls_key", "max_message_bytes", "max_recipients",
 		"command_timeout", "session_timeout", "max_connections", "max_connections_per_ip", "resolver", "timeout", "mode", "relay",
-		"relay_tls", "relay_ca_file", "relay_username", "relay_password_file", "maildir", "concurrency", "retry_min", "retry_max", "max_age", "keep_results",
+		"relay_tls", "relay_ca_file", "relay_username", "relay_password_file", "maildir", "concurrency", "retry_min", "retry_max", "max_age", "keep_results", "per_domain", "direct_ca_file",
 		"socket", "group", "level", "format", "listen"} {
 		if !strings.Contains(string(data), key+" ") && !strings.Contains(string(data), key+"=") {
 			t.Errorf("example does not document %s", key)

@@ -119,7 +119,7 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	var transport listcore.Transport
 	switch cfg.Delivery.Mode {
 	case "relay":
-		r := &outbound.Relay{Addr: cfg.Delivery.Relay, Hostname: cfg.Hostname, TLS: cfg.Delivery.RelayTLS, Username: cfg.Delivery.RelayUsername}
+		r := &outbound.Relay{Addr: cfg.Delivery.Relay, Hostname: cfg.Hostname, TLS: cfg.Delivery.RelayTLS, Username: cfg.Delivery.RelayUsername, Timeout: cfg.Delivery.Timeout.Duration}
 		if cfg.Delivery.RelayPasswordFile != "" {
 			pw, err := os.ReadFile(cfg.Delivery.RelayPasswordFile)
 			if err != nil {
@@ -128,17 +128,21 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 			r.Password = string(trimNewline(pw))
 		}
 		if cfg.Delivery.RelayCAFile != "" {
-			pem, err := os.ReadFile(cfg.Delivery.RelayCAFile)
+			pool, err := certPool(cfg.Delivery.RelayCAFile)
 			if err != nil {
 				return nil, fmt.Errorf("delivery.relay_ca_file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("delivery.relay_ca_file: %s holds no PEM certificate", cfg.Delivery.RelayCAFile)
 			}
 			r.TLSConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 		}
 		transport, d.transport = r, r
+	case "direct":
+		dd := &outbound.Direct{Hostname: cfg.Hostname, Resolver: resolver, PerDomain: cfg.Delivery.PerDomain, Timeout: cfg.Delivery.Timeout.Duration}
+		if cfg.Delivery.DirectCAFile != "" {
+			if dd.RootCAs, err = certPool(cfg.Delivery.DirectCAFile); err != nil {
+				return nil, fmt.Errorf("delivery.direct_ca_file: %w", err)
+			}
+		}
+		transport, d.transport = dd, dd
 	case "maildir":
 		m := &outbound.Maildir{Dir: cfg.Delivery.Maildir, Hostname: cfg.Hostname}
 		if err := m.Init(); err != nil {
@@ -357,6 +361,19 @@ func (d *Daemon) closeAll() {
 	if d.db != nil {
 		d.db.Close()
 	}
+}
+
+// certPool reads PEM certificates to trust.
+func certPool(file string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", file)
+	}
+	return pool, nil
 }
 
 func trimNewline(b []byte) []byte {
