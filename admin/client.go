@@ -60,12 +60,15 @@ func exchange(socket string, req Request, timeout time.Duration) (net.Conn, *buf
 	if err != nil {
 		return c, nil, resp, err
 	}
-	if _, err := c.Write(append(b, '\n')); err != nil {
-		return c, nil, resp, fmt.Errorf("sending to the daemon: %w", err)
-	}
+	_, werr := c.Write(append(b, '\n'))
+	// Even if the request could not be sent whole, the daemon may have
+	// answered (a refusal sent before it read anything): read that.
 	r := bufio.NewReader(c)
 	line, err := r.ReadBytes('\n')
 	if err != nil && len(line) == 0 {
+		if werr != nil {
+			return c, r, resp, fmt.Errorf("sending to the daemon: %w", werr)
+		}
 		return c, r, resp, fmt.Errorf("no answer from the daemon: %w", err)
 	}
 	if err := json.Unmarshal(line, &resp); err != nil {

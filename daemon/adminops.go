@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -232,6 +233,12 @@ func (d *Daemon) handleAdmin(_ context.Context, caller admin.Caller, req admin.R
 		k, err := c.ListPublicKey(list)
 		return map[string]string{"public_key": k}, nil, err
 	case "backup":
+		// A backup holds the lists' private keys, which the admin socket
+		// never hands to the secretary's group: only root and the daemon's
+		// own user, who can read the data directory anyway, may take one.
+		if caller.UID != 0 && caller.UID != os.Getuid() {
+			return nil, nil, fmt.Errorf("a backup holds the lists' private keys: only root or the daemon's user may take one (sudo isaclist backup FILE)")
+		}
 		snap, err := c.DB.Snapshot()
 		if err != nil {
 			return nil, nil, err

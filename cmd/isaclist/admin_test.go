@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/isaclist/isaclist/store"
@@ -184,6 +185,51 @@ func TestDataDirectoryIsPrivate(t *testing.T) {
 		}
 		if fi.Mode().Perm() != want {
 			t.Errorf("%s has mode %04o, want %04o", path, fi.Mode().Perm(), want)
+		}
+	}
+}
+
+// The admin socket checks who is calling (SO_PEERCRED), not only its file
+// mode: even with the socket opened up to everyone, another user is
+// refused; and no request hands out a private key.
+func TestAdminSocketChecksThePeer(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a command as another user")
+	}
+	w := newWorld(t, worldOpts{})
+	for _, p := range []string{w.dir, w.cfgPath} {
+		os.Chmod(p, 0o755) //nolint:errcheck
+	}
+	os.Chmod(w.cfgPath, 0o644)          //nolint:errcheck
+	os.Chmod(w.cfg.Admin.Socket, 0o666) //nolint:errcheck // a careless operator
+	// The test binary, where the other user can run it.
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(w.dir, "isaclist")
+	if err := os.WriteFile(exe, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "member", "list", "--config", w.cfgPath)
+	cmd.Env = append(os.Environ(), "ISACLIST_AS_MAIN=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "may not administer") {
+		t.Errorf("uid 65534 at a world-writable socket: %v\n%s", err, out)
+	}
+	if strings.Contains(string(out), "alice@member-a.example") {
+		t.Error("the refused caller saw the member list")
+	}
+	// Root may; and what it gets holds no private key.
+	for _, args := range [][]string{{"list", "show", "--json"}, {"list", "key"}, {"list", "dns"}, {"member", "list", "--json"}, {"audit", "--json"}} {
+		out := w.mustRun(args...)
+		if strings.Contains(out, "PRIVATE KEY") || strings.Contains(out, "dkim_key") || strings.Contains(out, "verp_key") || strings.Contains(out, "pgp_key") {
+			t.Errorf("isaclist %s shows a private key", strings.Join(args, " "))
 		}
 	}
 }
