@@ -275,14 +275,14 @@ func toCRLF(b []byte) []byte {
 }
 
 // maxParts bounds the parts splitMultipartRaw returns.
-const maxParts = 100
+const maxParts = maxMIMEParts
 
 // splitMultipartRaw returns the parts of a multipart body exactly as they
 // stand between the boundary lines (headers included; RFC 2046 §5.1.1: the
 // CRLF before a boundary line belongs to the boundary).
 func splitMultipartRaw(body []byte, boundary string) ([][]byte, error) {
 	if boundary == "" || len(boundary) > 70 {
-		return nil, errors.New("bad boundary")
+		return nil, errors.New("has a boundary longer than 70 characters (RFC 2046 §5.1.1)")
 	}
 	delim := []byte("--" + boundary)
 	var parts [][]byte
@@ -305,7 +305,7 @@ func splitMultipartRaw(body []byte, boundary string) ([][]byte, error) {
 				}
 				parts = append(parts, body[pos:end])
 				if len(parts) > maxParts {
-					return nil, errors.New("too many parts")
+					return nil, errors.New("has too many parts")
 				}
 			}
 			if bytes.Equal(rest, []byte("--")) {
@@ -320,7 +320,7 @@ func splitMultipartRaw(body []byte, boundary string) ([][]byte, error) {
 		}
 		i += lineEnd + 2
 	}
-	return nil, errors.New("no closing boundary")
+	return nil, errors.New("has no closing boundary")
 }
 
 // readLabels reads the label of the outer subject and of the real subject

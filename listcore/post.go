@@ -88,6 +88,9 @@ func (c *Core) parseIncoming(l *store.List, msg []byte) (*parsed, *Refusal) {
 	if r := c.checkLoop(l, hdr); r != nil {
 		return nil, r
 	}
+	if r := checkMIME(hdr, msg[off:]); r != nil {
+		return nil, r
+	}
 	from, err := mailhdr.CheckFrom(hdr)
 	if err != nil {
 		return nil, refuse(CodeMalformed, "%s", reason(err))
