@@ -74,6 +74,7 @@ admin socket, so they work while it runs.`,
 	root.AddCommand(
 		serveCmd(g), checkCmd(g), versionCmd(g), demoCmd(g),
 		listCmd(g), orgCmd(g), memberCmd(g), queueCmd(g), auditCmd(g), roleCmd(g), admissionCmd(g), guidelinesCmd(g), reportCmd(g), backupCmd(g), restoreCmd(g),
+		doctorCmd(g),
 	)
 	return root
 }

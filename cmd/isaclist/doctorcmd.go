@@ -1,0 +1,105 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/isaclist/isaclist/doctor"
+	"github.com/spf13/cobra"
+)
+
+func doctorCmd(g *globals) *cobra.Command {
+	var (
+		outbound string
+		timeout  time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "doctor",
+		Short: "Check a live deployment: configuration, permissions, DNS records, certificate, relay, queue",
+		Long: `Check the running deployment and say, for each check, pass, warn, fail or
+unknown, with what to do:
+
+  config           the configuration loads, with every check the daemon makes
+  admin.socket     the admin socket exists, is a socket, mode 0600 (0660 and
+                   [admin] group with a group); its owner is the daemon's user
+  daemon           the daemon answers on the socket
+  data_dir         mode 0700, owned by the daemon's user; database mode 0600
+  host             the host name has A/AAAA records and matching reverse DNS
+  tls.*            the STARTTLS certificate: valid for the host name, its key,
+                   days to expiry (warn under 21), chain to a trusted root
+  smtp             the SMTP listener answers and serves that certificate
+  outbound         the relay answers (TLS and AUTH as configured), or the
+                   Maildir is writable; --outbound HOST:PORT tries a mail
+                   server on port 25 (with delivery mode direct, the only
+                   way to tell)
+  queue            no copy waits over an hour (warn) or a day (fail)
+  healthz          the daemon's own health check ([metrics] listen)
+  mx, spf, dkim,   for each list domain, the published records against what
+  dmarc, mta-sts,  the list needs (isaclist list dns); the MTA-STS policy is
+  tls-rpt          fetched over verified HTTPS
+  health           the group's health: organisations, representatives,
+                   guidelines, silence, board roles
+
+DNS lookups go through [dns] resolver, as the daemon's do. Run it as root
+(or as the daemon's user) to see everything: as a member of the admin group
+it cannot look into the data folder or read the TLS key, and says so.
+Exit status 1 if any check fails.`,
+		Example: `  isaclist doctor
+  isaclist doctor --config /etc/isaclist/isaclist.toml --list isac@lists.example.net
+  isaclist doctor --outbound "$(dig +short MX gmail.com | sort -n | head -n1 | cut -d' ' -f2)":25
+  isaclist doctor --json | jq '.[] | select(.state != "pass")'`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+			defer stop()
+			rep := doctor.Run(ctx, doctor.Options{
+				ConfigPath:    g.configPath,
+				OutboundProbe: outbound,
+				List:          g.list,
+				Timeout:       timeout,
+			})
+			if err := printReport(g, rep); err != nil {
+				return err
+			}
+			if rep.Failed() {
+				return exitError(1)
+			}
+			return nil
+		},
+	}
+	c.Flags().StringVar(&outbound, "outbound", "", "also check that a mail server can be reached at HOST:PORT (e.g. a member's MX on port 25)")
+	c.Flags().DurationVar(&timeout, "timeout", doctor.DefaultTimeout, "how long each check may take")
+	return c
+}
+
+func printReport(g *globals, rep doctor.Report) error {
+	if g.json {
+		if rep == nil {
+			rep = doctor.Report{}
+		}
+		enc := json.NewEncoder(g.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	tw := tabwriter.NewWriter(g.out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "STATE\tCHECK\tDETAIL\tFIX")
+	for _, c := range rep {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", strings.ToUpper(string(c.State)), cell(c.Name), cell(c.Detail), cell(orDash(c.Fix)))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.out, "\n%d pass, %d warn, %d fail, %d unknown\n",
+		rep.Count(doctor.Pass), rep.Count(doctor.Warn), rep.Count(doctor.Fail), rep.Count(doctor.Unknown))
+	return nil
+}
+
+// cell keeps a table cell on one line.
+func cell(s string) string {
+	return strings.NewReplacer("\t", " ", "\r", "", "\n", " ").Replace(s)
+}
