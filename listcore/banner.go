@@ -1,6 +1,7 @@
 package listcore
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/base64"
 	"errors"
@@ -27,15 +28,35 @@ const maxBannerDepth = 8
 // withBanner returns the body with the banner inserted and true, or the
 // body unchanged and false if no safe place was found.
 func withBanner(contentType, cte string, body []byte, banner string) ([]byte, bool) {
+	pieces, ok := bannerPieces(contentType, cte, body, banner)
+	if !ok {
+		return body, false
+	}
+	return bytes.Join(pieces, nil), true
+}
+
+// bannerPieces is withBanner without copying the body: the result is pieces
+// to be written in order, most of them slices of body. A 25 MB attachment
+// beside a one-line text part stays where it is.
+func bannerPieces(contentType, cte string, body []byte, banner string) ([][]byte, bool) {
 	out, ok, err := bannerEntity(contentType, cte, body, banner, 0, nil)
 	if err != nil || !ok {
-		return body, false
+		return nil, false
 	}
 	return out, true
 }
 
+// identityCTE: the body is the text itself, so a banner is a prefix.
+func identityCTE(cte string) bool {
+	switch strings.ToLower(strings.TrimSpace(cte)) {
+	case "", "7bit", "8bit", "binary":
+		return true
+	}
+	return false
+}
+
 // boundaries are those of the multiparts enclosing the entity.
-func bannerEntity(contentType, cte string, body []byte, banner string, depth int, boundaries []string) ([]byte, bool, error) {
+func bannerEntity(contentType, cte string, body []byte, banner string, depth int, boundaries []string) ([][]byte, bool, error) {
 	if depth > maxBannerDepth {
 		return nil, false, nil
 	}
@@ -51,6 +72,23 @@ func bannerEntity(contentType, cte string, body []byte, banner string, depth int
 		if !asciiCompatible(params["charset"]) {
 			return nil, false, nil
 		}
+		if identityCTE(cte) {
+			var out [][]byte
+			if mt == "text/plain" {
+				out = [][]byte{[]byte(banner + "\r\n\r\n"), body}
+			} else {
+				out = htmlBannerPieces(body, banner)
+			}
+			// The new text, and the start of the line it hands over to, must
+			// not begin a line with an enclosing delimiter.
+			check := bytes.Join(out[:len(out)-1], nil)
+			tail := out[len(out)-1]
+			check = append(check, tail[:min(len(tail), 80)]...)
+			if hasDelimiter(check, boundaries) {
+				return nil, false, nil
+			}
+			return out, true, nil
+		}
 		text, err := decodeCTE(cte, body)
 		if err != nil {
 			return nil, false, nil
@@ -59,13 +97,13 @@ func bannerEntity(contentType, cte string, body []byte, banner string, depth int
 		if mt == "text/plain" {
 			out = append([]byte(banner+"\r\n\r\n"), text...)
 		} else {
-			out = htmlBanner(text, banner)
+			out = bytes.Join(htmlBannerPieces(text, banner), nil)
 		}
 		enc, err := encodeCTE(cte, out)
 		if err != nil || hasDelimiter(enc, boundaries) {
 			return nil, false, nil
 		}
-		return enc, true, nil
+		return [][]byte{enc}, true, nil
 	case "multipart/mixed", "multipart/related", "multipart/alternative", "multipart/report":
 		boundary := params["boundary"]
 		if boundary == "" {
@@ -80,41 +118,75 @@ func bannerEntity(contentType, cte string, body []byte, banner string, depth int
 }
 
 // bannerMultipart rewrites a multipart body: the first part gets the banner
-// (every text part, for multipart/alternative); other parts are copied byte
-// for byte.
-func bannerMultipart(alternative bool, boundary string, body []byte, banner string, depth int, boundaries []string) ([]byte, bool, error) {
-	mr := textproto.NewMultipartReader(bytes.NewReader(body), boundary)
-	var out bytes.Buffer
+// (every text part, for multipart/alternative); every part's header, and
+// every part that gets no banner, stays byte for byte as it was.
+func bannerMultipart(alternative bool, boundary string, body []byte, banner string, depth int, boundaries []string) ([][]byte, bool, error) {
+	// Readers disagree on where the parts of a body with bare CR or LF
+	// begin and end; intake refuses such bodies, and so does the banner.
+	if checkFraming(body) != nil {
+		return nil, false, nil
+	}
+	parts, err := splitMultipartRaw(body, boundary)
+	if err != nil {
+		return nil, false, err
+	}
+	if !readerAgrees(body, boundary, len(parts)) {
+		return nil, false, nil
+	}
+	var out [][]byte
 	changed := false
-	for i := 0; ; i++ {
-		p, err := mr.NextPart()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, false, err
-		}
-		raw, err := io.ReadAll(p)
-		if err != nil {
-			return nil, false, err
-		}
+	for i, part := range parts {
+		out = append(out, []byte("--"+boundary+"\r\n"))
 		if i == 0 || alternative {
-			if nb, ok, err := bannerEntity(p.Header.Get("Content-Type"), p.Header.Get("Content-Transfer-Encoding"), raw, banner, depth+1, boundaries); err == nil && ok {
-				raw, changed = nb, true
+			// The header ends where the MIME parser says it does (an empty
+			// line, which may come first).
+			r := bytes.NewReader(part)
+			br := bufio.NewReader(r)
+			h, err := textproto.ReadHeader(br)
+			end := len(part) - r.Len() - br.Buffered()
+			head, content := part[:end], part[end:]
+			// A part without that empty line (an empty part) has no place
+			// for a banner: it would be read as a header field.
+			ended := string(head) == "\r\n" || string(head) == "\n" || bytes.HasSuffix(head, []byte("\n\r\n")) || bytes.HasSuffix(head, []byte("\n\n"))
+			if err == nil && ended {
+				if pieces, ok, err := bannerEntity(h.Get("Content-Type"), h.Get("Content-Transfer-Encoding"), content, banner, depth+1, boundaries); err == nil && ok {
+					out = append(out, head)
+					out = append(out, pieces...)
+					out = append(out, []byte("\r\n"))
+					changed = true
+					continue
+				}
 			}
 		}
-		out.WriteString("--" + boundary + "\r\n")
-		if err := textproto.WriteHeader(&out, p.Header); err != nil {
-			return nil, false, err
-		}
-		out.Write(raw)
-		out.WriteString("\r\n")
+		out = append(out, part, []byte("\r\n"))
 	}
 	if !changed {
 		return nil, false, nil
 	}
-	out.WriteString("--" + boundary + "--\r\n")
-	return out.Bytes(), true, nil
+	out = append(out, []byte("--"+boundary+"--\r\n"))
+	return out, true, nil
+}
+
+// readerAgrees reports whether a common MIME reader (go-message's) sees
+// the same parts in a multipart body as we do, each with a header it can
+// read: where readers could see different structures, the body stays as it
+// came.
+func readerAgrees(body []byte, boundary string, parts int) bool {
+	mr := textproto.NewMultipartReader(bytes.NewReader(body), boundary)
+	n := 0
+	for {
+		p, err := mr.NextPart()
+		if errors.Is(err, io.EOF) {
+			return n == parts
+		}
+		if err != nil {
+			return false
+		}
+		if _, err := io.Copy(io.Discard, p); err != nil {
+			return false
+		}
+		n++
+	}
 }
 
 // hasDelimiter reports whether a line of b starts with the delimiter of
@@ -134,14 +206,12 @@ func hasDelimiter(b []byte, boundaries []string) bool {
 
 var bodyTag = regexp.MustCompile(`(?i)<body[^>]{0,1000}>`)
 
-func htmlBanner(doc []byte, banner string) []byte {
+func htmlBannerPieces(doc []byte, banner string) [][]byte {
 	p := []byte(`<p style="font-family:monospace;font-weight:bold">` + html.EscapeString(banner) + "</p>\r\n")
 	if loc := bodyTag.FindIndex(doc); loc != nil {
-		out := append([]byte{}, doc[:loc[1]]...)
-		out = append(out, p...)
-		return append(out, doc[loc[1]:]...)
+		return [][]byte{doc[:loc[1]], p, doc[loc[1]:]}
 	}
-	return append(p, doc...)
+	return [][]byte{p, doc}
 }
 
 func asciiCompatible(charset string) bool {

@@ -44,7 +44,7 @@ func (c *Core) distribute(d *distribution) (*Accepted, *Refusal) {
 	if r != nil {
 		return nil, r
 	}
-	var plainCopy []byte
+	var plainCopy [][]byte
 	var err error
 	if len(plan.plain) > 0 {
 		if plainCopy, err = pc.build(); err != nil {
@@ -76,7 +76,28 @@ func (c *Core) distribute(d *distribution) (*Accepted, *Refusal) {
 	}
 	idHash := threadKey(l.Address, d.msgID)
 	id := pc.id
+	size := 0
+	for _, p := range plainCopy {
+		size += len(p)
+	}
+	if sealed != nil {
+		size = max(size, len(sealed.body))
+	}
 
+	// The bodies go to disk first (fsynced); the message that refers to
+	// them is committed next. A crash in between leaves only a file that
+	// nothing refers to, which is swept.
+	if plainCopy != nil {
+		if err := c.DB.WriteBody(id, store.BodyPlain, plainCopy); err != nil {
+			return nil, storeRefusal(err)
+		}
+	}
+	if sealed != nil {
+		if err := c.DB.WriteBody(id, store.BodySealed, [][]byte{sealed.body}); err != nil {
+			c.DB.RemoveBodies(id)
+			return nil, storeRefusal(err)
+		}
+	}
 	err = c.DB.Update(func(tx *store.Tx) error {
 		acc.Duplicate, acc.Copies = false, 0
 		threadLabel := pc.label
@@ -92,19 +113,18 @@ func (c *Core) distribute(d *distribution) (*Accepted, *Refusal) {
 			ds = append(ds, store.Delivery{Rcpt: m.Email, MemberSeq: m.Seq, Next: now})
 		}
 		m := &store.Message{ID: id, List: l.Address, Kind: store.KindPost, Label: pc.label, Received: now,
-			MessageIDHash: fmt.Sprintf("%x", idHash[:8]), Size: len(plainCopy)}
+			MessageIDHash: fmt.Sprintf("%x", idHash[:8]), Size: size}
 		if d.author != nil {
 			m.Author = d.author.Email
 		}
+		var frame *store.Frame
 		if sealed != nil {
 			for _, r := range sealed.recipients {
 				ds = append(ds, store.Delivery{Rcpt: r.Email, MemberSeq: r.Seq, Next: now, KeyPacket: sealed.keyPackets[r.Email]})
 			}
-			m.Size = max(m.Size, len(sealed.body))
-			if err := tx.EnqueueEncrypted(m, plainCopy, sealed.frame, sealed.body, ds); err != nil {
-				return err
-			}
-		} else if err := tx.Enqueue(m, plainCopy, ds); err != nil {
+			frame = sealed.frame
+		}
+		if err := tx.EnqueueFiles(m, plainCopy != nil, frame, ds); err != nil {
 			return err
 		}
 		acc.Copies = len(ds)
@@ -144,6 +164,9 @@ func (c *Core) distribute(d *distribution) (*Accepted, *Refusal) {
 		}
 		return nil
 	})
+	if err != nil || acc.Duplicate {
+		c.DB.RemoveBodies(id)
+	}
 	if err != nil {
 		return nil, storeRefusal(err)
 	}

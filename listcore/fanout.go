@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"runtime/debug"
 	"sync"
@@ -14,10 +15,44 @@ import (
 )
 
 // Transport hands one copy to the next hop (smtpd/outbound). The copy
-// comes as pieces to be sent in order: an encrypted copy shares its large
-// pieces with every other copy of the same post and is never assembled.
+// writes itself (WriteTo): a plain copy streams from its file, an encrypted
+// one is its key packet and the pieces it shares with every other copy;
+// neither is ever assembled in memory. WriteTo may be called again for a
+// second attempt.
 type Transport interface {
-	Deliver(ctx context.Context, from, to string, msg [][]byte) (TransportResult, error)
+	Deliver(ctx context.Context, from, to string, msg io.WriterTo) (TransportResult, error)
+}
+
+// Pieces is a copy held as byte slices, written in order.
+type Pieces [][]byte
+
+// WriteTo implements io.WriterTo.
+func (p Pieces) WriteTo(w io.Writer) (int64, error) {
+	var n int64
+	for _, piece := range p {
+		k, err := w.Write(piece)
+		n += int64(k)
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// fileCopy is a plain copy streamed from its body file.
+type fileCopy struct {
+	db *store.DB
+	id string
+}
+
+// WriteTo implements io.WriterTo.
+func (f fileCopy) WriteTo(w io.Writer) (int64, error) {
+	file, err := f.db.OpenBody(f.id, store.BodyPlain)
+	if err != nil {
+		return 0, err
+	}
+	defer file.Close()
+	return io.CopyBuffer(w, file, make([]byte, 64<<10))
 }
 
 // TransportResult is what a transport reports of a successful hand-over.
@@ -208,7 +243,7 @@ type copySource struct {
 	received time.Time // when the post was accepted
 	list     *store.List
 	secrets  *store.ListSecrets
-	plain    []byte
+	plain    io.WriterTo
 	frame    *store.Frame
 	armored  *pgp.Armored
 }
@@ -227,32 +262,44 @@ func (r *Runner) source(id string) (*copySource, error) {
 		if src.secrets, err = tx.ListSecrets(m.List); err != nil {
 			return err
 		}
-		if !m.Encrypted || m.Plain {
-			if src.plain, err = tx.Body(id); err != nil {
-				return err
-			}
-		}
-		if m.Encrypted {
-			frame, sealed, err := tx.Encrypted(id)
+		switch {
+		case m.BodyInFile && m.Plain:
+			src.plain = fileCopy{db: r.Core.DB, id: id}
+		case !m.BodyInFile:
+			body, err := tx.Body(id)
 			if err != nil {
 				return err
 			}
-			src.frame, src.armored = frame, pgp.NewArmored(sealed)
+			src.plain = Pieces{body}
+		}
+		if m.Encrypted {
+			if src.frame, err = tx.Frame(id); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
+	if err == nil && src.frame != nil {
+		// The shared encrypted body is read once for every copy made from
+		// this source; its armor is computed once too.
+		sealed, err := r.Core.DB.ReadBody(id, store.BodySealed)
+		if err != nil {
+			return nil, err
+		}
+		src.armored = pgp.NewArmored(sealed)
+	}
 	return src, err
 }
 
 // pieces is one recipient's copy. An encrypted copy is the shared frame
 // and armored body around the recipient's own key packet, DKIM-signed for
 // this copy (its body differs from every other copy's by the key packet).
-func (s *copySource) pieces(d store.Delivery) ([][]byte, error) {
+func (s *copySource) pieces(d store.Delivery) (io.WriterTo, error) {
 	if d.KeyPacket == nil {
 		if s.plain == nil {
 			return nil, errors.New("plain copy asked of a message that has none")
 		}
-		return [][]byte{s.plain}, nil
+		return s.plain, nil
 	}
 	if s.armored == nil {
 		return nil, errors.New("encrypted copy asked of a message that has no encrypted form")
@@ -269,7 +316,7 @@ func (s *copySource) pieces(d store.Delivery) ([][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append([][]byte{[]byte(sig), s.frame.Header, []byte("\r\n")}, body...), nil
+	return append(Pieces{[]byte(sig), s.frame.Header, []byte("\r\n")}, body...), nil
 }
 
 func (r *Runner) deliver(ctx context.Context, d store.Delivery, src *copySource) {
@@ -367,7 +414,9 @@ func (r *Runner) complete(d store.Delivery, state, reply string, tls bool) {
 	})
 	if err != nil {
 		r.Core.logger().Error("queue: recording a finished copy", "id", d.MessageID, "rcpt", d.Rcpt, "err", err)
+		return
 	}
+	r.Core.DB.RemoveBodiesIfDone(d.MessageID) //nolint:errcheck // swept later if not
 }
 
 // giveUp ends a copy and tells the list's owners, unless the copy was
@@ -432,5 +481,6 @@ isaclist at %s
 		r.Core.logger().Error("queue: recording a failed copy", "id", d.MessageID, "rcpt", d.Rcpt, "err", err)
 		return
 	}
+	r.Core.DB.RemoveBodiesIfDone(d.MessageID) //nolint:errcheck // swept later if not
 	r.Wake()
 }

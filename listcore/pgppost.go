@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"mime"
 	"strings"
 	"time"
@@ -415,9 +416,15 @@ func (c *Core) seal(pc *postCopy, plan copyPlan, now time.Time) (*sealedPost, er
 	if err != nil {
 		return nil, err
 	}
+	size := 0
+	readers := make([]io.Reader, len(inner))
+	for i, p := range inner {
+		readers[i] = bytes.NewReader(p)
+		size += len(p)
+	}
 	var body bytes.Buffer
-	body.Grow(len(inner) + len(inner)/8 + 1024)
-	sk, err := pgp.Seal(&body, bytes.NewReader(inner), key, now)
+	body.Grow(size + size/8 + 1024)
+	sk, err := pgp.Seal(&body, io.MultiReader(readers...), key, now)
 	if err != nil {
 		return nil, err
 	}

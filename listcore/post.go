@@ -363,6 +363,35 @@ func checkFraming(msg []byte) *Refusal {
 	return nil
 }
 
+// checkFramingPieces is checkFraming over a message made of pieces, whose
+// line endings may span two pieces.
+func checkFramingPieces(pieces [][]byte) *Refusal {
+	cr := false
+	for _, p := range pieces {
+		for _, b := range p {
+			if cr {
+				cr = false
+				if b == '\n' {
+					continue
+				}
+				return refuse(CodeMalformed, "bare CR in the copy")
+			}
+			switch b {
+			case '\r':
+				cr = true
+			case '\n':
+				return refuse(CodeMalformed, "bare LF in the copy")
+			case 0:
+				return refuse(CodeMalformed, "NUL in the copy")
+			}
+		}
+	}
+	if cr {
+		return refuse(CodeMalformed, "bare CR at the end of the copy")
+	}
+	return nil
+}
+
 // checkAutoReply refuses automatic mail: RFC 3834 Auto-Submitted, and the
 // headers of responders that predate it.
 func checkAutoReply(h *mailhdr.Header) *Refusal {

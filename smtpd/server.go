@@ -38,15 +38,19 @@ type Options struct {
 	MaxConnectionsPerIP int
 	// TLS enables STARTTLS; nil disables it.
 	TLS *tls.Config
+	// MessageMemory caps the memory all messages being received may take
+	// at once; 0 means 4 times MaxMessageBytes.
+	MessageMemory int64
 }
 
 // Server is the inbound SMTP server.
 type Server struct {
-	opts  Options
-	core  *listcore.Core
-	log   *slog.Logger
-	smtp  *smtp.Server
-	limit *connLimiter
+	opts   Options
+	core   *listcore.Core
+	log    *slog.Logger
+	smtp   *smtp.Server
+	limit  *connLimiter
+	budget *byteBudget
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -57,6 +61,10 @@ type Server struct {
 // New returns a server that decides with core.
 func New(opts Options, core *listcore.Core, log *slog.Logger) *Server {
 	s := &Server{opts: opts, core: core, log: log, sessions: map[*session]struct{}{}}
+	if opts.MessageMemory == 0 {
+		opts.MessageMemory = 4 * opts.MaxMessageBytes
+	}
+	s.budget = newByteBudget(opts.MessageMemory)
 	s.limit = newConnLimiter(opts.MaxConnections, opts.MaxConnectionsPerIP)
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = opts.Hostname

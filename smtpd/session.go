@@ -1,7 +1,6 @@
 package smtpd
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -30,11 +29,14 @@ type session struct {
 	draining bool
 	closed   bool
 
-	// The transaction in progress.
-	id       string
-	mailFrom string
-	target   *listcore.Target
-	rcpts    []string
+	// The transaction in progress, also under mu: go-smtp runs Data in a
+	// goroutine of its own for BDAT, while RSET, EHLO or the end of the
+	// connection reset the session.
+	id           string
+	mailFrom     string
+	declaredSize int64 // MAIL FROM's SIZE= (RFC 1870), 0 if none
+	target       *listcore.Target
+	rcpts        []string
 }
 
 func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
@@ -107,8 +109,8 @@ func (sess *session) tlsVersion() string {
 // Reset implements smtp.Session.
 func (sess *session) Reset() {
 	sess.mu.Lock()
+	defer sess.mu.Unlock()
 	sess.inTx = false
-	sess.mu.Unlock()
 	sess.id, sess.mailFrom, sess.target, sess.rcpts = "", "", nil, nil
 }
 
@@ -125,10 +127,9 @@ func (sess *session) Logout() error {
 // Mail implements smtp.Session.
 func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 	sess.mu.Lock()
-	draining := sess.draining
+	defer sess.mu.Unlock()
 	sess.inTx = true
-	sess.mu.Unlock()
-	if draining {
+	if sess.draining {
 		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "the list server is shutting down; try again later"}
 	}
 	sess.id = listcore.NewID(sess.srv.core.Clock())
@@ -138,12 +139,18 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 			Reason: fmt.Sprintf("the message is %d bytes; this list takes at most %d", opts.Size, sess.srv.opts.MaxMessageBytes)}, sess.id)
 	}
 	sess.mailFrom = from
+	sess.declaredSize = 0
+	if opts != nil && opts.Size > 0 {
+		sess.declaredSize = opts.Size
+	}
 	return nil
 }
 
 // Rcpt implements smtp.Session.
 func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	t, r := sess.srv.core.ResolveRecipient(to)
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
 	if r != nil {
 		sess.log.Info("recipient refused", "id", sess.id, "rcpt", to, "kind", r.Kind, "cause", r.Cause)
 		return reply(r, sess.id)
@@ -173,29 +180,47 @@ func (sess *session) Data(r io.Reader) error {
 		sess.mu.Unlock()
 	}()
 	start := time.Now()
-	var buf bytes.Buffer
-	_, err := io.Copy(&buf, deadlineReader{r: r, conn: sess.raw, timeout: sess.srv.opts.CommandTimeout})
+	sess.mu.Lock()
+	id, mailFrom, target := sess.id, sess.mailFrom, sess.target
+	sess.mu.Unlock()
+	sess.mu.Lock()
+	declared := sess.declaredSize
+	sess.mu.Unlock()
+	data, taken, err := readMessage(deadlineReader{r: r, conn: sess.raw, timeout: sess.srv.opts.CommandTimeout}, declared, sess.srv.budget)
+	defer sess.srv.budget.give(taken)
+	if errors.Is(err, errBusy) {
+		// RFC 3463 X.3.1: mail system full, for now.
+		return reply(&listcore.Refusal{Code: 451, Enhanced: [3]int{4, 3, 1},
+			Reason: "the list server is receiving too much mail at once; your server will retry shortly"}, id)
+	}
 	if err != nil {
 		var se *smtp.SMTPError
 		if errors.As(err, &se) && se.Code == 552 {
 			return reply(&listcore.Refusal{Code: 552, Enhanced: [3]int{5, 3, 4},
-				Reason: fmt.Sprintf("the message is larger than the %d bytes this list takes; send a link or a smaller attachment", sess.srv.opts.MaxMessageBytes)}, sess.id)
+				Reason: fmt.Sprintf("the message is larger than the %d bytes this list takes; send a link or a smaller attachment", sess.srv.opts.MaxMessageBytes)}, id)
 		}
 		if errors.Is(err, smtp.ErrTooLongLine) {
 			// go-smtp cannot resynchronise after this; the connection ends
 			// after the reply.
 			return reply(&listcore.Refusal{Code: 554, Enhanced: [3]int{5, 6, 0},
-				Reason: fmt.Sprintf("a line of the message is longer than %d characters (RFC 5321 §4.5.3.1.6 allows 1000); your mail server should encode long lines (quoted-printable or base64)", maxLineLength)}, sess.id)
+				Reason: fmt.Sprintf("a line of the message is longer than %d characters (RFC 5321 §4.5.3.1.6 allows 1000); your mail server should encode long lines (quoted-printable or base64)", maxLineLength)}, id)
 		}
-		sess.log.Info("message not received", "id", sess.id, "err", err)
-		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "the message did not arrive completely [" + sess.id + "]"}
+		sess.log.Info("message not received", "id", id, "err", err)
+		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "the message did not arrive completely [" + id + "]"}
 	}
-	env := listcore.Envelope{ID: sess.id, RemoteIP: sess.ip, HELO: sess.conn.Hostname(), MailFrom: sess.mailFrom, TLS: sess.tlsVersion()}
+	if target == nil {
+		// Not reached through go-smtp, which takes no data without a
+		// recipient; a BDAT goroutine that starts after a reset would.
+		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "no recipient for this message; start again with MAIL FROM [" + id + "]"}
+	}
+	env := listcore.Envelope{ID: id, RemoteIP: sess.ip, HELO: sess.conn.Hostname(), MailFrom: mailFrom, TLS: sess.tlsVersion()}
 	ctx, cancel := context.WithTimeout(context.Background(), sess.srv.opts.CommandTimeout)
 	defer cancel()
-	acc, refusal := sess.srv.core.Receive(ctx, env, *sess.target, buf.Bytes())
-	log := sess.log.With("id", sess.id, "list", sess.target.List, "size", buf.Len(), "ms", time.Since(start).Milliseconds())
+	acc, refusal := sess.srv.core.Receive(ctx, env, *target, data)
+	log := sess.log.With("id", id, "list", target.List, "size", len(data), "ms", time.Since(start).Milliseconds())
+	sess.srv.core.Metrics.Transaction(env.TLS != "")
 	if refusal != nil {
+		sess.srv.core.Metrics.PostRefused(refusal.Kind)
 		level := slog.LevelInfo
 		if refusal.Kind == listcore.CodeInternal.Kind {
 			level = slog.LevelError
@@ -205,7 +230,10 @@ func (sess *session) Data(r io.Reader) error {
 			reason = "(not logged: it quotes the message)"
 		}
 		log.Log(context.Background(), level, "message refused", "kind", refusal.Kind, "code", refusal.Code, "reason", reason, "cause", refusal.Cause)
-		return reply(refusal, sess.id)
+		return reply(refusal, id)
+	}
+	if target.Kind == listcore.TargetPost && !acc.Duplicate {
+		sess.srv.core.Metrics.PostAccepted(acc.Label.String())
 	}
 	log.Info("message accepted", "label", acc.Label.String(), "copies", acc.Copies, "encrypted", acc.Encrypted,
 		"excluded", acc.Excluded, "openpgp", acc.OpenPGP, "raised", acc.Raised, "duplicate", acc.Duplicate)

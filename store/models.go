@@ -149,6 +149,9 @@ type Message struct {
 	// Plain: the message has a plain form (copies without a KeyPacket).
 	// A TLP:RED post never has one.
 	Plain bool `json:"plain,omitempty"`
+	// BodyInFile: the bodies are files in data_dir/queue (posts), not in
+	// the database (notices).
+	BodyInFile bool `json:"body_in_file,omitempty"`
 }
 
 // Frame is the unencrypted envelope of an encrypted copy: the outer header

@@ -60,6 +60,10 @@ func Open(dir string) (*DB, error) {
 		b.Close()
 		return nil, err
 	}
+	if err := os.MkdirAll(filepath.Join(dir, queueDirName), 0o700); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("queue folder: %w", err)
+	}
 	db := &DB{bolt: b, path: path, commits: make(chan *commitRequest, 256), done: make(chan struct{}), closed: make(chan struct{})}
 	if err := b.Update(createBuckets); err != nil {
 		b.Close()

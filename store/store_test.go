@@ -204,3 +204,44 @@ func TestAuditChainDetectsTampering(t *testing.T) {
 		})
 	}
 }
+
+// Body files are written durably, found by the queue, and swept once no
+// pending copy needs them.
+func TestBodyFiles(t *testing.T) {
+	db := open(t)
+	if err := db.WriteBody("m1", BodyPlain, [][]byte{[]byte("Subject: x\r\n"), []byte("\r\nbody\r\n")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.WriteBody("orphan", BodyPlain, [][]byte{[]byte("left by a crash")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.WriteBody("../x", BodyPlain, nil); err == nil {
+		t.Error("a body name with a path was written")
+	}
+	err := db.Update(func(tx *Tx) error {
+		return tx.EnqueueFiles(&Message{ID: "m1", List: "l@x.example", Kind: KindPost}, true, nil, []Delivery{{Rcpt: "a@x.example", Next: time.Now()}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.ReadBody("m1", BodyPlain)
+	if err != nil || string(got) != "Subject: x\r\n\r\nbody\r\n" {
+		t.Fatalf("read back %q, %v", got, err)
+	}
+	if n, err := db.SweepBodies(0); err != nil || n != 1 {
+		t.Errorf("sweep removed %d files (%v), want the orphan only", n, err)
+	}
+	if _, err := db.ReadBody("m1", BodyPlain); err != nil {
+		t.Fatal("the sweep removed a body a pending copy needs")
+	}
+	db.Update(func(tx *Tx) error { //nolint:errcheck
+		d, _ := tx.Delivery("m1", "a@x.example")
+		return tx.CompleteDelivery(d, StateSent, "250 ok", true, time.Now())
+	})
+	if err := db.RemoveBodiesIfDone("m1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ReadBody("m1", BodyPlain); !errors.Is(err, ErrNotFound) {
+		t.Errorf("the body of a delivered message is still there: %v", err)
+	}
+}

@@ -264,11 +264,12 @@ func (t *Tx) Enqueue(m *Message, body []byte, ds []Delivery) error {
 	return t.enqueue(m, body, nil, nil, ds)
 }
 
-// EnqueueEncrypted stores a message with its encrypted form (frame and
-// shared encrypted body) and, if plain is not nil, its plain form.
-func (t *Tx) EnqueueEncrypted(m *Message, plain []byte, frame *Frame, sealed []byte, ds []Delivery) error {
-	m.Plain, m.Encrypted = plain != nil, true
-	return t.enqueue(m, plain, frame, sealed, ds)
+// EnqueueFiles stores a message whose bodies are already in files
+// (WriteBody): a plain copy if plain, an encrypted form if frame is not
+// nil.
+func (t *Tx) EnqueueFiles(m *Message, plain bool, frame *Frame, ds []Delivery) error {
+	m.Plain, m.Encrypted, m.BodyInFile = plain, frame != nil, true
+	return t.enqueue(m, nil, frame, nil, ds)
 }
 
 func (t *Tx) enqueue(m *Message, body []byte, frame *Frame, sealed []byte, ds []Delivery) error {
@@ -289,9 +290,6 @@ func (t *Tx) enqueue(m *Message, body []byte, frame *Frame, sealed []byte, ds []
 	}
 	if frame != nil {
 		if err := putJSON(t.tx.Bucket(bucketBodies), []byte(m.ID+frameSuffix), frame); err != nil {
-			return err
-		}
-		if err := t.tx.Bucket(bucketBodies).Put([]byte(m.ID+sealedSuffix), sealed); err != nil {
 			return err
 		}
 	}
@@ -336,23 +334,16 @@ func (t *Tx) Body(id string) ([]byte, error) {
 	return bytes.Clone(v), nil
 }
 
-// Keys of a message's encrypted form in the bodies bucket.
-const (
-	frameSuffix  = "\x00frame"
-	sealedSuffix = "\x00sealed"
-)
+// frameSuffix keys a message's frame in the bodies bucket.
+const frameSuffix = "\x00frame"
 
-// Encrypted returns a copy of a message's encrypted form.
-func (t *Tx) Encrypted(id string) (*Frame, []byte, error) {
+// Frame returns the frame of a message's encrypted copies.
+func (t *Tx) Frame(id string) (*Frame, error) {
 	var f Frame
 	if err := getJSON(t.tx.Bucket(bucketBodies), []byte(id+frameSuffix), &f); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	v := t.tx.Bucket(bucketBodies).Get([]byte(id + sealedSuffix))
-	if v == nil {
-		return nil, nil, ErrNotFound
-	}
-	return &f, bytes.Clone(v), nil
+	return &f, nil
 }
 
 // Delivery returns one delivery.
@@ -446,7 +437,7 @@ func (t *Tx) tidyMessage(msgID string) error {
 		return nil
 	}
 	bodies := t.tx.Bucket(bucketBodies)
-	for _, k := range []string{msgID, msgID + frameSuffix, msgID + sealedSuffix} {
+	for _, k := range []string{msgID, msgID + frameSuffix} {
 		if err := bodies.Delete([]byte(k)); err != nil {
 			return err
 		}
@@ -455,6 +446,22 @@ func (t *Tx) tidyMessage(msgID string) error {
 		return nil
 	}
 	return t.tx.Bucket(bucketMessages).Delete([]byte(msgID))
+}
+
+// hasPending reports whether any copy of a message still waits.
+func (t *Tx) hasPending(msgID string) (bool, error) {
+	prefix := []byte(msgID + "\x00")
+	c := t.tx.Bucket(bucketDeliveries).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		var d Delivery
+		if err := json.Unmarshal(v, &d); err != nil {
+			return false, err
+		}
+		if d.pending() {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // PruneDeliveries forgets the results of copies that ended before before,

@@ -108,6 +108,12 @@ func freePort(t *testing.T) string {
 func processWorld(t *testing.T) *world {
 	w := newWorld(t, worldOpts{})
 	w.stop()
+	return processWorldFrom(t, w)
+}
+
+// processWorldFrom moves a stopped world's daemon to a fixed port, for
+// running it as a process.
+func processWorldFrom(t *testing.T, w *world) *world {
 	port := freePort(t)
 	cfg, err := os.ReadFile(w.cfgPath)
 	if err != nil {

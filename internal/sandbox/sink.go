@@ -18,6 +18,7 @@ type Received struct {
 	From string
 	To   []string
 	Data []byte
+	Size int64 // the whole message's size, even if only its head was kept
 	At   time.Time
 	TLS  bool // the message came over STARTTLS
 }
@@ -27,6 +28,7 @@ type Received struct {
 type Sink struct {
 	Addr           string
 	user, password string
+	keepHead       int
 	reject         func(rcpt string) *smtp.SMTPError
 
 	srv  *smtp.Server
@@ -57,6 +59,14 @@ func StartSinkWith(tlsConfig *tls.Config, user, password string) (*Sink, error) 
 	s.srv.ErrorLog = nopLogger{}
 	go s.srv.Serve(l) //nolint:errcheck
 	return s, nil
+}
+
+// KeepHead makes the sink keep only the first n bytes of each message (and
+// its size), for tests that send large messages to many recipients.
+func (s *Sink) KeepHead(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keepHead = n
 }
 
 // SetReject sets (or, with nil, clears) a function that decides a reply per
@@ -138,12 +148,27 @@ func (s *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	return nil
 }
 func (s *sinkSession) Data(r io.Reader) error {
+	s.sink.mu.Lock()
+	keep := s.sink.keepHead
+	s.sink.mu.Unlock()
 	var b bytes.Buffer
-	if _, err := io.Copy(&b, r); err != nil {
+	var n int64
+	var err error
+	if keep > 0 {
+		n, err = io.Copy(&b, io.LimitReader(r, int64(keep)))
+		if err == nil {
+			var rest int64
+			rest, err = io.Copy(io.Discard, r)
+			n += rest
+		}
+	} else {
+		n, err = io.Copy(&b, r)
+	}
+	if err != nil {
 		return err
 	}
 	s.sink.mu.Lock()
-	s.sink.msgs = append(s.sink.msgs, Received{From: s.from, To: s.to, Data: b.Bytes(), At: time.Now(), TLS: s.TLS})
+	s.sink.msgs = append(s.sink.msgs, Received{From: s.from, To: s.to, Data: b.Bytes(), Size: n, At: time.Now(), TLS: s.TLS})
 	s.sink.mu.Unlock()
 	s.sink.cond.Broadcast()
 	return nil

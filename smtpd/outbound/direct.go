@@ -68,7 +68,7 @@ const (
 )
 
 // Deliver sends one copy to the MX hosts of to's domain.
-func (d *Direct) Deliver(ctx context.Context, from, to string, msg [][]byte) (Result, error) {
+func (d *Direct) Deliver(ctx context.Context, from, to string, msg io.WriterTo) (Result, error) {
 	domain, err := recipientDomain(to)
 	if err != nil {
 		return Result{}, &Error{Permanent: true, Reply: "550 5.1.3 " + err.Error()}
@@ -262,7 +262,7 @@ func usableIP(ip net.IP) bool {
 
 // deliver tries the hosts in order, each address of each, until one gives
 // a definite answer.
-func (d *Direct) deliver(ctx context.Context, domain string, hosts []mxHost, sts mtastsState, from, to string, msg [][]byte) (Result, error) {
+func (d *Direct) deliver(ctx context.Context, domain string, hosts []mxHost, sts mtastsState, from, to string, msg io.WriterTo) (Result, error) {
 	var failed []string // why each host or address did not take the copy
 	tried := 0
 hosts:
@@ -334,7 +334,7 @@ func withEarlier(res Result, err error, failed []string) (Result, error) {
 
 // attempt delivers through one address. definite is false when the next
 // address should be tried; err then says why this one did not do.
-func (d *Direct) attempt(ctx context.Context, host string, ip net.IP, sts mtastsState, stsWarn []string, from, to string, msg [][]byte) (Result, error, bool) {
+func (d *Direct) attempt(ctx context.Context, host string, ip net.IP, sts mtastsState, stsWarn []string, from, to string, msg io.WriterTo) (Result, error, bool) {
 	where := fmt.Sprintf("%s [%s]", host, ip)
 	s, oerr := d.open(ctx, host, ip, true, sts.enforce())
 	if oerr != nil && oerr.tlsFailed && !sts.enforce() {
@@ -528,7 +528,7 @@ func verifyPeer(cs tls.ConnectionState, host string, roots *x509.CertPool) error
 
 // send runs the mail transaction. definite is false when the failure says
 // nothing of this copy (a network error or a 421 before DATA).
-func (s *session) send(from, to string, msg [][]byte) (string, *Error, bool) {
+func (s *session) send(from, to string, msg io.WriterTo) (string, *Error, bool) {
 	if err := s.c.Mail(from, nil); err != nil {
 		return "", classify("MAIL FROM", err, s.tls), definite(err)
 	}
@@ -540,10 +540,8 @@ func (s *session) send(from, to string, msg [][]byte) (string, *Error, bool) {
 		return "", classify("DATA", err, s.tls), definite(err)
 	}
 	// From here on the copy may have been taken: no other host is tried.
-	for _, piece := range msg {
-		if _, err := w.Write(piece); err != nil {
-			return "", classify("DATA", err, s.tls), true
-		}
+	if _, err := msg.WriteTo(w); err != nil {
+		return "", classify("DATA", err, s.tls), true
 	}
 	resp, err := w.CloseWithResponse()
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"github.com/isaclist/isaclist/listcore"
 	"io"
 	"math/big"
 	"net"
@@ -154,7 +155,7 @@ func portOf(t *testing.T, addr string) int {
 	return n
 }
 
-var testMsg = [][]byte{[]byte("From: isac@lists.isac.test\r\nSubject: [TLP:AMBER] test\r\n"), []byte("\r\n"), []byte("body line\r\n.leading dot\r\n")}
+var testMsg = listcore.Pieces{[]byte("From: isac@lists.isac.test\r\nSubject: [TLP:AMBER] test\r\n"), []byte("\r\n"), []byte("body line\r\n.leading dot\r\n")}
 
 const testFrom = "isac-bounces+alice=member.example-1-abc@lists.isac.test"
 
@@ -727,7 +728,7 @@ func TestStalledDataTimesOut(t *testing.T) {
 	e.mx("member.example", "mx.member.example", 10, "127.0.0.1")
 	d := e.direct(addr)
 	d.Timeout = 300 * time.Millisecond
-	big := [][]byte{bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n"), 4<<20/64)}
+	big := listcore.Pieces{bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n"), 4<<20/64)}
 	start := time.Now()
 	_, err := d.Deliver(context.Background(), testFrom, "alice@member.example", big)
 	wantError(t, err, false, "DATA: timeout", "(mx.member.example [127.0.0.1], no TLS")

@@ -2,8 +2,10 @@ package outbound
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -31,7 +33,7 @@ func (m *Maildir) Init() error {
 
 // Deliver writes one copy: into tmp, fsynced, then renamed into new, as the
 // Maildir convention requires so readers never see half a message.
-func (m *Maildir) Deliver(_ context.Context, from, to string, msg [][]byte) (Result, error) {
+func (m *Maildir) Deliver(_ context.Context, from, to string, msg io.WriterTo) (Result, error) {
 	now := time.Now()
 	name := fmt.Sprintf("%d.M%dP%dQ%d.%s", now.Unix(), now.Nanosecond()/1000, os.Getpid(), m.counter.Add(1), m.Hostname)
 	tmp := filepath.Join(m.Dir, "tmp", name)
@@ -41,28 +43,14 @@ func (m *Maildir) Deliver(_ context.Context, from, to string, msg [][]byte) (Res
 	}
 	bw := bufio.NewWriter(f)
 	fmt.Fprintf(bw, "Return-Path: <%s>\nDelivered-To: %s\n", from, to)
-	// Maildir files use the local LF convention: every CR that ends a
-	// line is dropped, also where a CRLF is split between two pieces.
-	pendingCR := false
-	for _, piece := range msg {
-		for _, c := range piece {
-			if pendingCR {
-				if c != '\n' {
-					bw.WriteByte('\r')
-				}
-				pendingCR = false
-			}
-			if c == '\r' {
-				pendingCR = true
-				continue
-			}
-			bw.WriteByte(c)
-		}
+	lf := &lfWriter{w: bw}
+	_, err = msg.WriteTo(lf)
+	if err == nil {
+		err = lf.Close()
 	}
-	if pendingCR {
-		bw.WriteByte('\r')
+	if err == nil {
+		err = bw.Flush()
 	}
-	err = bw.Flush()
 	if err == nil {
 		err = f.Sync()
 	}
@@ -81,3 +69,52 @@ func (m *Maildir) Deliver(_ context.Context, from, to string, msg [][]byte) (Res
 
 // Close does nothing; Maildir keeps no connections.
 func (m *Maildir) Close() {}
+
+// lfWriter turns CRLF into LF, the local convention of Maildir files, also
+// where a CRLF is split between two writes.
+type lfWriter struct {
+	w         *bufio.Writer
+	pendingCR bool
+}
+
+func (l *lfWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	if l.pendingCR && len(p) > 0 {
+		l.pendingCR = false
+		if p[0] != '\n' {
+			if err := l.w.WriteByte('\r'); err != nil {
+				return 0, err
+			}
+		}
+	}
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\r')
+		if i < 0 {
+			_, err := l.w.Write(p)
+			return n, err
+		}
+		if _, err := l.w.Write(p[:i]); err != nil {
+			return 0, err
+		}
+		switch {
+		case i+1 == len(p):
+			l.pendingCR = true // decided by the next write
+			return n, nil
+		case p[i+1] != '\n':
+			if err := l.w.WriteByte('\r'); err != nil {
+				return 0, err
+			}
+		}
+		p = p[i+1:]
+	}
+	return n, nil
+}
+
+// Close writes a CR left at the very end.
+func (l *lfWriter) Close() error {
+	if l.pendingCR {
+		l.pendingCR = false
+		return l.w.WriteByte('\r')
+	}
+	return nil
+}

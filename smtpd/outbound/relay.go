@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -39,7 +40,7 @@ type relayConn struct {
 }
 
 // Deliver sends one copy.
-func (r *Relay) Deliver(ctx context.Context, from, to string, msg [][]byte) (Result, error) {
+func (r *Relay) Deliver(ctx context.Context, from, to string, msg io.WriterTo) (Result, error) {
 	rc, err := r.get(ctx)
 	if err != nil {
 		// Trouble reaching or greeting the relay (a refused EHLO, a wrong
@@ -68,7 +69,7 @@ func (r *Relay) Deliver(ctx context.Context, from, to string, msg [][]byte) (Res
 	return res, nil
 }
 
-func (r *Relay) send(rc *relayConn, from, to string, msg [][]byte) (Result, error) {
+func (r *Relay) send(rc *relayConn, from, to string, msg io.WriterTo) (Result, error) {
 	if err := rc.c.Mail(from, nil); err != nil {
 		return Result{}, classify("MAIL FROM", err, rc.tls)
 	}
@@ -79,11 +80,9 @@ func (r *Relay) send(rc *relayConn, from, to string, msg [][]byte) (Result, erro
 	if err != nil {
 		return Result{}, classify("DATA", err, rc.tls)
 	}
-	for _, piece := range msg {
-		if _, err := w.Write(piece); err != nil {
-			w.Close()
-			return Result{}, classify("DATA", err, rc.tls)
-		}
+	if _, err := msg.WriteTo(w); err != nil {
+		w.Close()
+		return Result{}, classify("DATA", err, rc.tls)
 	}
 	resp, err := w.CloseWithResponse()
 	if err != nil {
