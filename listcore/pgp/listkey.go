@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -20,6 +21,11 @@ import (
 type ListKey struct {
 	entity *openpgp.Entity
 	fpr    string
+
+	// go-crypto's Signature.Serialize writes to the signature it
+	// serializes, so the key is serialized under mu, once.
+	mu     sync.Mutex
+	public []byte
 }
 
 // maxListKeyBytes bounds what LoadListKey reads: a list key is a few KB.
@@ -143,6 +149,8 @@ func (k *ListKey) Fingerprint() string { return k.fpr }
 // the primary key, user IDs, subkeys and their signatures, never any secret
 // key material.
 func (k *ListKey) ArmoredPublic() (string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
 	var buf bytes.Buffer
 	w, err := armor.Encode(&buf, openpgp.PublicKeyType, nil)
 	if err != nil {
@@ -164,6 +172,19 @@ func (k *ListKey) ArmoredPublic() (string, error) {
 // signature. Everything else (other user IDs, third-party signatures,
 // signing subkeys) only makes every outgoing header longer.
 func (k *ListKey) PublicBytes() ([]byte, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.public == nil {
+		b, err := k.publicBytes()
+		if err != nil {
+			return nil, err
+		}
+		k.public = b
+	}
+	return bytes.Clone(k.public), nil
+}
+
+func (k *ListKey) publicBytes() ([]byte, error) {
 	e := k.entity
 	id := e.PrimaryIdentity()
 	if id == nil || id.SelfSignature == nil {
