@@ -225,7 +225,8 @@ level = "warn"
 	}
 
 	step("What each member received (Maildir %s)", maildir)
-	copies, err := waitMaildir(maildir, 3, 10*time.Second)
+	seen := map[string]bool{}
+	copies, err := waitMaildir(maildir, seen, 3, 10*time.Second)
 	if err != nil {
 		return err
 	}
@@ -245,11 +246,11 @@ level = "warn"
 		return fmt.Errorf("the RED post was refused: %w", err)
 	}
 	fmt.Fprintf(out, "   server: 250 %s\n", reply)
-	copies, err = waitMaildir(maildir, 5, 10*time.Second)
+	copies, err = waitMaildir(maildir, seen, 2, 10*time.Second)
 	if err != nil {
 		return err
 	}
-	for _, c := range copies[3:] {
+	for _, c := range copies {
 		printCopy(out, c, resolver, bobKey)
 	}
 	fmt.Fprintf(out, "\n   Alice and Carol have no key on record: they got no copy, Carol a notice\n   naming them, and nothing of the post was ever stored in the clear.\n")
@@ -257,24 +258,46 @@ level = "warn"
 	return nil
 }
 
-func waitMaildir(dir string, n int, timeout time.Duration) ([][]byte, error) {
+// waitMaildir waits for n files that are not in seen, marks them seen and
+// returns them in delivery order. Names are not compared as strings: their
+// microsecond field is not zero-padded in every Maildir writer.
+func waitMaildir(dir string, seen map[string]bool, n int, timeout time.Duration) ([][]byte, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		entries, _ := os.ReadDir(filepath.Join(dir, "new"))
-		if len(entries) >= n {
-			sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
-			var out [][]byte
-			for _, e := range entries {
-				b, err := os.ReadFile(filepath.Join(dir, "new", e.Name()))
+		var fresh []os.DirEntry
+		for _, e := range entries {
+			if !seen[e.Name()] {
+				fresh = append(fresh, e)
+			}
+		}
+		if len(fresh) >= n {
+			type delivered struct {
+				name string
+				at   time.Time
+			}
+			var order []delivered
+			for _, e := range fresh {
+				info, err := e.Info()
 				if err != nil {
 					return nil, err
 				}
+				order = append(order, delivered{e.Name(), info.ModTime()})
+			}
+			sort.SliceStable(order, func(i, j int) bool { return order[i].at.Before(order[j].at) })
+			var out [][]byte
+			for _, d := range order {
+				b, err := os.ReadFile(filepath.Join(dir, "new", d.name))
+				if err != nil {
+					return nil, err
+				}
+				seen[d.name] = true
 				out = append(out, b)
 			}
 			return out, nil
 		}
 		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("only %d of %d copies arrived in %s", len(entries), n, timeout)
+			return nil, fmt.Errorf("only %d of %d copies arrived in %s", len(fresh), n, timeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

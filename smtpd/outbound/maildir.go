@@ -35,7 +35,7 @@ func (m *Maildir) Init() error {
 // Maildir convention requires so readers never see half a message.
 func (m *Maildir) Deliver(_ context.Context, from, to string, msg io.WriterTo) (Result, error) {
 	now := time.Now()
-	name := fmt.Sprintf("%d.M%dP%dQ%d.%s", now.Unix(), now.Nanosecond()/1000, os.Getpid(), m.counter.Add(1), m.Hostname)
+	name := fmt.Sprintf("%d.M%06dP%dQ%d.%s", now.Unix(), now.Nanosecond()/1000, os.Getpid(), m.counter.Add(1), m.Hostname)
 	tmp := filepath.Join(m.Dir, "tmp", name)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
