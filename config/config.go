@@ -55,12 +55,19 @@ type SMTP struct {
 	// client address's share so one host cannot exhaust the cap.
 	MaxConnections      int `toml:"max_connections"`
 	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
+	// MaxRefusalsPerMinute: a client address (an IPv6 /64) whose
+	// recipients or messages were refused this often in the last minute is
+	// answered 421 at connect until the minute ends; 0 disables.
+	MaxRefusalsPerMinute int `toml:"max_refusals_per_minute"`
 }
 
 // DNS is how every lookup (SPF, DKIM, DMARC, MX) is made.
 type DNS struct {
 	Resolver string   `toml:"resolver"`
 	Timeout  Duration `toml:"timeout"`
+	// Cache keeps answers (and "no such name") this long, so a flood of
+	// mail naming one domain costs one lookup per record; 0 disables.
+	Cache Duration `toml:"cache"`
 }
 
 // Delivery is how the fan-out leaves the server.
@@ -149,15 +156,16 @@ func Defaults() Config {
 	return Config{
 		DataDir: "/var/lib/isaclist",
 		SMTP: SMTP{
-			Listen:              []string{"0.0.0.0:25"},
-			MaxMessageBytes:     25 << 20,
-			MaxRecipients:       50,
-			CommandTimeout:      Duration{Duration: 5 * time.Minute},
-			SessionTimeout:      Duration{Duration: 30 * time.Minute},
-			MaxConnections:      200,
-			MaxConnectionsPerIP: 10,
+			Listen:               []string{"0.0.0.0:25"},
+			MaxMessageBytes:      25 << 20,
+			MaxRecipients:        50,
+			CommandTimeout:       Duration{Duration: 5 * time.Minute},
+			SessionTimeout:       Duration{Duration: 30 * time.Minute},
+			MaxConnections:       200,
+			MaxConnectionsPerIP:  10,
+			MaxRefusalsPerMinute: 30,
 		},
-		DNS: DNS{Timeout: Duration{Duration: 10 * time.Second}},
+		DNS: DNS{Timeout: Duration{Duration: 10 * time.Second}, Cache: Duration{Duration: time.Minute}},
 		Delivery: Delivery{
 			Mode:        "relay",
 			Relay:       "127.0.0.1:2526",
@@ -265,7 +273,7 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 		p = append(p, Problem{Key: key, Reason: fmt.Sprintf(format, a...)})
 	}
 	for key, d := range map[string]Duration{"smtp.command_timeout": c.SMTP.CommandTimeout, "smtp.session_timeout": c.SMTP.SessionTimeout,
-		"dns.timeout": c.DNS.Timeout, "delivery.retry_min": c.Delivery.RetryMin, "delivery.retry_max": c.Delivery.RetryMax, "delivery.max_age": c.Delivery.MaxAge,
+		"dns.timeout": c.DNS.Timeout, "dns.cache": c.DNS.Cache, "delivery.retry_min": c.Delivery.RetryMin, "delivery.retry_max": c.Delivery.RetryMax, "delivery.max_age": c.Delivery.MaxAge,
 		"delivery.keep_results": c.Delivery.KeepResults, "delivery.timeout": c.Delivery.Timeout} {
 		if msg := d.problem(); msg != "" {
 			bad(key, "%s", msg)
@@ -319,6 +327,9 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 	if c.SMTP.MaxConnectionsPerIP < 1 || c.SMTP.MaxConnectionsPerIP > c.SMTP.MaxConnections {
 		bad("smtp.max_connections_per_ip", "must be between 1 and smtp.max_connections (%d)", c.SMTP.MaxConnections)
 	}
+	if c.SMTP.MaxRefusalsPerMinute < 0 {
+		bad("smtp.max_refusals_per_minute", "must be 0 (no limit) or more")
+	}
 
 	if c.DNS.Resolver != "" {
 		if err := checkHostPort(c.DNS.Resolver); err != nil {
@@ -327,6 +338,9 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 	}
 	if c.DNS.Timeout.Duration <= 0 {
 		bad("dns.timeout", "must be positive")
+	}
+	if c.DNS.Cache.Duration < 0 || c.DNS.Cache.Duration > time.Hour {
+		bad("dns.cache", "must be between 0 (no cache) and 1h: a member's new DKIM key must be seen soon")
 	}
 
 	d := c.Delivery

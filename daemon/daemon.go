@@ -119,7 +119,10 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimit(cfg.SMTP.MaxMessageBytes))
 	}
-	resolver := mailauth.NewResolver(cfg.DNS.Resolver, cfg.DNS.Timeout.Duration)
+	var resolver mailauth.Resolver = mailauth.NewResolver(cfg.DNS.Resolver, cfg.DNS.Timeout.Duration)
+	if cfg.DNS.Cache.Duration > 0 {
+		resolver = mailauth.NewCache(resolver, cfg.DNS.Cache.Duration, 100000)
+	}
 	d.Core = listcore.New(d.db, resolver, cfg.Hostname, log)
 	d.Core.Metrics = metrics.New()
 	d.Core.Metrics.QueueGauges(d.queueDepth)
@@ -175,7 +178,8 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	d.smtp = smtpd.New(smtpd.Options{
 		Hostname: cfg.Hostname, MaxMessageBytes: cfg.SMTP.MaxMessageBytes, MaxRecipients: cfg.SMTP.MaxRecipients,
 		CommandTimeout: cfg.SMTP.CommandTimeout.Duration, SessionTimeout: cfg.SMTP.SessionTimeout.Duration,
-		MaxConnections: cfg.SMTP.MaxConnections, MaxConnectionsPerIP: cfg.SMTP.MaxConnectionsPerIP, TLS: tlsConfig,
+		MaxConnections: cfg.SMTP.MaxConnections, MaxConnectionsPerIP: cfg.SMTP.MaxConnectionsPerIP, MaxRefusalsPerMinute: cfg.SMTP.MaxRefusalsPerMinute, TLS: tlsConfig,
+		SpoolDir: cfg.DataDir,
 	}, d.Core, log)
 
 	if cfg.Metrics.Listen != "" {

@@ -36,6 +36,16 @@ type Options struct {
 	SessionTimeout      time.Duration
 	MaxConnections      int
 	MaxConnectionsPerIP int
+	// MaxRefusalsPerMinute turns away, for the rest of the minute, a
+	// client address that caused this many 5xx refusals; 0 disables.
+	MaxRefusalsPerMinute int
+	// SpoolDir is where accepted mail is written (the data directory):
+	// with too little space free there, MAIL FROM is answered 452 4.3.1.
+	// "" skips the check.
+	SpoolDir string
+	// MinFreeBytes is that threshold; 0 means twice MaxMessageBytes plus
+	// 64 MB.
+	MinFreeBytes int64
 	// TLS enables STARTTLS; nil disables it.
 	TLS *tls.Config
 	// MessageMemory caps the memory all messages being received may take
@@ -65,7 +75,7 @@ func New(opts Options, core *listcore.Core, log *slog.Logger) *Server {
 		opts.MessageMemory = 4 * opts.MaxMessageBytes
 	}
 	s.budget = newByteBudget(opts.MessageMemory)
-	s.limit = newConnLimiter(opts.MaxConnections, opts.MaxConnectionsPerIP)
+	s.limit = newConnLimiter(opts.MaxConnections, opts.MaxConnectionsPerIP, opts.MaxRefusalsPerMinute)
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = opts.Hostname
 	srv.MaxMessageBytes = opts.MaxMessageBytes
@@ -89,7 +99,7 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	s.listeners = append(s.listeners, l)
 	s.mu.Unlock()
-	err := s.smtp.Serve(&limitedListener{Listener: l, limit: s.limit, log: s.log})
+	err := s.smtp.Serve(&limitedListener{Listener: l, limit: s.limit, log: s.log, refusing: make(chan struct{}, 64)})
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}

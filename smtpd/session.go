@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -24,10 +25,20 @@ type session struct {
 	log   *slog.Logger
 	timer *time.Timer
 
+	// lc is the connection under TLS, which counts and caps what the
+	// client sends; nil only for connections not from our listener.
+	lc *limitedConn
+
 	mu       sync.Mutex
 	inTx     bool
 	draining bool
 	closed   bool
+	// overLimit is why the next MAIL or RCPT ends the session with 421:
+	// the client's address passed its refusals per minute.
+	overLimit string
+	// Counts for the per-session limits.
+	commands     int
+	transactions int
 
 	// The transaction in progress, also under mu: go-smtp runs Data in a
 	// goroutine of its own for BDAT, while RSET, EHLO or the end of the
@@ -48,7 +59,9 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	if ta, ok := raw.RemoteAddr().(*net.TCPAddr); ok {
 		ip = ta.IP
 	}
-	sess := &session{srv: s, conn: c, raw: raw, ip: ip, log: s.log.With("remote", ip.String())}
+	sess := &session{srv: s, conn: c, raw: raw, ip: ip, lc: underlyingLimited(raw), log: s.log.With("remote", ip.String())}
+	// Before the first MAIL FROM a client has no reason to send much.
+	sess.capInput(maxChatterBytes, "421 4.7.0 too much input without a message; closing")
 	if s.opts.SessionTimeout > 0 {
 		// A whole session, however busy, ends after SessionTimeout: a slow
 		// client cannot hold a slot for ever by sending a byte now and then.
@@ -92,6 +105,74 @@ func (sess *session) abortWith(line string) {
 	sess.raw.Close()
 }
 
+// Per-session limits. A real mail server sends a handful of commands per
+// message and rarely more than a few dozen messages per connection.
+const (
+	maxSessionCommands     = 1000
+	maxSessionTransactions = 100
+	// maxChatterBytes is what a client may send outside a message.
+	maxChatterBytes = 1 << 20
+)
+
+// capInput bounds what the client may still send from now on; past it the
+// session ends with line. It is what stops a client that goes on sending
+// long after its message passed the size limit (go-smtp reads and
+// discards the rest of a refused message, a BDAT chunk too large, without
+// a bound of its own).
+func (sess *session) capInput(more int64, line string) {
+	if sess.lc == nil {
+		return
+	}
+	sess.lc.capReads(more, func() {
+		if _, isTLS := sess.raw.(*tls.Conn); isTLS {
+			// A write through TLS from inside one of its reads could wait
+			// on the handshake lock that read holds.
+			go sess.abortWith(line)
+			return
+		}
+		sess.abortWith(line)
+	})
+}
+
+// countCommand counts one command against the session's limit, and says
+// how to end the session when it or the refusal limit is passed.
+func (sess *session) countCommand(transaction bool) error {
+	sess.mu.Lock()
+	sess.commands++
+	if transaction {
+		sess.transactions++
+	}
+	why := sess.overLimit
+	switch {
+	case why != "":
+	case sess.commands > maxSessionCommands:
+		why = "too many commands in one session"
+	case sess.transactions > maxSessionTransactions:
+		why = "too many messages in one session; please reconnect"
+	}
+	sess.mu.Unlock()
+	if why == "" {
+		return nil
+	}
+	sess.log.Info("session closed", "reason", why)
+	sess.abortWith("421 4.7.0 " + why + "; try again later")
+	return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: why}
+}
+
+// noteRefusal counts a permanent refusal against the client's address;
+// once the address passes its limit, its next command ends the session
+// and it is turned away at connect for the rest of the minute.
+func (sess *session) noteRefusal(code int) {
+	if code < 500 || sess.ip == nil {
+		return
+	}
+	if sess.srv.limit.noteRefusal(sess.ip.String()) {
+		sess.mu.Lock()
+		sess.overLimit = "too many refused attempts from your address; wait a minute"
+		sess.mu.Unlock()
+	}
+}
+
 func (sess *session) tlsVersion() string {
 	if st, ok := sess.conn.TLSConnectionState(); ok {
 		switch st.Version {
@@ -110,6 +191,7 @@ func (sess *session) tlsVersion() string {
 func (sess *session) Reset() {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
+	sess.commands++
 	sess.inTx = false
 	sess.id, sess.mailFrom, sess.target, sess.rcpts = "", "", nil, nil
 }
@@ -126,6 +208,17 @@ func (sess *session) Logout() error {
 
 // Mail implements smtp.Session.
 func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
+	if err := sess.countCommand(true); err != nil {
+		return err
+	}
+	// However the transaction goes (a refused message is read to its end,
+	// a BDAT chunk past the limit is skipped), it may not take more than
+	// about twice the size limit from the network.
+	max := sess.srv.opts.MaxMessageBytes
+	sess.capInput(2*max+maxChatterBytes, fmt.Sprintf("552 5.3.4 you sent far more than the %d bytes this list takes; closing", max))
+	if err := sess.checkDisk(); err != nil {
+		return err
+	}
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
 	sess.inTx = true
@@ -148,13 +241,20 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 
 // Rcpt implements smtp.Session.
 func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if err := sess.countCommand(false); err != nil {
+		return err
+	}
 	t, r := sess.srv.core.ResolveRecipient(to)
+	if r != nil {
+		sess.noteRefusal(r.Code)
+		sess.mu.Lock()
+		id := sess.id
+		sess.mu.Unlock()
+		sess.log.Info("recipient refused", "id", id, "rcpt", to, "kind", r.Kind, "cause", r.Cause)
+		return reply(r, id)
+	}
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
-	if r != nil {
-		sess.log.Info("recipient refused", "id", sess.id, "rcpt", to, "kind", r.Kind, "cause", r.Cause)
-		return reply(r, sess.id)
-	}
 	if sess.target != nil && !sess.target.Same(t) {
 		r := &listcore.Refusal{Code: listcore.CodeOneListPerTransaction.Code, Enhanced: listcore.CodeOneListPerTransaction.Enhanced,
 			Reason: "one list address per message, please; this recipient will be retried in a separate transaction"}
@@ -220,6 +320,7 @@ func (sess *session) Data(r io.Reader) error {
 	log := sess.log.With("id", id, "list", target.List, "size", len(data), "ms", time.Since(start).Milliseconds())
 	sess.srv.core.Metrics.Transaction(env.TLS != "")
 	if refusal != nil {
+		sess.noteRefusal(refusal.Code)
 		sess.srv.core.Metrics.PostRefused(refusal.Kind)
 		level := slog.LevelInfo
 		if refusal.Kind == listcore.CodeInternal.Kind {

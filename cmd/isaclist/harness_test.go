@@ -50,6 +50,7 @@ type worldOpts struct {
 	smtpConfig  string // more keys of [smtp]
 	metrics     string // [metrics] listen ("": off)
 	noList      bool   // do not create the standard list and members
+	dataDir     string // "" = data/ in the world's directory
 }
 
 func newWorld(t *testing.T, o worldOpts) *world {
@@ -78,6 +79,10 @@ func newWorld(t *testing.T, o worldOpts) *world {
 		w.domains[name] = d
 	}
 	w.cfgPath = filepath.Join(dir, "isaclist.toml")
+	dataDir := o.dataDir
+	if dataDir == "" {
+		dataDir = filepath.Join(dir, "data")
+	}
 	cfgText := fmt.Sprintf(`hostname = %q
 data_dir = %q
 
@@ -104,7 +109,7 @@ listen = %q
 
 [log]
 level = "debug"
-%s`, listHost, filepath.Join(dir, "data"), o.smtpConfig, dns.Addr, sink.Addr, filepath.Join(dir, "admin.sock"), o.metrics, o.extraConfig)
+%s`, listHost, dataDir, o.smtpConfig, dns.Addr, sink.Addr, filepath.Join(dir, "admin.sock"), o.metrics, o.extraConfig)
 	if err := os.WriteFile(w.cfgPath, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
 	}

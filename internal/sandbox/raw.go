@@ -17,8 +17,11 @@ type Raw struct {
 }
 
 // DialRaw connects and reads the greeting.
-func DialRaw(addr string) (*Raw, string, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+func DialRaw(addr string) (*Raw, string, error) { return DialRawFrom("", addr) }
+
+// DialRawFrom is DialRaw from the local address localIP ("" for any).
+func DialRawFrom(localIP, addr string) (*Raw, string, error) {
+	c, err := dialFrom(localIP, addr)
 	if err != nil {
 		return nil, "", err
 	}

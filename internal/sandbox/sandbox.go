@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
@@ -129,14 +130,29 @@ func randBytes(n int) []byte {
 	return b
 }
 
+func dialFrom(localIP, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if localIP != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(localIP)}
+	}
+	return d.Dial("tcp", addr)
+}
+
 // Send delivers msg over SMTP to addr as a member's mail server would:
 // EHLO, MAIL FROM, RCPT TO, DATA. A refusal comes back as *smtp.SMTPError.
 // The reply to DATA is returned on success.
 func Send(addr, helo, from string, to []string, msg []byte) (string, error) {
-	c, err := smtp.Dial(addr)
+	return SendFrom("", addr, helo, from, to, msg)
+}
+
+// SendFrom is Send from the local address localIP ("" for any): loopback
+// has the whole of 127.0.0.0/8, so tests can play several client hosts.
+func SendFrom(localIP, addr, helo, from string, to []string, msg []byte) (string, error) {
+	conn, err := dialFrom(localIP, addr)
 	if err != nil {
 		return "", err
 	}
+	c := smtp.NewClient(conn)
 	defer c.Close()
 	c.CommandTimeout = 30 * time.Second
 	c.SubmissionTimeout = 60 * time.Second

@@ -28,6 +28,7 @@ type Received struct {
 type Sink struct {
 	Addr           string
 	user, password string
+	tlsConfig      *tls.Config
 	keepHead       int
 	reject         func(rcpt string) *smtp.SMTPError
 
@@ -47,18 +48,36 @@ func StartSinkWith(tlsConfig *tls.Config, user, password string) (*Sink, error) 
 	if err != nil {
 		return nil, err
 	}
-	s := &Sink{Addr: l.Addr().String(), user: user, password: password}
+	s := &Sink{Addr: l.Addr().String(), user: user, password: password, tlsConfig: tlsConfig}
 	s.cond = sync.NewCond(&s.mu)
-	s.srv = smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
+	s.serve(l)
+	return s, nil
+}
+
+func (s *Sink) serve(l net.Listener) {
+	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
 		_, isTLS := c.TLSConnectionState()
 		return &sinkSession{sink: s, TLS: isTLS}, nil
 	}))
-	s.srv.Domain = "sink.test"
-	s.srv.TLSConfig = tlsConfig
-	s.srv.MaxMessageBytes = 300 << 20
-	s.srv.ErrorLog = nopLogger{}
-	go s.srv.Serve(l) //nolint:errcheck
-	return s, nil
+	srv.Domain = "sink.test"
+	srv.TLSConfig = s.tlsConfig
+	srv.MaxMessageBytes = 300 << 20
+	srv.ErrorLog = nopLogger{}
+	s.mu.Lock()
+	s.srv = srv
+	s.mu.Unlock()
+	go srv.Serve(l) //nolint:errcheck
+}
+
+// Restart listens again on the address a closed sink had: the relay
+// coming back after an outage. What it received before is kept.
+func (s *Sink) Restart() error {
+	l, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		return err
+	}
+	s.serve(l)
+	return nil
 }
 
 // KeepHead makes the sink keep only the first n bytes of each message (and
@@ -78,7 +97,12 @@ func (s *Sink) SetReject(f func(rcpt string) *smtp.SMTPError) {
 }
 
 // Close stops the sink.
-func (s *Sink) Close() { s.srv.Close() } //nolint:errcheck
+func (s *Sink) Close() {
+	s.mu.Lock()
+	srv := s.srv
+	s.mu.Unlock()
+	srv.Close() //nolint:errcheck
+}
 
 // Messages returns what the sink received so far.
 func (s *Sink) Messages() []Received {

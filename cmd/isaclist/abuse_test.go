@@ -1,0 +1,356 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+	"github.com/isaclist/isaclist/internal/sandbox"
+)
+
+// Loopback is all of 127.0.0.0/8: these play different client hosts.
+const (
+	attackerIP = "127.0.0.1"
+	memberIP   = "127.0.0.2"
+	otherIP    = "127.0.0.3"
+)
+
+// memberPostFrom sends a DKIM-signed post of Alice's from ip.
+func (w *world) memberPostFrom(ip, subject string) (string, error) {
+	w.t.Helper()
+	msg := sandbox.Message{From: "Alice de Vries <alice@member-a.example>", To: listAddr, Subject: subject, Body: "Indicators: 192.0.2.7\n"}
+	return sandbox.SendFrom(ip, w.smtp, "mail.member-a.example", "alice@member-a.example", []string{listAddr}, w.sign("member-a.example", msg.Bytes()))
+}
+
+// TestRefusedAttemptsTurnTheAddressAway: an address that keeps trying
+// what is refused (recipients that do not exist, posts from non-members)
+// is answered 421 4.7.0 at its next command and at connect for the rest of
+// the minute; another address is not affected, and the refusals cost no
+// DNS lookup.
+func TestRefusedAttemptsTurnTheAddressAway(t *testing.T) {
+	w := newWorld(t, worldOpts{smtpConfig: "max_refusals_per_minute = 6"})
+	queriesBefore := w.dns.Queries()
+
+	r, _, err := sandbox.DialRawFrom(attackerIP, w.smtp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	r.Cmd("EHLO scanner.example")             //nolint:errcheck
+	r.Cmd("MAIL FROM:<eve@attacker.example>") //nolint:errcheck
+	var replies []string
+	for i := range 10 {
+		reply, err := r.Cmd("RCPT TO:<guess%d@%s>", i, listHost)
+		if err != nil {
+			replies = append(replies, "(closed)")
+			break
+		}
+		replies = append(replies, reply)
+	}
+	for i, reply := range replies {
+		switch {
+		case i < 6 && !strings.HasPrefix(reply, "550 5.1.1"):
+			t.Errorf("unknown recipient %d: got %q, want 550 5.1.1", i, reply)
+		case i == 6 && !strings.HasPrefix(reply, "421 4.7.0"):
+			t.Errorf("after 6 refusals: got %q, want 421 4.7.0", reply)
+		case i > 6 && reply != "(closed)":
+			t.Errorf("the session went on after its 421: %q", reply)
+		}
+	}
+	if len(replies) < 7 {
+		t.Fatalf("replies: %q", replies)
+	}
+	if _, err := r.Reply(); err == nil {
+		t.Error("the connection stayed open after 421")
+	}
+
+	// A new connection from the same address: 421 at once.
+	r2, greeting, err := sandbox.DialRawFrom(attackerIP, w.smtp)
+	if err == nil {
+		r2.Close()
+	}
+	if !strings.HasPrefix(greeting, "421 4.7.0") || !strings.Contains(greeting, "refused") {
+		t.Errorf("reconnecting from the refused address: greeting %q (%v), want 421 4.7.0 with a reason", greeting, err)
+	}
+
+	// Non-member posts count too, from another address; none needs DNS.
+	for i := range 6 {
+		spoof := sandbox.Message{From: "eve@outsider.example", To: listAddr, Subject: "[TLP:GREEN] hello", Body: "x\n"}
+		_, err := sandbox.SendFrom(otherIP, w.smtp, "mail.outsider.example", "eve@outsider.example", []string{listAddr}, spoof.Bytes())
+		var se *smtp.SMTPError
+		if !errors.As(err, &se) || se.Code != 550 {
+			t.Fatalf("non-member post %d: want 550, got %v", i, err)
+		}
+	}
+	if _, greeting, _ := sandbox.DialRawFrom(otherIP, w.smtp); !strings.HasPrefix(greeting, "421 4.7.0") {
+		t.Errorf("after 6 refused posts: greeting %q, want 421 4.7.0", greeting)
+	}
+	// Unknown recipients need no lookup; the six posts, the SPF record of
+	// the domain they name (authentication comes first, so that a refusal
+	// never tells whether an address is a member's), looked up once: the
+	// answer is cached.
+	if n := w.dns.Queries() - queriesBefore; n != 1 {
+		t.Errorf("refusing unknown recipients and six non-member posts made %d DNS queries; want 1 (outsider.example's SPF record, cached)", n)
+	}
+
+	// A member's server on another address is served as usual.
+	if _, err := w.memberPostFrom(memberIP, "[TLP:GREEN] still served"); err != nil {
+		t.Fatalf("member post from another address: %v", err)
+	}
+	if got := len(w.sink.Wait(3, 10*time.Second)); got != 3 {
+		t.Errorf("%d copies delivered, want 3", got)
+	}
+}
+
+// TestFarOversizedMessageIsCutOff: a client that goes on sending long past
+// max_message_bytes is answered 552 5.3.4 and cut off; the server does not
+// read what it will not take (go-smtp alone would read it all to the end).
+func TestFarOversizedMessageIsCutOff(t *testing.T) {
+	const max = 64 << 10
+	w := newWorld(t, worldOpts{smtpConfig: fmt.Sprintf("max_message_bytes = %d", max)})
+	for _, bdat := range []bool{false, true} {
+		name := "DATA"
+		if bdat {
+			name = "BDAT"
+		}
+		t.Run(name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", w.smtp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(60 * time.Second)) //nolint:errcheck
+			fmt.Fprintf(conn, "EHLO mail.member-a.example\r\nMAIL FROM:<alice@member-a.example>\r\nRCPT TO:<%s>\r\n", listAddr)
+			if bdat {
+				// One chunk that declares 1 GB: go-smtp skips a chunk
+				// over the limit by reading it.
+				fmt.Fprintf(conn, "BDAT %d LAST\r\n", 1<<30)
+			} else {
+				fmt.Fprintf(conn, "DATA\r\n")
+			}
+			// Send up to 256 MB of message lines, until the server stops
+			// reading and closes.
+			const total = 256 << 20
+			var sent int64
+			writeDone := make(chan error, 1)
+			go func() {
+				line := []byte(strings.Repeat("x", 998) + "\r\n")
+				block := bytes.Repeat(line, 1024)
+				for sent < total {
+					n, err := conn.Write(block)
+					sent += int64(n)
+					if err != nil {
+						writeDone <- err
+						return
+					}
+				}
+				writeDone <- nil
+			}()
+			replies, _ := io.ReadAll(conn)
+			err = <-writeDone
+			if err == nil {
+				t.Fatalf("the server read all %d MB of an oversized message", total>>20)
+			}
+			if !strings.Contains(string(replies), "552 5.3.4") {
+				t.Errorf("replies %q lack 552 5.3.4", replies)
+			}
+			// What was sent includes what the kernel buffers held: a few
+			// MB at most on loopback.
+			if sent > 32<<20 {
+				t.Errorf("the server took %d MB before cutting off a message over %d KB", sent>>20, max>>10)
+			}
+		})
+	}
+	if _, err := w.post("alice@member-a.example", plainPost("alice@member-a.example", "[TLP:GREEN] small")); err != nil {
+		t.Fatalf("a post after the oversized ones: %v", err)
+	}
+}
+
+// TestHostileConnectionsDoNotStarveMembers: one address holds 500
+// connections, half silent, half sending a byte every second (slowloris);
+// a member's server on another address still gets its post accepted
+// within 2 seconds.
+func TestHostileConnectionsDoNotStarveMembers(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	var conns []net.Conn
+	var mu sync.Mutex
+	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	stop := make(chan struct{})
+	defer close(stop)
+	refused := 0
+	for i := range 500 {
+		c, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(attackerIP)}, Timeout: 5 * time.Second}).Dial("tcp", w.smtp)
+		if err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		mu.Lock()
+		conns = append(conns, c)
+		mu.Unlock()
+		if i%2 == 1 {
+			go func() {
+				t := time.NewTicker(time.Second)
+				defer t.Stop()
+				for {
+					select {
+					case <-stop:
+						return
+					case <-t.C:
+						if _, err := c.Write([]byte("N")); err != nil {
+							return
+						}
+					}
+				}
+			}()
+		}
+	}
+	// Most are turned away at once (10 per address by default).
+	for _, c := range conns[len(conns)-20:] {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck
+		line := make([]byte, 128)
+		n, _ := c.Read(line)
+		if strings.HasPrefix(string(line[:n]), "421 4.7.0") {
+			refused++
+		}
+	}
+	if refused == 0 {
+		t.Errorf("none of the last 20 of 500 connections from one address was turned away with 421 4.7.0")
+	}
+	start := time.Now()
+	if _, err := w.memberPostFrom(memberIP, "[TLP:GREEN] during the attack"); err != nil {
+		t.Fatalf("member post during the attack: %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("the member's post took %s during the attack; want under 2s", took)
+	}
+	if got := len(w.sink.Wait(3, 10*time.Second)); got != 3 {
+		t.Errorf("%d copies delivered, want 3", got)
+	}
+}
+
+// TestDiskNearlyFull: with the data directory's disk nearly full, posts are
+// refused with 452 4.3.1 before anything is written, and accepted again as
+// soon as space returns. The data directory is a small tmpfs (root only).
+func TestDiskNearlyFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=96m,mode=0700", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() }) //nolint:errcheck
+	// 1 MB messages: MAIL FROM wants 2 MB + 64 MB free.
+	w := newWorld(t, worldOpts{smtpConfig: "max_message_bytes = 1048576", dataDir: filepath.Join(mnt, "data")})
+	if _, err := w.post("alice@member-a.example", plainPost("alice@member-a.example", "[TLP:GREEN] before")); err != nil {
+		t.Fatalf("post with space free: %v", err)
+	}
+	w.sink.Wait(3, 10*time.Second)
+	w.waitQueueEmpty()
+
+	// Fill the disk to 40 MB free.
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(mnt, &st); err != nil {
+		t.Fatal(err)
+	}
+	free := int64(st.Bavail) * int64(st.Bsize)
+	filler := filepath.Join(mnt, "filler")
+	if err := os.WriteFile(filler, make([]byte, free-40<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sizeBefore := dirSize(t, filepath.Join(mnt, "data"))
+	_, err := w.post("alice@member-a.example", plainPost("alice@member-a.example", "[TLP:GREEN] disk full"))
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 452 || se.EnhancedCode != (smtp.EnhancedCode{4, 3, 1}) {
+		t.Fatalf("post with the disk nearly full: want 452 4.3.1, got %v", err)
+	}
+	if after := dirSize(t, filepath.Join(mnt, "data")); after != sizeBefore {
+		t.Errorf("the refused post changed the data directory: %d bytes, then %d", sizeBefore, after)
+	}
+	if !strings.Contains(w.logs.String(), "disk nearly full") {
+		t.Error("the operator is not told in the log")
+	}
+
+	// Space returns: mail is taken again, with no restart.
+	os.Remove(filler)
+	if _, err := w.post("alice@member-a.example", plainPost("alice@member-a.example", "[TLP:GREEN] after")); err != nil {
+		t.Fatalf("post after space returned: %v", err)
+	}
+	if got := len(w.sink.Wait(6, 10*time.Second)); got != 6 {
+		t.Errorf("%d copies delivered in all, want 6", got)
+	}
+}
+
+func dirSize(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error { //nolint:errcheck
+		if err == nil && !info.IsDir() {
+			n += info.Size()
+		}
+		return nil
+	})
+	return n
+}
+
+// TestRelayOutage: the relay is down for "an hour" (real retries every
+// second, and the engine's clock moved an hour on): the queue holds every
+// copy, nothing is given up, and when the relay is back every copy is
+// delivered exactly once.
+func TestRelayOutage(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	w.sink.Close()
+	const posts = 4
+	for i := range posts {
+		if _, err := w.post("alice@member-a.example", plainPost("alice@member-a.example", fmt.Sprintf("[TLP:GREEN] outage %d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Let several attempts fail, then move the clock an hour on.
+	time.Sleep(3 * time.Second)
+	w.d.Core.SetClock(func() time.Time { return time.Now().Add(time.Hour) })
+	defer w.d.Core.SetClock(nil)
+	time.Sleep(2 * time.Second)
+	q := w.mustRun("queue", "list")
+	if strings.Contains(q, "failed") || strings.Count(q, "deferred") < posts*3 {
+		t.Fatalf("during the outage the queue should hold %d deferred copies:\n%s", posts*3, q)
+	}
+	if err := w.sink.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	w.sink.Wait(posts*3, 20*time.Second)
+	w.waitQueueEmpty()
+	time.Sleep(1500 * time.Millisecond)
+	got := w.sink.Messages()
+	seen := map[string]int{}
+	for _, m := range got {
+		seen[subjectOf(t, m.Data)+" -> "+strings.Join(m.To, ",")]++
+	}
+	if len(got) != posts*3 || len(seen) != posts*3 {
+		t.Errorf("after the outage: %d messages, %d distinct copies; want %d of each: %v", len(got), len(seen), posts*3, seen)
+	}
+	for k, n := range seen {
+		if n != 1 {
+			t.Errorf("%s delivered %d times", k, n)
+		}
+	}
+	if all := w.mustRun("queue", "list", "--all"); strings.Contains(all, "failed") {
+		t.Errorf("a copy was given up during the outage:\n%s", all)
+	}
+}
