@@ -540,7 +540,9 @@ func (s *session) send(from, to string, msg io.WriterTo) (string, *Error, bool) 
 		return "", classify("DATA", err, s.tls), definite(err)
 	}
 	// From here on the copy may have been taken: no other host is tried.
-	if _, err := msg.WriteTo(w); err != nil {
+	if err := writeStrict(w, msg); err != nil {
+		// The session is closed mid-DATA (not ended with the final dot),
+		// so the server discards what it got.
 		return "", classify("DATA", err, s.tls), true
 	}
 	resp, err := w.CloseWithResponse()

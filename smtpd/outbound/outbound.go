@@ -21,6 +21,9 @@ type Error struct {
 	Permanent bool
 	Reply     string // the remote reply or a description of the failure
 	TLS       bool
+	// midData: the failure came while the message was being written; the
+	// connection must be dropped, never reset and reused.
+	midData bool
 }
 
 func (e *Error) Error() string { return e.Reply }
@@ -44,6 +47,10 @@ func classify(stage string, err error, tls bool) *Error {
 			reply = fmt.Sprintf("%d %s", se.Code, oneLine(se.Message))
 		}
 		return &Error{Permanent: se.Code/100 == 5, Reply: stage + ": " + reply, TLS: tls}
+	}
+	if errors.Is(err, errBareLineEnding) {
+		// Retrying would make the same copy: a bug to report, not to retry.
+		return &Error{Permanent: true, Reply: stage + ": " + err.Error() + " (a fault in isaclist: please report it)", TLS: tls}
 	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {

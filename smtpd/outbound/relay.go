@@ -55,7 +55,7 @@ func (r *Relay) Deliver(ctx context.Context, from, to string, msg io.WriterTo) (
 	res, err := r.send(rc, from, to, msg)
 	if err != nil {
 		e := err.(*Error)
-		if e.Permanent {
+		if e.Permanent && !e.midData {
 			// The connection is fine; only this transaction was refused.
 			if rerr := rc.c.Reset(); rerr == nil {
 				r.put(rc)
@@ -80,9 +80,13 @@ func (r *Relay) send(rc *relayConn, from, to string, msg io.WriterTo) (Result, e
 	if err != nil {
 		return Result{}, classify("DATA", err, rc.tls)
 	}
-	if _, err := msg.WriteTo(w); err != nil {
-		w.Close()
-		return Result{}, classify("DATA", err, rc.tls)
+	if err := writeStrict(w, msg); err != nil {
+		// Not w.Close(): that would end the message and the relay would
+		// take a truncated copy. The connection is dropped mid-DATA
+		// instead, and the relay discards the transaction.
+		e := classify("DATA", err, rc.tls)
+		e.midData = true
+		return Result{}, e
 	}
 	resp, err := w.CloseWithResponse()
 	if err != nil {
