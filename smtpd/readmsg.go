@@ -7,8 +7,17 @@ import (
 	"time"
 )
 
-// readChunk is how much of a message is read at a time.
-const readChunk = 1 << 20
+// Without a declared size, a message is read in chunks that grow from
+// firstChunk to readChunk: small posts, the common case, take little.
+const (
+	firstChunk = 64 << 10
+	readChunk  = 1 << 20
+)
+
+// budgetNeed is the most one message of max bytes takes from the budget:
+// its chunks (the last one partly empty, the first of them small) and the
+// slice they are joined into.
+func budgetNeed(max int64) int64 { return 2*max + min(max, readChunk) + firstChunk + 4096 }
 
 // budgetWait is how long a message waits for memory before the sender is
 // told to come back later.
@@ -18,54 +27,51 @@ const budgetWait = 30 * time.Second
 var errBusy = errors.New("the list server is receiving too much mail at once")
 
 // readMessage reads a whole message into one slice of exactly its size,
-// taking what it holds from the budget (the caller gives back taken when
-// done with the message, whatever the error). With the size the client
+// taking what it holds from acct (the caller finishes acct when done with
+// the message, whatever the error). With the size the client
 // declared (RFC 1870 SIZE) it reads straight into a slice of that size;
 // without, into 1 MB chunks joined at the end, never into a buffer that
 // doubles and leaves its old halves behind.
-func readMessage(r io.Reader, declared int64, budget *byteBudget) (data []byte, taken int64, err error) {
+func readMessage(r io.Reader, declared int64, acct *budgetAccount) (data []byte, err error) {
 	take := func(n int64) bool {
 		ctx, cancel := context.WithTimeout(context.Background(), budgetWait)
 		defer cancel()
-		if !budget.take(ctx, n) {
-			return false
-		}
-		taken += n
-		return true
+		return acct.take(ctx, n)
 	}
 	if declared > 0 {
 		if !take(declared + 4096) {
-			return nil, taken, errBusy
+			return nil, errBusy
 		}
 		buf := make([]byte, 0, declared+4096)
 		for {
 			if len(buf) == cap(buf) {
 				// The client declared less than it sends: go on in chunks.
 				rest, err := readChunks(r, take)
-				return append(buf, rest...), taken, err
+				return append(buf, rest...), err
 			}
 			n, err := r.Read(buf[len(buf):cap(buf)])
 			buf = buf[:len(buf)+n]
 			if errors.Is(err, io.EOF) {
-				return buf, taken, nil
+				return buf, nil
 			}
 			if err != nil {
-				return buf, taken, err
+				return buf, err
 			}
 		}
 	}
-	data, err = readChunks(r, take)
-	return data, taken, err
+	return readChunks(r, take)
 }
 
 func readChunks(r io.Reader, take func(int64) bool) ([]byte, error) {
 	var chunks [][]byte
 	total := 0
+	size := firstChunk
 	for {
-		if !take(readChunk) {
+		if !take(int64(size)) {
 			return nil, errBusy
 		}
-		chunk := make([]byte, readChunk)
+		chunk := make([]byte, size)
+		size = min(2*size, readChunk)
 		n, err := io.ReadFull(r, chunk)
 		chunks = append(chunks, chunk[:n])
 		total += n

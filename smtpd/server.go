@@ -72,9 +72,11 @@ type Server struct {
 func New(opts Options, core *listcore.Core, log *slog.Logger) *Server {
 	s := &Server{opts: opts, core: core, log: log, sessions: map[*session]struct{}{}}
 	if opts.MessageMemory == 0 {
-		opts.MessageMemory = 4 * opts.MaxMessageBytes
+		// Room for the oldest message to finish and as much again for
+		// the others (only very small limits need more than 4 times).
+		opts.MessageMemory = max(4*opts.MaxMessageBytes, 2*budgetNeed(opts.MaxMessageBytes))
 	}
-	s.budget = newByteBudget(opts.MessageMemory)
+	s.budget = newByteBudget(opts.MessageMemory, budgetNeed(opts.MaxMessageBytes))
 	s.limit = newConnLimiter(opts.MaxConnections, opts.MaxConnectionsPerIP, opts.MaxRefusalsPerMinute)
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = opts.Hostname

@@ -286,8 +286,9 @@ func (sess *session) Data(r io.Reader) error {
 	sess.mu.Lock()
 	declared := sess.declaredSize
 	sess.mu.Unlock()
-	data, taken, err := readMessage(deadlineReader{r: r, conn: sess.raw, timeout: sess.srv.opts.CommandTimeout}, declared, sess.srv.budget)
-	defer sess.srv.budget.give(taken)
+	acct := sess.srv.budget.start()
+	defer acct.finish()
+	data, err := readMessage(deadlineReader{r: r, conn: sess.raw, timeout: sess.srv.opts.CommandTimeout}, declared, acct)
 	if errors.Is(err, errBusy) {
 		// RFC 3463 X.3.1: mail system full, for now.
 		return reply(&listcore.Refusal{Code: 451, Enhanced: [3]int{4, 3, 1},

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -55,41 +56,8 @@ func TestLargePostMemory(t *testing.T) {
 		}
 		w.mustRun("member", "add", email, "--org", org, "--name", fmt.Sprintf("Rep %d", i))
 	}
-	w.stop()
-	bin := filepath.Join(w.dir, "isaclist-norace")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Skipf("cannot build the daemon without -race: %v\n%s", err, out)
-	}
-	port := freePort(t)
-	maildir := filepath.Join(w.dir, "Maildir")
-	cfg, _ := os.ReadFile(w.cfgPath)
-	cfg = bytes.Replace(cfg, []byte(`listen = ["127.0.0.1:0"]`), []byte(fmt.Sprintf(`listen = [%q]`, port)), 1)
-	cfg = bytes.Replace(cfg, []byte(`mode = "relay"`), []byte(`mode = "maildir"`+"\nmaildir = \""+maildir+"\""), 1)
-	if err := os.WriteFile(w.cfgPath, cfg, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var stderr syncBuffer
-	cmd := exec.Command(bin, "serve", "--config", w.cfgPath)
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck
-		cmd.Wait()                          //nolint:errcheck
-	}()
-	for deadline := time.Now().Add(15 * time.Second); ; {
-		if c, err := net.DialTimeout("tcp", port, 200*time.Millisecond); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("daemon did not start:\n%s", stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	base := peakRSS(t, cmd.Process.Pid)
+	port, maildir, pid, stderr := startNoRaceDaemon(t, w)
+	base := peakRSS(t, pid)
 
 	const size = 25 << 20
 	line := strings.Repeat("0123456789abcdef", 4) + "0123456789\n" // 76 bytes with CRLF
@@ -115,11 +83,110 @@ func TestLargePostMemory(t *testing.T) {
 			t.Fatalf("copy %s is not the post (Maildir copies have LF line ends, a little smaller)", f.Name())
 		}
 	}
-	peak := peakRSS(t, cmd.Process.Pid)
+	peak := peakRSS(t, pid)
 	t.Logf("daemon peak RSS: %d MB idle, %d MB after a %d MB post to 50 members (bound: idle + %d MB)", base>>20, peak>>20, size>>20, 4*size>>20)
 	// The bound is on what the post costs: the idle daemon's own memory
 	// (runtime, database map) is not the message's.
 	if peak-base > 4*size {
 		t.Errorf("the post raised peak memory by %d MB, over 4 times its size (%d MB)", (peak-base)>>20, 4*size>>20)
+	}
+}
+
+// startNoRaceDaemon stops the world's in-process daemon and runs the same
+// configuration in a process built without the race detector (which
+// multiplies memory use), delivering into a Maildir; it returns the SMTP
+// address, the Maildir, the process ID and its standard error.
+func startNoRaceDaemon(t *testing.T, w *world) (port, maildir string, pid int, stderr *syncBuffer) {
+	t.Helper()
+	w.stop()
+	bin := filepath.Join(w.dir, "isaclist-norace")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Skipf("cannot build the daemon without -race: %v\n%s", err, out)
+	}
+	port = freePort(t)
+	maildir = filepath.Join(w.dir, "Maildir")
+	cfg, _ := os.ReadFile(w.cfgPath)
+	cfg = bytes.Replace(cfg, []byte(`listen = ["127.0.0.1:0"]`), []byte(fmt.Sprintf(`listen = [%q]`, port)), 1)
+	cfg = bytes.Replace(cfg, []byte(`mode = "relay"`), []byte(`mode = "maildir"`+"\nmaildir = \""+maildir+"\""), 1)
+	if err := os.WriteFile(w.cfgPath, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stderr = &syncBuffer{}
+	cmd := exec.Command(bin, "serve", "--config", w.cfgPath)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck
+		cmd.Wait()                          //nolint:errcheck
+	})
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		if c, err := net.DialTimeout("tcp", port, 200*time.Millisecond); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("daemon did not start:\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return port, maildir, cmd.Process.Pid, stderr
+}
+
+// TestConcurrentSendersMemory: 100 mail servers (from 100 addresses) post
+// a 1 MB message each at the same time. Messages being received share a
+// budget of 4 × max_message_bytes; each session costs little besides. The
+// daemon's peak memory rises by less than that budget plus 256 KB per
+// sender, and every post is accepted and delivered.
+func TestConcurrentSendersMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("posts 100 MB")
+	}
+	const maxMessage = 4 << 20
+	w := newWorld(t, worldOpts{smtpConfig: fmt.Sprintf("max_message_bytes = %d", maxMessage)})
+	port, maildir, pid, stderr := startNoRaceDaemon(t, w)
+	base := peakRSS(t, pid)
+
+	const senders = 100
+	line := strings.Repeat("0123456789abcdef", 4) + "0123456789\n"
+	body := strings.Repeat(line, (1<<20)/(len(line)+1))
+	var wg sync.WaitGroup
+	errs := make(chan error, senders)
+	for i := range senders {
+		raw, err := w.domains["member-a.example"].Sign(sandbox.Message{From: "alice@member-a.example", To: listAddr,
+			Subject: fmt.Sprintf("[TLP:GREEN] report %d", i), Body: body}.Bytes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ip := fmt.Sprintf("127.0.1.%d", i+1)
+			if _, err := sandbox.SendFrom(ip, port, "mail.member-a.example", "alice@member-a.example", []string{listAddr}, raw); err != nil {
+				errs <- fmt.Errorf("sender %d: %w", i, err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("%v", err)
+	}
+	want := senders * 3
+	var files []os.DirEntry
+	for deadline := time.Now().Add(3 * time.Minute); len(files) < want; {
+		files, _ = os.ReadDir(filepath.Join(maildir, "new"))
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d copies arrived\n%s", len(files), want, stderr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	peak := peakRSS(t, pid)
+	bound := int64(4*maxMessage + senders*256<<10)
+	t.Logf("daemon peak RSS: %d MB idle, %d MB with %d concurrent 1 MB posts (bound: idle + %d MB)", base>>20, peak>>20, senders, bound>>20)
+	if peak-base > bound {
+		t.Errorf("%d concurrent senders raised peak memory by %d MB, over the stated %d MB", senders, (peak-base)>>20, bound>>20)
 	}
 }
