@@ -80,7 +80,10 @@ func New(opts Options, core *listcore.Core, log *slog.Logger) *Server {
 	s.limit = newConnLimiter(opts.MaxConnections, opts.MaxConnectionsPerIP, opts.MaxRefusalsPerMinute)
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = opts.Hostname
-	srv.MaxMessageBytes = opts.MaxMessageBytes
+	// go-smtp refuses a message that reaches its limit, even one that
+	// ends right there: one byte more lets a message of exactly
+	// MaxMessageBytes through, and Data refuses anything longer.
+	srv.MaxMessageBytes = opts.MaxMessageBytes + 1
 	srv.MaxRecipients = opts.MaxRecipients
 	srv.ReadTimeout = opts.CommandTimeout
 	srv.WriteTimeout = opts.CommandTimeout

@@ -309,6 +309,10 @@ func (sess *session) Data(r io.Reader) error {
 		sess.log.Info("message not received", "id", id, "err", err)
 		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "the message did not arrive completely [" + id + "]"}
 	}
+	if int64(len(data)) > sess.srv.opts.MaxMessageBytes {
+		return reply(&listcore.Refusal{Code: 552, Enhanced: [3]int{5, 3, 4},
+			Reason: fmt.Sprintf("the message is larger than the %d bytes this list takes; send a link or a smaller attachment", sess.srv.opts.MaxMessageBytes)}, id)
+	}
 	if target == nil {
 		// Not reached through go-smtp, which takes no data without a
 		// recipient; a BDAT goroutine that starts after a reset would.

@@ -354,3 +354,39 @@ func TestRelayOutage(t *testing.T) {
 		t.Errorf("a copy was given up during the outage:\n%s", all)
 	}
 }
+
+// TestSizeLimitIsExact: a message of exactly max_message_bytes is taken
+// (and then judged on its merits), one byte more is refused 552 5.3.4.
+func TestSizeLimitIsExact(t *testing.T) {
+	const max = 20000
+	w := newWorld(t, worldOpts{smtpConfig: fmt.Sprintf("max_message_bytes = %d", max)})
+	head := "From: eve@outsider.example\r\nTo: " + listAddr + "\r\nSubject: [TLP:GREEN] size\r\n\r\n"
+	message := func(size int) []byte {
+		body := strings.Repeat(strings.Repeat("x", 78)+"\r\n", size/80+1)
+		m := []byte(head + body)[:size-2]
+		return append(m, "\r\n"...)
+	}
+	if reply := rawPost(t, w.smtp, message(max)); strings.HasPrefix(reply, "552") {
+		t.Errorf("a message of exactly %d bytes: %q", max, reply)
+	}
+	if reply := rawPost(t, w.smtp, message(max+1)); !strings.HasPrefix(reply, "552 5.3.4") {
+		t.Errorf("a message of %d bytes: %q, want 552 5.3.4", max+1, reply)
+	}
+	// BDAT counts the same bytes.
+	for _, size := range []int{max, max + 1} {
+		r, _, err := sandbox.DialRaw(w.smtp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Cmd("EHLO mail.outsider.example")                    //nolint:errcheck
+		r.Cmd("MAIL FROM:<eve@outsider.example>")              //nolint:errcheck
+		r.Cmd("RCPT TO:<%s>", listAddr)                        //nolint:errcheck
+		r.Write([]byte(fmt.Sprintf("BDAT %d LAST\r\n", size))) //nolint:errcheck
+		r.Write(message(size))                                 //nolint:errcheck
+		reply, _ := r.Reply()
+		r.Close()
+		if got552 := strings.HasPrefix(reply, "552 5.3.4"); got552 != (size > max) {
+			t.Errorf("BDAT of %d bytes: %q", size, reply)
+		}
+	}
+}
