@@ -331,7 +331,7 @@ func (r *Runner) deliver(ctx context.Context, d store.Delivery, src *copySource)
 		log.Error("queue: cannot make the copy; giving it up", "err", err)
 		var msg *store.Message
 		r.Core.DB.View(func(tx *store.Tx) error { msg, _ = tx.Message(d.MessageID); return nil }) //nolint:errcheck
-		r.giveUp(d, msg, err.Error(), "the list server could not make it")
+		r.giveUp(d, msg, err.Error(), false, "the list server could not make it")
 		return
 	}
 	res, err := r.Transport.Deliver(ctx, from, d.Rcpt, copyPieces)
@@ -344,6 +344,9 @@ func (r *Runner) deliver(ctx context.Context, d store.Delivery, src *copySource)
 	}
 	var te TransportError
 	permanent := errors.As(err, &te) && te.IsPermanent()
+	// Whether the failed attempt was encrypted shows in the queue too.
+	var tu interface{ UsedTLS() bool }
+	usedTLS := errors.As(err, &tu) && tu.UsedTLS()
 	reply := err.Error()
 	var msg *store.Message
 	r.Core.DB.View(func(tx *store.Tx) error { //nolint:errcheck // a missing message only skips the age check
@@ -355,14 +358,14 @@ func (r *Runner) deliver(ctx context.Context, d store.Delivery, src *copySource)
 	if permanent || tooOld {
 		outcome = "failed"
 	}
-	r.Core.Metrics.Delivery(outcome, false, since)
+	r.Core.Metrics.Delivery(outcome, usedTLS, since)
 	switch {
 	case permanent:
 		log.Warn("delivery failed permanently", "reply", reply)
-		r.giveUp(d, msg, reply, "the receiving server refused it")
+		r.giveUp(d, msg, reply, usedTLS, "the receiving server refused it")
 	case tooOld:
 		log.Warn("delivery given up after max_age", "reply", reply, "max_age", r.MaxAge)
-		r.giveUp(d, msg, reply, fmt.Sprintf("it could not be delivered for %s", r.MaxAge))
+		r.giveUp(d, msg, reply, usedTLS, fmt.Sprintf("it could not be delivered for %s", r.MaxAge))
 	default:
 		log.Info("delivery deferred", "reply", reply, "next", d.Next.Format(time.RFC3339))
 		r.Core.DB.Update(func(tx *store.Tx) error { //nolint:errcheck // the next attempt is already scheduled
@@ -370,7 +373,7 @@ func (r *Runner) deliver(ctx context.Context, d store.Delivery, src *copySource)
 			if err != nil {
 				return err
 			}
-			cur.State, cur.LastReply = store.StateDeferred, reply
+			cur.State, cur.LastReply, cur.TLS = store.StateDeferred, reply, usedTLS
 			return tx.Reschedule(cur, cur.Next)
 		})
 	}
@@ -421,7 +424,7 @@ func (r *Runner) complete(d store.Delivery, state, reply string, tls bool) {
 
 // giveUp ends a copy and tells the list's owners, unless the copy was
 // itself a notice (whose failure nobody is left to tell).
-func (r *Runner) giveUp(d store.Delivery, msg *store.Message, reply, why string) {
+func (r *Runner) giveUp(d store.Delivery, msg *store.Message, reply string, usedTLS bool, why string) {
 	now := r.Core.now()
 	err := r.Core.DB.Update(func(tx *store.Tx) error {
 		cur, err := tx.Delivery(d.MessageID, d.Rcpt)
@@ -431,7 +434,7 @@ func (r *Runner) giveUp(d store.Delivery, msg *store.Message, reply, why string)
 		if err != nil {
 			return err
 		}
-		if err := tx.CompleteDelivery(cur, store.StateFailed, reply, false, now); err != nil {
+		if err := tx.CompleteDelivery(cur, store.StateFailed, reply, usedTLS, now); err != nil {
 			return err
 		}
 		if msg == nil {

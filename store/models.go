@@ -189,6 +189,7 @@ type Delivery struct {
 	Next      time.Time `json:"next"`
 	Last      time.Time `json:"last,omitzero"`
 	LastReply string    `json:"last_reply,omitempty"`
-	// TLS: the copy was handed over with TLS (for sent copies).
+	// TLS: the copy was handed over with TLS (sent copies), or its last
+	// attempt was made over TLS (deferred and failed ones).
 	TLS bool `json:"tls,omitempty"`
 }

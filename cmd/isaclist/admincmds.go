@@ -448,6 +448,8 @@ func queueCmd(g *globals) *cobra.Command {
 						when, tls := d.Next, "-"
 						if d.State == store.StateSent || d.State == store.StateFailed {
 							when = d.Last
+						}
+						if d.Attempts > 0 {
 							tls = map[bool]string{true: "yes", false: "no"}[d.TLS]
 						}
 						fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", e.Message.ID, e.Message.List, e.Message.Kind,

@@ -199,4 +199,16 @@ func TestRelayWithSTARTTLSAndAuth(t *testing.T) {
 	if !strings.Contains(q, "AUTH") || strings.Count(q, "deferred") != 3 {
 		t.Errorf("the queue does not hold the 3 copies deferred for the AUTH failure:\n%s", q)
 	}
+	// The failed attempts were made over TLS, and the queue says so.
+	var pending []store.QueueEntry
+	if err := json.Unmarshal([]byte(w.mustRun("queue", "list", "--json")), &pending); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range pending {
+		for _, d := range e.Deliveries {
+			if d.State == store.StateDeferred && !d.TLS {
+				t.Errorf("deferred copy to %s does not record that its attempt used TLS", d.Rcpt)
+			}
+		}
+	}
 }

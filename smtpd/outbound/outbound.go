@@ -28,6 +28,9 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Reply }
 
+// UsedTLS reports whether the failed attempt was made over TLS.
+func (e *Error) UsedTLS() bool { return e.TLS }
+
 // IsPermanent reports whether retrying cannot help.
 func (e *Error) IsPermanent() bool { return e.Permanent }
 
