@@ -1,7 +1,6 @@
 package outbound
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -407,83 +406,42 @@ func (d *Direct) open(ctx context.Context, host string, ip net.IP, tryTLS, requi
 		return nil, &openError{reason: fmt.Sprintf(format, a...), tlsFailed: tlsFailed}
 	}
 
-	// Up to STARTTLS the session is read here, bounded; go-smtp's client
-	// takes over after it (it cannot start TLS on a session it did not
-	// open), replaying the greeting it expects.
-	br := bufio.NewReader(io.LimitReader(conn, 64<<10))
-	tp := textproto.NewReader(br)
-	cmd := func(line string, expect int) (string, error) {
-		conn.SetDeadline(time.Now().Add(d.timeout())) //nolint:errcheck
-		if line != "" {
-			if _, err := io.WriteString(conn, line+"\r\n"); err != nil {
-				return "", err
-			}
-		}
-		_, text, err := tp.ReadResponse(expect)
-		return text, err
+	p, stage, err := greet(conn, d.hostname(), d.timeout())
+	if err != nil {
+		return fail(false, "%s: %s", stage, replyReason(err))
 	}
-	if _, err := cmd("", 220); err != nil {
-		return fail(false, "greeting: %s", replyReason(err))
-	}
-	ext := map[string]bool{}
-	text, err := cmd("EHLO "+d.hostname(), 250)
-	var te *textproto.Error
-	switch {
-	case err == nil:
-		lines := strings.Split(text, "\n")
-		for _, l := range lines[1:] {
-			kw, _, _ := strings.Cut(l, " ")
-			ext[strings.ToUpper(kw)] = true
-		}
-	case errors.As(err, &te) && (te.Code == 500 || te.Code == 502):
-		if _, err := cmd("HELO "+d.hostname(), 250); err != nil {
-			return fail(false, "HELO: %s", replyReason(err))
-		}
-	default:
-		return fail(false, "EHLO: %s", replyReason(err))
-	}
-
 	var rw net.Conn = conn
 	switch {
-	case !ext["STARTTLS"]:
+	case !p.ext["STARTTLS"]:
 		if requireTLS {
-			cmd("QUIT", 221) //nolint:errcheck
+			p.cmd("QUIT", 221) //nolint:errcheck
 			return fail(false, "MTA-STS: %s does not offer STARTTLS", host)
 		}
 		s.plainReason = "STARTTLS not offered"
 	case !tryTLS:
 	default:
-		if _, err := cmd("STARTTLS", 220); err != nil {
+		tc, handshake, err := p.startTLS(ctx, d.tlsConfig(host, requireTLS, &s.certErr))
+		switch {
+		case err == nil:
+		case errors.Is(err, errInjected):
+			return fail(true, "STARTTLS: %s", err)
+		case !handshake:
 			return fail(true, "STARTTLS: %s", replyReason(err))
-		}
-		if br.Buffered() > 0 {
-			// Plain text sent after the 220 would be read as if it came
-			// over TLS (the STARTTLS injection attack).
-			return fail(true, "STARTTLS: the server sent data before the TLS handshake")
-		}
-		tc := tls.Client(conn, d.tlsConfig(host, requireTLS, &s.certErr))
-		conn.SetDeadline(time.Now().Add(d.timeout())) //nolint:errcheck
-		if err := tc.HandshakeContext(ctx); err != nil {
-			switch {
-			case requireTLS && s.certErr != nil:
-				return fail(true, "MTA-STS: the certificate does not verify for %s: %s", host, shortErr(s.certErr))
-			case requireTLS:
-				return fail(true, "MTA-STS: TLS handshake failed: %s", shortErr(err))
-			}
+		case requireTLS && s.certErr != nil:
+			return fail(true, "MTA-STS: the certificate does not verify for %s: %s", host, shortErr(s.certErr))
+		case requireTLS:
+			return fail(true, "MTA-STS: TLS handshake failed: %s", shortErr(err))
+		default:
 			return fail(true, "TLS handshake: %s", shortErr(err))
 		}
 		s.tls, s.tlsVersion = true, tc.ConnectionState().Version
 		rw = tc
 	}
-	if !s.tls && br.Buffered() > 0 {
-		return fail(false, "protocol error: the server sent more than its EHLO reply")
+	c, err := p.client(rw, d.hostname(), 5*d.timeout())
+	if errors.Is(err, errExtraData) {
+		return fail(false, "%s", err)
 	}
-	conn.SetDeadline(time.Time{}) //nolint:errcheck
-	c := smtp.NewClient(&replayConn{Conn: rw, pending: []byte("220 greeting already read\r\n"), writeTimeout: d.timeout()})
-	c.CommandTimeout = d.timeout()
-	c.SubmissionTimeout = 5 * d.timeout()
-	if err := c.Hello(d.hostname()); err != nil {
-		c.Close()
+	if err != nil {
 		return fail(s.tls, "EHLO: %s", replyReason(err))
 	}
 	s.c = c

@@ -198,23 +198,38 @@ func (r *Relay) dial(ctx context.Context) (*relayConn, error) {
 		tc.SetDeadline(time.Time{}) //nolint:errcheck
 		c, isTLS = smtp.NewClient(tc), true
 	case "starttls":
-		// The greeting, EHLO and STARTTLS happen inside; bound them.
-		conn.SetDeadline(time.Now().Add(r.timeout())) //nolint:errcheck
-		c, err = smtp.NewClientStartTLS(conn, r.tlsConfig())
+		// By hand up to TLS, so that the relay hears our name from the
+		// first EHLO on (go-smtp's STARTTLS says "localhost").
+		p, stage, err := greet(conn, r.Hostname, r.timeout())
 		if err != nil {
 			conn.Close()
-			return nil, &Error{Reply: fmt.Sprintf("STARTTLS with relay %s (delivery.relay_tls requires it): %v", r.Addr, oneLine(err.Error()))}
+			return nil, &Error{Reply: fmt.Sprintf("%s at relay %s: %s", stage, r.Addr, replyReason(err))}
 		}
-		conn.SetDeadline(time.Time{}) //nolint:errcheck
+		if !p.ext["STARTTLS"] {
+			p.cmd("QUIT", 221) //nolint:errcheck
+			conn.Close()
+			return nil, &Error{Reply: fmt.Sprintf("relay %s does not offer STARTTLS (delivery.relay_tls requires it)", r.Addr)}
+		}
+		tc, _, err := p.startTLS(ctx, r.tlsConfig())
+		if err != nil {
+			conn.Close()
+			return nil, &Error{Reply: fmt.Sprintf("STARTTLS with relay %s (delivery.relay_tls requires it): %s", r.Addr, replyReason(err))}
+		}
+		if c, err = p.client(tc, r.Hostname, 2*r.timeout()); err != nil {
+			conn.Close()
+			return nil, classify("EHLO", err, true)
+		}
 		isTLS = true
 	default:
 		c = smtp.NewClient(conn)
 	}
 	c.CommandTimeout = r.timeout()
 	c.SubmissionTimeout = 2 * r.timeout()
-	if err := c.Hello(r.Hostname); err != nil {
-		c.Close()
-		return nil, classify("EHLO", err, isTLS)
+	if mode != "starttls" {
+		if err := c.Hello(r.Hostname); err != nil {
+			c.Close()
+			return nil, classify("EHLO", err, isTLS)
+		}
 	}
 	if r.Username != "" {
 		if !isTLS && !r.loopback() {

@@ -162,3 +162,31 @@ func TestRelayNeverSendsBareLineEndings(t *testing.T) {
 		t.Errorf("%d messages completed at the relay, want the 2 well-formed ones", completed)
 	}
 }
+
+// TestRelaySTARTTLSPrelude: with relay_tls "starttls" the relay hears our
+// name from the first EHLO on, a relay that does not offer STARTTLS gets
+// nothing, and plain text slipped in after the 220 to STARTTLS (the
+// injection attack) ends the session.
+func TestRelaySTARTTLSPrelude(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	msg := bytes.NewReader([]byte("Subject: x\r\n\r\nx\r\n"))
+
+	addr, cmds := startFake(t, fakeOpts{})
+	rl := &Relay{Addr: addr, Hostname: "lists.isac.test", TLS: "starttls", Timeout: 5 * time.Second}
+	_, err := rl.Deliver(ctx, testFrom, "alice@member.example", msg)
+	wantError(t, err, false, "does not offer STARTTLS")
+	got := strings.Join(cmds(), "|")
+	if !strings.HasPrefix(got, "EHLO LISTS.ISAC.TEST|") || strings.Contains(got, "MAIL") {
+		t.Errorf("commands to a relay without STARTTLS: %s", got)
+	}
+
+	addr, cmds = startFake(t, fakeOpts{injectTLS: true})
+	rl = &Relay{Addr: addr, Hostname: "lists.isac.test", TLS: "starttls", Timeout: 5 * time.Second}
+	_, err = rl.Deliver(ctx, testFrom, "alice@member.example", msg)
+	wantError(t, err, false, "sent data before the TLS handshake")
+	got = strings.Join(cmds(), "|")
+	if got != "EHLO LISTS.ISAC.TEST|STARTTLS" {
+		t.Errorf("commands: %s", got)
+	}
+}
