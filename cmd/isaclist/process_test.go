@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -256,5 +257,44 @@ func TestStartFailsCleanly(t *testing.T) {
 	}
 	if _, err := os.Stat(cfg.Admin.Socket); err == nil {
 		t.Error("a failed start left its admin socket behind")
+	}
+}
+
+// TestSystemdNotify: started by systemd with Type=notify, the daemon says
+// READY=1 once it is listening, RELOADING=1 and READY=1 around a SIGHUP,
+// and STOPPING=1 on SIGTERM, on the socket systemd names in $NOTIFY_SOCKET.
+func TestSystemdNotify(t *testing.T) {
+	w := processWorld(t)
+	sock := filepath.Join(t.TempDir(), "notify")
+	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	next := func() string {
+		t.Helper()
+		l.SetReadDeadline(time.Now().Add(15 * time.Second)) //nolint:errcheck
+		buf := make([]byte, 512)
+		n, err := l.Read(buf)
+		if err != nil {
+			t.Fatalf("no notification: %v", err)
+		}
+		return string(buf[:n])
+	}
+	p := w.startProcess(t)
+	if got := next(); !strings.HasPrefix(got, "READY=1") {
+		t.Fatalf("first notification %q, want READY=1", got)
+	}
+	p.signal(syscall.SIGHUP)
+	if a, b := next(), next(); a != "RELOADING=1" || b != "READY=1" {
+		t.Errorf("around SIGHUP: %q then %q", a, b)
+	}
+	p.signal(syscall.SIGTERM)
+	if got := next(); got != "STOPPING=1" {
+		t.Errorf("on SIGTERM: %q, want STOPPING=1", got)
+	}
+	if err := p.wait(t, 60*time.Second); err != nil {
+		t.Errorf("exit: %v\n%s", err, p.stderr.String())
 	}
 }

@@ -94,7 +94,8 @@ admin socket the other commands use.
 SIGTERM or SIGINT stops it: no new sessions are taken, sessions in the
 middle of a message get 30 seconds to finish (then 421), copies being
 delivered finish, and the store is closed. A second signal exits at once.
-SIGHUP reloads the TLS certificate.`,
+SIGHUP reloads the TLS certificate. Under systemd (Type=notify) it
+reports READY=1 once it listens, and STOPPING=1 when it stops.`,
 		Example: "  isaclist serve --config /etc/isaclist/isaclist.toml",
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
@@ -106,6 +107,9 @@ SIGHUP reloads the TLS certificate.`,
 			d, err := daemon.Start(cfg, log)
 			if err != nil {
 				return err
+			}
+			if err := daemon.Notify("READY=1\nSTATUS=serving"); err != nil {
+				log.Warn("cannot tell systemd the daemon is ready", "err", err)
 			}
 			sigs := make(chan os.Signal, 2)
 			signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -119,12 +123,15 @@ SIGHUP reloads the TLS certificate.`,
 					return err
 				case sig := <-sigs:
 					if sig == syscall.SIGHUP {
+						daemon.Notify("RELOADING=1") //nolint:errcheck
 						if err := d.Reload(); err != nil {
 							log.Error("reload failed; keeping the current certificate", "err", err)
 						}
+						daemon.Notify("READY=1") //nolint:errcheck
 						continue
 					}
 					log.Info("signal received", "signal", sig.String())
+					daemon.Notify("STOPPING=1") //nolint:errcheck
 					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 					go func() {
 						<-sigs
