@@ -29,6 +29,10 @@ type ownerNotice struct{ subject, text string }
 // distribute plans who gets what (encryption policy, TLP rules), makes the
 // plain copy and the encrypted form, and commits the message, its copies,
 // its thread label, its notices and its audit record in one transaction.
+// inlineBodyMax is the largest plain post kept in the database rather
+// than in a file of its own: its copies are read into memory whole.
+const inlineBodyMax = 128 << 10
+
 func (c *Core) distribute(d *distribution) (*Accepted, *Refusal) {
 	pc, l, secrets, now := d.pc, d.pc.list, d.pc.secrets, d.pc.now
 	acc := &Accepted{Label: pc.label}
@@ -84,7 +88,17 @@ func (c *Core) distribute(d *distribution) (*Accepted, *Refusal) {
 		size = max(size, len(sealed.body))
 	}
 
-	// The bodies go to disk first (fsynced); the message that refers to
+	// A small plain post (most are a few KB) goes into the database with
+	// its record: one commit, no file to create, write and fsync besides.
+	var inlineBody []byte
+	if sealed == nil && plainCopy != nil && size <= inlineBodyMax {
+		inlineBody = make([]byte, 0, size)
+		for _, p := range plainCopy {
+			inlineBody = append(inlineBody, p...)
+		}
+		plainCopy = nil
+	}
+	// Larger bodies go to disk first (fsynced); the message that refers to
 	// them is committed next. A crash in between leaves only a file that
 	// nothing refers to, which is swept.
 	if plainCopy != nil {
@@ -124,7 +138,11 @@ func (c *Core) distribute(d *distribution) (*Accepted, *Refusal) {
 			}
 			frame = sealed.frame
 		}
-		if err := tx.EnqueueFiles(m, plainCopy != nil, frame, ds); err != nil {
+		if inlineBody != nil {
+			if err := tx.Enqueue(m, inlineBody, ds); err != nil {
+				return err
+			}
+		} else if err := tx.EnqueueFiles(m, plainCopy != nil, frame, ds); err != nil {
 			return err
 		}
 		acc.Copies = len(ds)

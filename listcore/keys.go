@@ -4,11 +4,13 @@ import (
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -34,6 +36,24 @@ func parseDKIMKey(der []byte) (crypto.Signer, error) {
 		return nil, errors.New("list DKIM key is not a signing key")
 	}
 	return s, nil
+}
+
+// dkimKeys holds the lists' parsed DKIM keys by the hash of their DER
+// form: parsing an RSA key (and precomputing its CRT values) costs more
+// than the signature made with it. A new key has a new hash.
+var dkimKeys sync.Map // [32]byte -> crypto.Signer
+
+func cachedDKIMKey(der []byte) (crypto.Signer, error) {
+	h := sha256.Sum256(der)
+	if k, ok := dkimKeys.Load(h); ok {
+		return k.(crypto.Signer), nil
+	}
+	k, err := parseDKIMKey(der)
+	if err != nil {
+		return nil, err
+	}
+	dkimKeys.Store(h, k)
+	return k, nil
 }
 
 // dkimRecord is the TXT record value publishing the public half.

@@ -356,7 +356,7 @@ func (o *outgoing) sign(header, body []byte) ([]byte, error) {
 // dkimSignature returns the list's DKIM-Signature field (with CRLF) for a
 // message made of header, the empty line, and the body pieces.
 func dkimSignature(l *store.List, s *store.ListSecrets, header []byte, body [][]byte) (string, error) {
-	key, err := parseDKIMKey(s.DKIMKey)
+	key, err := cachedDKIMKey(s.DKIMKey)
 	if err != nil {
 		return "", err
 	}
