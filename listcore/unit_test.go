@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/isaclist/isaclist/listcore/mailhdr"
 	"github.com/isaclist/isaclist/tlp"
 )
 
@@ -120,15 +119,6 @@ func TestBannerDepthIsBounded(t *testing.T) {
 	if _, ok := withBanner("multipart/mixed; boundary=ba", "", []byte(b.String()), banner); ok {
 		t.Error("banner placed 50 levels deep")
 	}
-}
-
-func header(t *testing.T, fields string) *mailhdr.Header {
-	t.Helper()
-	h, _, err := mailhdr.Parse(crlf(fields+"\n"), mailhdr.DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h
 }
 
 func TestOutgoingSubject(t *testing.T) {

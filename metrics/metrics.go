@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // Metrics are the daemon's counters, gauges and histograms. Labels never
@@ -46,7 +47,7 @@ func New() *Metrics {
 		}),
 	}
 	m.Registry.MustRegister(m.postsAccepted, m.postsRefused, m.auth, m.tlsIn, m.deliveries, m.latency,
-		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 

@@ -275,8 +275,8 @@ func TestAuditTrailRecordsAndDetectsTampering(t *testing.T) {
 	}
 	db.Update(func(tx *bbolt.Tx) error { //nolint:errcheck
 		b := tx.Bucket([]byte("audit"))
-		k, v := b.Cursor().First()
-		k, v = b.Cursor().Seek(append([]byte{}, k...))
+		k, _ := b.Cursor().First()
+		k, v := b.Cursor().Seek(append([]byte{}, k...))
 		return b.Put(k, bytes.Replace(v, []byte(`"list.create"`), []byte(`"list.delete"`), 1))
 	})
 	db.Close()
