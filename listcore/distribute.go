@@ -1,6 +1,7 @@
 package listcore
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 
@@ -26,13 +27,13 @@ type distribution struct {
 
 type ownerNotice struct{ subject, text string }
 
-// distribute plans who gets what (encryption policy, TLP rules), makes the
-// plain copy and the encrypted form, and commits the message, its copies,
-// its thread label, its notices and its audit record in one transaction.
 // inlineBodyMax is the largest plain post kept in the database rather
 // than in a file of its own: its copies are read into memory whole.
 const inlineBodyMax = 128 << 10
 
+// distribute plans who gets what (encryption policy, TLP rules), makes the
+// plain copy and the encrypted form, and commits the message, its copies,
+// its thread label, its notices and its audit record in one transaction.
 func (c *Core) distribute(d *distribution) (*Accepted, *Refusal) {
 	pc, l, secrets, now := d.pc, d.pc.list, d.pc.secrets, d.pc.now
 	acc := &Accepted{Label: pc.label}
@@ -47,6 +48,11 @@ func (c *Core) distribute(d *distribution) (*Accepted, *Refusal) {
 	plan, r := planCopies(l, members, pc.label, now)
 	if r != nil {
 		return nil, r
+	}
+	if pc.label == tlp.Red && len(plan.plain) > 0 {
+		// The last guard before anything is written: a plain copy of a
+		// RED post would put its text in the queue, file or database.
+		return nil, internalError(errors.New("a plain copy was planned for a TLP:RED post"))
 	}
 	var plainCopy [][]byte
 	var err error

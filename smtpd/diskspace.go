@@ -1,7 +1,6 @@
 package smtpd
 
 import (
-	"fmt"
 	"syscall"
 
 	"github.com/emersion/go-smtp"
@@ -50,7 +49,7 @@ func (sess *session) checkDisk() error {
 		sess.log.Warn("disk nearly full: refusing mail", "dir", dir, "free_bytes", free, "needed_bytes", need)
 		sess.srv.core.Metrics.PostRefused("disk-full")
 		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1},
-			Message: fmt.Sprintf("the list server's storage is nearly full (%d MB free); your server will retry later", free>>20)}
+			Message: "the list server's storage is full for now; your server will retry later"}
 	}
 	return nil
 }

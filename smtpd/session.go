@@ -173,6 +173,13 @@ func (sess *session) noteRefusal(code int) {
 	}
 }
 
+// tooLarge is the reply to a message over the size limit, found while it
+// was read (go-smtp's limit) or after (BDAT, which go-smtp counts by chunk).
+func (sess *session) tooLarge(id string) error {
+	return reply(&listcore.Refusal{Code: 552, Enhanced: [3]int{5, 3, 4},
+		Reason: fmt.Sprintf("the message is larger than the %d bytes this list takes; send a link or a smaller attachment", sess.srv.opts.MaxMessageBytes)}, id)
+}
+
 func (sess *session) tlsVersion() string {
 	if st, ok := sess.conn.TLSConnectionState(); ok {
 		switch st.Version {
@@ -297,8 +304,7 @@ func (sess *session) Data(r io.Reader) error {
 	if err != nil {
 		var se *smtp.SMTPError
 		if errors.As(err, &se) && se.Code == 552 {
-			return reply(&listcore.Refusal{Code: 552, Enhanced: [3]int{5, 3, 4},
-				Reason: fmt.Sprintf("the message is larger than the %d bytes this list takes; send a link or a smaller attachment", sess.srv.opts.MaxMessageBytes)}, id)
+			return sess.tooLarge(id)
 		}
 		if errors.Is(err, smtp.ErrTooLongLine) {
 			// go-smtp cannot resynchronise after this; the connection ends
@@ -310,8 +316,7 @@ func (sess *session) Data(r io.Reader) error {
 		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "the message did not arrive completely [" + id + "]"}
 	}
 	if int64(len(data)) > sess.srv.opts.MaxMessageBytes {
-		return reply(&listcore.Refusal{Code: 552, Enhanced: [3]int{5, 3, 4},
-			Reason: fmt.Sprintf("the message is larger than the %d bytes this list takes; send a link or a smaller attachment", sess.srv.opts.MaxMessageBytes)}, id)
+		return sess.tooLarge(id)
 	}
 	if target == nil {
 		// Not reached through go-smtp, which takes no data without a

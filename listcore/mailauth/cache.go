@@ -34,10 +34,7 @@ type cacheKey struct {
 
 type cacheEntry struct {
 	expires time.Time
-	txt     []string
-	mx      []*net.MX
-	ip      []net.IPAddr
-	names   []string
+	answer  any // a copy of the answer; callers get copies of it
 	err     error
 }
 
@@ -46,24 +43,26 @@ func NewCache(r Resolver, ttl time.Duration, maxEntries int) *Cache {
 	return &Cache{Resolver: r, TTL: ttl, MaxEntries: maxEntries, entries: map[cacheKey]cacheEntry{}, now: time.Now}
 }
 
-func (c *Cache) get(k cacheKey) (cacheEntry, bool) {
+// lookup answers from the cache or from c.Resolver. clone copies an
+// answer, so that no caller can change what the cache holds.
+func lookup[T any](c *Cache, k cacheKey, clone func(T) T, fetch func() (T, error)) (T, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	e, ok := c.entries[k]
 	if ok && c.now().After(e.expires) {
 		delete(c.entries, k)
-		return cacheEntry{}, false
+		ok = false
 	}
-	return e, ok
-}
-
-// put keeps an answer unless it is a failure that may pass: a timeout, a
-// SERVFAIL.
-func (c *Cache) put(k cacheKey, e cacheEntry) {
-	if e.err != nil {
+	c.mu.Unlock()
+	if ok {
+		return clone(e.answer.(T)), e.err
+	}
+	answer, err := fetch()
+	if err != nil {
+		// Keep "no such name"; not a failure that may pass (a timeout, a
+		// SERVFAIL).
 		var de *net.DNSError
-		if !errors.As(e.err, &de) || !de.IsNotFound {
-			return
+		if !errors.As(err, &de) || !de.IsNotFound {
+			return answer, err
 		}
 	}
 	c.mu.Lock()
@@ -71,60 +70,35 @@ func (c *Cache) put(k cacheKey, e cacheEntry) {
 	if len(c.entries) >= c.MaxEntries {
 		clear(c.entries)
 	}
-	e.expires = c.now().Add(c.TTL)
-	c.entries[k] = e
+	c.entries[k] = cacheEntry{expires: c.now().Add(c.TTL), answer: clone(answer), err: err}
+	return answer, err
+}
+
+func cloneMX(mx []*net.MX) []*net.MX {
+	out := make([]*net.MX, len(mx))
+	for i, m := range mx {
+		cp := *m
+		out[i] = &cp
+	}
+	return out
 }
 
 // LookupTXT implements Resolver.
 func (c *Cache) LookupTXT(ctx context.Context, name string) ([]string, error) {
-	k := cacheKey{'T', name}
-	if e, ok := c.get(k); ok {
-		return slices.Clone(e.txt), e.err
-	}
-	txt, err := c.Resolver.LookupTXT(ctx, name)
-	c.put(k, cacheEntry{txt: slices.Clone(txt), err: err})
-	return txt, err
+	return lookup(c, cacheKey{'T', name}, slices.Clone, func() ([]string, error) { return c.Resolver.LookupTXT(ctx, name) })
 }
 
 // LookupMX implements Resolver.
 func (c *Cache) LookupMX(ctx context.Context, name string) ([]*net.MX, error) {
-	k := cacheKey{'M', name}
-	if e, ok := c.get(k); ok {
-		out := make([]*net.MX, len(e.mx))
-		for i, mx := range e.mx {
-			cp := *mx
-			out[i] = &cp
-		}
-		return out, e.err
-	}
-	mx, err := c.Resolver.LookupMX(ctx, name)
-	kept := make([]*net.MX, len(mx))
-	for i, m := range mx {
-		cp := *m
-		kept[i] = &cp
-	}
-	c.put(k, cacheEntry{mx: kept, err: err})
-	return mx, err
+	return lookup(c, cacheKey{'M', name}, cloneMX, func() ([]*net.MX, error) { return c.Resolver.LookupMX(ctx, name) })
 }
 
 // LookupIPAddr implements Resolver.
 func (c *Cache) LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error) {
-	k := cacheKey{'A', host}
-	if e, ok := c.get(k); ok {
-		return slices.Clone(e.ip), e.err
-	}
-	ip, err := c.Resolver.LookupIPAddr(ctx, host)
-	c.put(k, cacheEntry{ip: slices.Clone(ip), err: err})
-	return ip, err
+	return lookup(c, cacheKey{'A', host}, slices.Clone, func() ([]net.IPAddr, error) { return c.Resolver.LookupIPAddr(ctx, host) })
 }
 
 // LookupAddr implements Resolver.
 func (c *Cache) LookupAddr(ctx context.Context, addr string) ([]string, error) {
-	k := cacheKey{'P', addr}
-	if e, ok := c.get(k); ok {
-		return slices.Clone(e.names), e.err
-	}
-	names, err := c.Resolver.LookupAddr(ctx, addr)
-	c.put(k, cacheEntry{names: slices.Clone(names), err: err})
-	return names, err
+	return lookup(c, cacheKey{'P', addr}, slices.Clone, func() ([]string, error) { return c.Resolver.LookupAddr(ctx, addr) })
 }
