@@ -22,8 +22,8 @@ import (
 	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/config"
 	"github.com/isaclist/isaclist/listcore"
-	"github.com/isaclist/isaclist/listcore/mailauth"
 	"github.com/isaclist/isaclist/metrics"
+	"github.com/isaclist/isaclist/resolver"
 	"github.com/isaclist/isaclist/smtpd"
 	"github.com/isaclist/isaclist/smtpd/outbound"
 	"github.com/isaclist/isaclist/store"
@@ -119,11 +119,8 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	if os.Getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(memoryLimit(cfg.SMTP.MaxMessageBytes))
 	}
-	var resolver mailauth.Resolver = mailauth.NewResolver(cfg.DNS.Resolver, cfg.DNS.Timeout.Duration)
-	if cfg.DNS.Cache.Duration > 0 {
-		resolver = mailauth.NewCache(resolver, cfg.DNS.Cache.Duration, 100000)
-	}
-	d.Core = listcore.New(d.db, resolver, cfg.Hostname, log)
+	dns := resolver.NewCached(cfg.DNS.Resolver, cfg.DNS.Timeout.Duration, cfg.DNS.Cache.Duration)
+	d.Core = listcore.New(d.db, dns, cfg.Hostname, log)
 	d.Core.Metrics = metrics.New()
 	d.Core.Metrics.QueueGauges(d.queueDepth)
 
@@ -147,7 +144,7 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 		}
 		transport, d.transport = r, r
 	case "direct":
-		dd := &outbound.Direct{Hostname: cfg.Hostname, Resolver: resolver, PerDomain: cfg.Delivery.PerDomain, Timeout: cfg.Delivery.Timeout.Duration}
+		dd := &outbound.Direct{Hostname: cfg.Hostname, Resolver: dns, PerDomain: cfg.Delivery.PerDomain, Timeout: cfg.Delivery.Timeout.Duration}
 		if cfg.Delivery.DirectCAFile != "" {
 			if dd.RootCAs, err = certPool(cfg.Delivery.DirectCAFile); err != nil {
 				return nil, fmt.Errorf("delivery.direct_ca_file: %w", err)

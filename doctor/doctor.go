@@ -38,7 +38,7 @@ import (
 	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/config"
 	"github.com/isaclist/isaclist/listcore"
-	"github.com/isaclist/isaclist/listcore/mailauth"
+	"github.com/isaclist/isaclist/resolver"
 	"github.com/isaclist/isaclist/store"
 	"golang.org/x/net/publicsuffix"
 )
@@ -106,9 +106,9 @@ type Options struct {
 	ConfigPath string
 	// Config, if set, is the configuration the checks use.
 	Config *config.Config
-	// Resolver makes every DNS lookup; nil: mailauth.NewResolver from
+	// Resolver makes every DNS lookup; nil: resolver.New from
 	// [dns] resolver and timeout.
-	Resolver mailauth.Resolver
+	Resolver resolver.Resolver
 	// Admin sends admin requests; nil: SocketAdmin([admin] socket).
 	Admin AdminFunc
 	// Now is the clock; nil: time.Now.
@@ -170,7 +170,7 @@ type doctor struct {
 	o       Options
 	cfg     *config.Config
 	now     time.Time
-	res     mailauth.Resolver
+	res     resolver.Resolver
 	admin   AdminFunc
 	timeout time.Duration
 
@@ -206,7 +206,7 @@ func (d *doctor) run(ctx context.Context) Report {
 	d.cfg = cfg
 	d.res = d.o.Resolver
 	if d.res == nil {
-		d.res = mailauth.NewResolver(cfg.DNS.Resolver, cfg.DNS.Timeout.Duration)
+		d.res = resolver.NewCached(cfg.DNS.Resolver, cfg.DNS.Timeout.Duration, cfg.DNS.Cache.Duration)
 	}
 	d.admin = d.o.Admin
 	if d.admin == nil {
@@ -1626,33 +1626,11 @@ func (d *doctor) checkDMARC(ctx context.Context, dom *domain) Check {
 // are resolved through r (the daemon's resolver), TLS is verified against
 // roots (nil: the system's), redirects are not followed (RFC 8461 §3.3),
 // and every request is bounded.
-func NewHTTPClient(r mailauth.Resolver, roots *x509.CertPool) *http.Client {
-	dialer := &net.Dialer{Timeout: dialTimeout}
+func NewHTTPClient(r resolver.Resolver, roots *x509.CertPool) *http.Client {
 	tr := &http.Transport{
-		Proxy: nil,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			host, port, err := net.SplitHostPort(addr)
-			if err != nil {
-				return nil, err
-			}
-			if net.ParseIP(host) != nil || r == nil {
-				return dialer.DialContext(ctx, network, addr)
-			}
-			ips, err := r.LookupIPAddr(ctx, fqdn(host))
-			if err != nil {
-				return nil, err
-			}
-			lastErr := fmt.Errorf("%s has no address", host)
-			for _, ip := range ips {
-				c, err := dialer.DialContext(ctx, network, net.JoinHostPort(ip.IP.String(), port))
-				if err == nil {
-					return c, nil
-				}
-				lastErr = err
-			}
-			return nil, lastErr
-		},
-		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		Proxy:                 nil,
+		DialContext:           resolver.DialContext(r, &net.Dialer{Timeout: dialTimeout}),
+	TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:   dialTimeout,
 		ResponseHeaderTimeout: dialTimeout,
 		DisableKeepAlives:     true,

@@ -29,7 +29,7 @@ import (
 	"github.com/isaclist/isaclist/internal/minidns"
 	"github.com/isaclist/isaclist/internal/sandbox"
 	"github.com/isaclist/isaclist/listcore"
-	"github.com/isaclist/isaclist/listcore/mailauth"
+	"github.com/isaclist/isaclist/resolver"
 	"github.com/isaclist/isaclist/store"
 )
 
@@ -143,7 +143,7 @@ func issue(t *testing.T, ca *testCA, names []string, notBefore, notAfter time.Ti
 // --- a resolver with reverse DNS (minidns has no PTR records) ---
 
 type ptrResolver struct {
-	mailauth.Resolver
+	resolver.Resolver
 	mu    sync.Mutex
 	ptr   map[string][]string
 	panic bool
@@ -216,7 +216,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.dns.Close)
-	f.res = &ptrResolver{Resolver: mailauth.NewResolver(f.dns.Addr, 2*time.Second), ptr: map[string][]string{tPublicIP: {tHost + "."}}}
+	f.res = &ptrResolver{Resolver: resolver.New(f.dns.Addr, 2*time.Second), ptr: map[string][]string{tPublicIP: {tHost + "."}}}
 	f.publishAll()
 
 	// The data folder and database, as the store leaves them.

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/isaclist/isaclist/listcore/mailhdr"
+	"github.com/isaclist/isaclist/mailhdr"
 	"github.com/isaclist/isaclist/store"
 	"github.com/isaclist/isaclist/tlp"
 )

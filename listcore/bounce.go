@@ -6,7 +6,7 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/isaclist/isaclist/listcore/mailhdr"
+	"github.com/isaclist/isaclist/mailhdr"
 	"github.com/isaclist/isaclist/store"
 )
 

@@ -17,17 +17,17 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/isaclist/isaclist/listcore/mailauth"
-	"github.com/isaclist/isaclist/listcore/mailhdr"
-	"github.com/isaclist/isaclist/listcore/pgp"
+	"github.com/isaclist/isaclist/mailhdr"
 	"github.com/isaclist/isaclist/metrics"
+	"github.com/isaclist/isaclist/pgp"
+	"github.com/isaclist/isaclist/resolver"
 	"github.com/isaclist/isaclist/store"
 )
 
 // Core is the list engine shared by the SMTP server and the admin socket.
 type Core struct {
 	DB       *store.DB
-	Resolver mailauth.Resolver
+	Resolver resolver.Resolver
 	// Hostname names this server in Received and Authentication-Results.
 	Hostname string
 	Log      *slog.Logger
@@ -75,7 +75,7 @@ func (c *Core) listKey(l *store.List, s *store.ListSecrets) *pgp.ListKey {
 }
 
 // New returns a Core with default limits and the real clock.
-func New(db *store.DB, r mailauth.Resolver, hostname string, log *slog.Logger) *Core {
+func New(db *store.DB, r resolver.Resolver, hostname string, log *slog.Logger) *Core {
 	return &Core{DB: db, Resolver: r, Hostname: hostname, Log: log, Limits: mailhdr.DefaultLimits(), Queued: func() {}, NewDKIMKey: newDKIMKey}
 }
 

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/isaclist/isaclist/listcore/pgp"
+	"github.com/isaclist/isaclist/pgp"
 	"github.com/isaclist/isaclist/store"
 )
 

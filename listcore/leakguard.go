@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/isaclist/isaclist/listcore/mailhdr"
+	"github.com/isaclist/isaclist/mailhdr"
 	"github.com/isaclist/isaclist/store"
 	"github.com/isaclist/isaclist/tlp"
 )

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/isaclist/isaclist/listcore/pgp"
+	"github.com/isaclist/isaclist/pgp"
 )
 
 // checkMemberKey reads a member's public key (armored or binary) and

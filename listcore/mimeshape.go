@@ -7,7 +7,7 @@ import (
 	"strings"
 
 	"github.com/emersion/go-message/textproto"
-	"github.com/isaclist/isaclist/listcore/mailhdr"
+	"github.com/isaclist/isaclist/mailhdr"
 )
 
 // The MIME structure of a post is bounded and whole: no mail client nests

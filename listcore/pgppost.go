@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/isaclist/isaclist/listcore/mailhdr"
-	"github.com/isaclist/isaclist/listcore/pgp"
+	"github.com/isaclist/isaclist/mailhdr"
+	"github.com/isaclist/isaclist/pgp"
 	"github.com/isaclist/isaclist/store"
 	"github.com/isaclist/isaclist/tlp"
 )

@@ -9,8 +9,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/isaclist/isaclist/listcore/mailauth"
-	"github.com/isaclist/isaclist/listcore/mailhdr"
+	"github.com/isaclist/isaclist/mailauth"
+	"github.com/isaclist/isaclist/mailhdr"
 	"github.com/isaclist/isaclist/store"
 	"github.com/isaclist/isaclist/tlp"
 )

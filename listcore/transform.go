@@ -12,9 +12,9 @@ import (
 
 	"github.com/emersion/go-msgauth/authres"
 	"github.com/emersion/go-msgauth/dkim"
-	"github.com/isaclist/isaclist/listcore/mailauth"
-	"github.com/isaclist/isaclist/listcore/mailhdr"
-	"github.com/isaclist/isaclist/listcore/pgp"
+	"github.com/isaclist/isaclist/mailauth"
+	"github.com/isaclist/isaclist/mailhdr"
+	"github.com/isaclist/isaclist/pgp"
 	"github.com/isaclist/isaclist/store"
 	"github.com/isaclist/isaclist/tlp"
 )

@@ -28,7 +28,7 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/isaclist/isaclist/internal/minidns"
 	"github.com/isaclist/isaclist/listcore"
-	"github.com/isaclist/isaclist/listcore/mailauth"
+	"github.com/isaclist/isaclist/resolver"
 	"github.com/isaclist/isaclist/store"
 )
 
@@ -121,7 +121,7 @@ func newFuzzEnv(f *testing.F) *fuzzEnv {
 	dns.AddTXT("fz._domainkey.member-b.example", "v=DKIM1; k=ed25519; p="+base64.StdEncoding.EncodeToString(pub))
 
 	quiet := slog.New(slog.DiscardHandler)
-	core := listcore.New(db, mailauth.NewResolver(dns.Addr, 2*time.Second), "lists.example", quiet)
+	core := listcore.New(db, resolver.New(dns.Addr, 2*time.Second), "lists.example", quiet)
 	listKey, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err != nil {
 		f.Fatal(err)

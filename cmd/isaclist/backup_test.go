@@ -10,7 +10,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/isaclist/isaclist/internal/sandbox"
-	"github.com/isaclist/isaclist/listcore/pgp"
+	"github.com/isaclist/isaclist/pgp"
 )
 
 // A backup taken while the daemon runs, restored into a new data

@@ -21,7 +21,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/isaclist/isaclist/internal/sandbox"
-	"github.com/isaclist/isaclist/listcore/pgp"
+	"github.com/isaclist/isaclist/pgp"
 	"github.com/isaclist/isaclist/store"
 )
 
@@ -551,7 +551,7 @@ func tail(s string, n int) string {
 // two posts arrived together: every copy's Autocrypt header comes from the
 // one cached list key (listcore.Core.listKey), and the first calls of
 // ListKey.PublicBytes serialized its signatures, which go-crypto's
-// Signature.Serialize lazily writes to (fixed in listcore/pgp/listkey.go:
+// Signature.Serialize lazily writes to (fixed in pgp/listkey.go:
 // serialized once, under a lock). This is that race without the daemon,
 // for -race.
 func TestListKeyPublicBytesConcurrently(t *testing.T) {

@@ -24,8 +24,8 @@ import (
 	"github.com/isaclist/isaclist/internal/minidns"
 	"github.com/isaclist/isaclist/internal/sandbox"
 	"github.com/isaclist/isaclist/listcore"
-	"github.com/isaclist/isaclist/listcore/mailauth"
-	"github.com/isaclist/isaclist/listcore/pgp"
+	"github.com/isaclist/isaclist/pgp"
+	"github.com/isaclist/isaclist/resolver"
 	"github.com/spf13/cobra"
 )
 
@@ -230,9 +230,9 @@ level = "warn"
 	if err != nil {
 		return err
 	}
-	resolver := mailauth.NewResolver(dns.Addr, 2*time.Second)
+	res := resolver.New(dns.Addr, 2*time.Second)
 	for _, c := range copies {
-		printCopy(out, c, resolver, bobKey)
+		printCopy(out, c, res, bobKey)
 	}
 
 	step("Carol shares something TLP:RED: it goes only encrypted, only to members with a key")
@@ -251,7 +251,7 @@ level = "warn"
 		return err
 	}
 	for _, c := range copies {
-		printCopy(out, c, resolver, bobKey)
+		printCopy(out, c, res, bobKey)
 	}
 	fmt.Fprintf(out, "\n   Alice and Carol have no key on record: they got no copy, Carol a notice\n   naming them, and nothing of the post was ever stored in the clear.\n")
 	fmt.Fprintf(out, "\nThat is the whole pipeline. Next: README.md (deployment), `isaclist --help`.\n")
@@ -303,7 +303,7 @@ func waitMaildir(dir string, seen map[string]bool, n int, timeout time.Duration)
 	}
 }
 
-func printCopy(out io.Writer, data []byte, r mailauth.Resolver, bobKey *pgp.ListKey) {
+func printCopy(out io.Writer, data []byte, r resolver.Resolver, bobKey *pgp.ListKey) {
 	crlf := bytes.ReplaceAll(data, []byte("\n"), []byte("\r\n"))
 	msg, err := mail.ReadMessage(bytes.NewReader(crlf))
 	if err != nil {

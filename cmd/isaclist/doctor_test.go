@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/isaclist/isaclist/doctor"
-	"github.com/isaclist/isaclist/listcore/mailauth"
+	"github.com/isaclist/isaclist/resolver"
 )
 
 // doctorStates runs `isaclist doctor --json` against the world and returns
@@ -226,7 +226,7 @@ func TestDoctorEverythingPublished(t *testing.T) {
 	roots := x509.NewCertPool()
 	roots.AddCert(cert)
 	roots.AddCert(stsCert)
-	res := mailauth.NewResolver(w.dns.Addr, 2*time.Second)
+	res := resolver.New(w.dns.Addr, 2*time.Second)
 	rep := doctor.Run(context.Background(), doctor.Options{
 		ConfigPath: w.cfgPath,
 		HTTPClient: doctor.NewHTTPClient(res, roots),

@@ -22,7 +22,7 @@ import (
 	"github.com/isaclist/isaclist/internal/minidns"
 	"github.com/isaclist/isaclist/internal/sandbox"
 	"github.com/isaclist/isaclist/listcore"
-	"github.com/isaclist/isaclist/listcore/mailauth"
+	"github.com/isaclist/isaclist/resolver"
 )
 
 const (
@@ -245,7 +245,7 @@ func domainOf(addr string) string {
 // verifyListDKIM checks a copy's DKIM signature against the list's key in
 // the world's DNS, as a member's mail server would.
 func (w *world) verifyListDKIM(msg []byte) error {
-	r := mailauth.NewResolver(w.dns.Addr, 2*time.Second)
+	r := resolver.New(w.dns.Addr, 2*time.Second)
 	vs, err := dkim.VerifyWithOptions(bytes.NewReader(msg), &dkim.VerifyOptions{LookupTXT: func(n string) ([]string, error) {
 		return r.LookupTXT(context.Background(), n)
 	}})

@@ -19,7 +19,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
-	"github.com/isaclist/isaclist/listcore/mailauth"
+	"github.com/isaclist/isaclist/resolver"
 	"golang.org/x/net/idna"
 )
 
@@ -36,7 +36,7 @@ import (
 // for the MX host name; nothing goes in plain.
 type Direct struct {
 	Hostname  string            // our EHLO name
-	Resolver  mailauth.Resolver // every DNS lookup: MX, addresses, _mta-sts TXT, the policy host
+	Resolver  resolver.Resolver // every DNS lookup: MX, addresses, _mta-sts TXT, the policy host
 	PerDomain int               // concurrent sessions per recipient domain; 0: 2
 	// Timeout bounds each SMTP command (the reply to the end of DATA: 5x),
 	// and, capped at 30 seconds, connecting and fetching a policy.

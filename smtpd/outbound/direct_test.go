@@ -11,7 +11,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
-	"github.com/isaclist/isaclist/listcore"
 	"io"
 	"math/big"
 	"net"
@@ -22,10 +21,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/isaclist/isaclist/listcore"
+
 	"github.com/emersion/go-smtp"
 	"github.com/isaclist/isaclist/internal/minidns"
 	"github.com/isaclist/isaclist/internal/sandbox"
-	"github.com/isaclist/isaclist/listcore/mailauth"
+	"github.com/isaclist/isaclist/resolver"
 	"github.com/miekg/dns"
 )
 
@@ -127,7 +128,7 @@ func tlsWith(cert tls.Certificate) *tls.Config {
 func (e *env) direct(smtpAddr string) *Direct {
 	return &Direct{
 		Hostname: "lists.isac.test",
-		Resolver: mailauth.NewResolver(e.dns.Addr, 2*time.Second),
+		Resolver: resolver.New(e.dns.Addr, 2*time.Second),
 		Port:     portOf(e.t, smtpAddr),
 		RootCAs:  e.ca.pool,
 		Timeout:  5 * time.Second,

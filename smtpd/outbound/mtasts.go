@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/isaclist/isaclist/resolver"
 )
 
 // MTASTSPolicy is a recipient domain's MTA-STS policy (RFC 8461 §3.2).
@@ -458,27 +460,12 @@ func (d *Direct) httpClient() *http.Client {
 	return d.http
 }
 
-// dialResolved dials host:port, looking host up through Resolver.
+// dialResolved dials a host name resolved through Resolver.
 func (d *Direct) dialResolved(ctx context.Context, network, addr string) (net.Conn, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, err
+	conn, err := resolver.DialContext(d.Resolver, &net.Dialer{Timeout: d.connectTimeout()})(ctx, network, addr)
+	var le *resolver.LookupError
+	if errors.As(err, &le) {
+		return nil, fmt.Errorf("%s: %s", le.Host, dnsReason(le.Err))
 	}
-	dialer := net.Dialer{Timeout: d.connectTimeout()}
-	if net.ParseIP(host) != nil {
-		return dialer.DialContext(ctx, network, addr)
-	}
-	ips, err := d.Resolver.LookupIPAddr(ctx, host)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %s", host, dnsReason(err))
-	}
-	var lastErr error = fmt.Errorf("%s has no address", host)
-	for _, ip := range ips {
-		conn, err := dialer.DialContext(ctx, network, net.JoinHostPort(ip.IP.String(), port))
-		if err == nil {
-			return conn, nil
-		}
-		lastErr = err
-	}
-	return nil, lastErr
+	return conn, err
 }

@@ -2,7 +2,7 @@
 // domain of its From address: a DKIM signature aligned with that domain, or
 // an SPF pass for an aligned MAIL FROM (DMARC's notion of alignment, RFC
 // 7489 §3.1, applied whatever policy the domain publishes).
-package mailauth
+package resolver
 
 import (
 	"context"
@@ -19,10 +19,10 @@ type Resolver interface {
 	LookupAddr(ctx context.Context, addr string) ([]string, error)
 }
 
-// NewResolver returns the resolver for `[dns] resolver`: the system's when
+// New returns the resolver for `[dns] resolver`: the system's when
 // server is empty, otherwise one that sends every query to server (UDP,
 // with TCP for truncated answers), never to the system's configuration.
-func NewResolver(server string, timeout time.Duration) *net.Resolver {
+func New(server string, timeout time.Duration) *net.Resolver {
 	if server == "" {
 		return &net.Resolver{PreferGo: true}
 	}
@@ -33,4 +33,18 @@ func NewResolver(server string, timeout time.Duration) *net.Resolver {
 			return d.DialContext(ctx, network, server)
 		},
 	}
+}
+
+// maxCacheEntries bounds the names a cache remembers.
+const maxCacheEntries = 100000
+
+// NewCached is the resolver of `[dns]`: New(server, timeout), its answers
+// kept for cacheTTL (none when cacheTTL is 0). The daemon, its direct
+// delivery and doctor all look names up through one of these.
+func NewCached(server string, timeout, cacheTTL time.Duration) Resolver {
+	r := New(server, timeout)
+	if cacheTTL <= 0 {
+		return r
+	}
+	return NewCache(r, cacheTTL, maxCacheEntries)
 }

@@ -10,6 +10,7 @@ import (
 
 	"blitiri.com.ar/go/spf"
 	"github.com/emersion/go-msgauth/dkim"
+	"github.com/isaclist/isaclist/resolver"
 	"golang.org/x/net/publicsuffix"
 )
 
@@ -71,7 +72,7 @@ func Aligned(a, b string) bool {
 // Authenticate runs DKIM, then SPF only if needed. Signatures whose d= does
 // not align with the From domain are not looked up at all: they could not
 // authenticate the author, so they cost no DNS query.
-func Authenticate(ctx context.Context, r Resolver, c Check) Result {
+func Authenticate(ctx context.Context, r resolver.Resolver, c Check) Result {
 	var res Result
 	lookup := func(name string) ([]string, error) {
 		domain := name

@@ -1,4 +1,4 @@
-package mailauth
+package resolver
 
 import (
 	"context"

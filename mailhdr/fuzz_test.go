@@ -12,7 +12,7 @@ import (
 // The seed corpora live in testdata/fuzz/<Target>/ (Go's "go test fuzz v1"
 // format), written from the table tests by
 //
-//	MAILHDR_WRITE_CORPUS=1 go test -run TestSeedCorpus ./listcore/mailhdr
+//	MAILHDR_WRITE_CORPUS=1 go test -run TestSeedCorpus ./mailhdr
 //
 // Files whose name starts with "seed-" are generated; others are inputs the
 // fuzzer found and are kept as regression tests.

@@ -1,4 +1,4 @@
-package mailauth
+package resolver
 
 import (
 	"context"
@@ -20,7 +20,7 @@ func TestCache(t *testing.T) {
 	defer srv.Close()
 	srv.AddTXT("member.example", "v=spf1 -all")
 	clock := time.Unix(1_800_000_000, 0)
-	c := NewCache(NewResolver(srv.Addr, 2*time.Second), time.Minute, 3)
+	c := NewCache(New(srv.Addr, 2*time.Second), time.Minute, 3)
 	c.now = func() time.Time { return clock }
 	ctx := context.Background()
 

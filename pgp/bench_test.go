@@ -20,7 +20,7 @@ import (
 // keys (Curve25519 and RSA-3072), shared encryption against naive
 // per-member encryption and against the lower bound.
 //
-//	go test -run '^$' -bench 'Fanout|LowerBound' -benchtime 3x ./listcore/pgp/
+//	go test -run '^$' -bench 'Fanout|LowerBound' -benchtime 3x ./pgp/
 
 const benchRecipients = 50
 
