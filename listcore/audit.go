@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/isaclist/isaclist/reply"
 	"github.com/isaclist/isaclist/store"
 )
 
@@ -69,7 +70,7 @@ func (c *Core) recorder() *refusalRecorder {
 // recordRefusal queues the audit record of a refused post. Nothing of a
 // refused message is kept, its sender's address included: the record
 // holds a hash of it, enough to see that the same sender tried again.
-func (c *Core) recordRefusal(list, from string, size int, r *Refusal) {
+func (c *Core) recordRefusal(list, from string, size int, r *reply.Refusal) {
 	sum := sha256.Sum256([]byte(strings.ToLower(from)))
 	rec := store.AuditRecord{Time: c.now(), Actor: "sender-sha256:" + hex.EncodeToString(sum[:8]), Action: "post", List: list,
 		Size: size, Verdict: store.VerdictRefused, Reason: r.Kind}

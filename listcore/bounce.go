@@ -7,12 +7,13 @@ import (
 	"strings"
 
 	"github.com/isaclist/isaclist/mailhdr"
+	"github.com/isaclist/isaclist/reply"
 	"github.com/isaclist/isaclist/store"
 )
 
 // receiveBounce takes a bounce sent to one copy's VERP address and counts
 // it against that member. The bounce itself is not kept.
-func (c *Core) receiveBounce(env Envelope, t Target, msg []byte) (*Accepted, *Refusal) {
+func (c *Core) receiveBounce(env Envelope, t Target, msg []byte) (*Accepted, *reply.Refusal) {
 	l, secrets, r := c.loadList(t.List)
 	if r != nil {
 		return nil, r
@@ -20,13 +21,13 @@ func (c *Core) receiveBounce(env Envelope, t Target, msg []byte) (*Accepted, *Re
 	now := c.now()
 	seq, err := ParseBounceToken(l.Address, secrets.VERPKey, t.Token, now)
 	if err != nil {
-		r := refuse(CodeBadBounce, "%s is not an address %s sent mail from; the bounce is not accepted", t.Address, fmtList(l))
+		r := reply.New(reply.BadBounce, "%s is not an address %s sent mail from; the bounce is not accepted", t.Address, fmtList(l))
 		r.Cause = err.Error()
 		return nil, r
 	}
 	hdr, off, perr := mailhdr.Parse(msg, c.Limits)
 	if perr != nil {
-		return nil, refuse(CodeMalformed, "the bounce's header is malformed: %s", reason(perr))
+		return nil, reply.New(reply.Malformed, "the bounce's header is malformed: %s", reason(perr))
 	}
 	verdict := classifyBounce(env, hdr, msg[off:])
 	log := c.logger().With("id", env.ID, "list", l.Address, "member_seq", seq, "bounce", verdict.kind)
@@ -51,7 +52,7 @@ func (c *Core) receiveBounce(env Envelope, t Target, msg []byte) (*Accepted, *Re
 		return &Accepted{QueueID: env.ID}, nil
 	}
 	if err != nil {
-		return nil, storeRefusal(err)
+		return nil, reply.StoreError(err)
 	}
 	log.Info("bounce counted", "status", verdict.status)
 	return &Accepted{QueueID: env.ID}, nil

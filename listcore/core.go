@@ -20,6 +20,7 @@ import (
 	"github.com/isaclist/isaclist/mailhdr"
 	"github.com/isaclist/isaclist/metrics"
 	"github.com/isaclist/isaclist/pgp"
+	"github.com/isaclist/isaclist/reply"
 	"github.com/isaclist/isaclist/resolver"
 	"github.com/isaclist/isaclist/store"
 )
@@ -150,15 +151,15 @@ func (c *Core) listAndSecrets(addr string) (*store.List, *store.ListSecrets, err
 }
 
 // ResolveRecipient says which of our addresses rcpt is, or refuses it.
-func (c *Core) ResolveRecipient(rcpt string) (Target, *Refusal) {
+func (c *Core) ResolveRecipient(rcpt string) (Target, *reply.Refusal) {
 	addr := strings.ToLower(strings.TrimSpace(rcpt))
 	local, domain, ok := strings.Cut(addr, "@")
 	if !ok || local == "" || domain == "" {
-		return Target{}, refuse(CodeBadRecipient, "%q is not an address", truncate(rcpt, 64))
+		return Target{}, reply.New(reply.BadRecipient, "%q is not an address", truncate(rcpt, 64))
 	}
 	lists, err := c.allLists()
 	if err != nil {
-		return Target{}, internalError(err)
+		return Target{}, reply.InternalError(err)
 	}
 	for _, l := range lists {
 		lLocal, lDomain, _ := strings.Cut(l.Address, "@")
@@ -170,7 +171,7 @@ func (c *Core) ResolveRecipient(rcpt string) (Target, *Refusal) {
 			return Target{Kind: TargetPost, List: l.Address, Address: addr}, nil
 		case local == lLocal+ownerSuffix:
 			if len(OwnerRecipients(&l)) == 0 {
-				return Target{}, refuse(CodeNoOwner, "%s has no chair, secretary or owner configured yet; write to a member of the list instead", l.Name)
+				return Target{}, reply.New(reply.NoOwner, "%s has no chair, secretary or owner configured yet; write to a member of the list instead", l.Name)
 			}
 			return Target{Kind: TargetOwner, List: l.Address, Address: addr}, nil
 		case strings.HasPrefix(local, lLocal+bounceSuffix+"+"):
@@ -182,31 +183,31 @@ func (c *Core) ResolveRecipient(rcpt string) (Target, *Refusal) {
 				s, err = tx.ListSecrets(l.Address)
 				return err
 			}); err != nil {
-				return Target{}, internalError(err)
+				return Target{}, reply.InternalError(err)
 			}
 			if _, err := ParseBounceToken(l.Address, s.VERPKey, token, c.now()); err != nil {
-				r := refuse(CodeBadBounce, "%s is not an address %s sent mail from; the bounce is not accepted", addr, fmtList(&l))
+				r := reply.New(reply.BadBounce, "%s is not an address %s sent mail from; the bounce is not accepted", addr, fmtList(&l))
 				r.Cause = err.Error()
 				return Target{}, r
 			}
 			return Target{Kind: TargetBounce, List: l.Address, Address: addr, Token: token}, nil
 		case local == lLocal+bounceSuffix:
-			return Target{}, refuse(CodeBadRecipient, "%s only receives bounces addressed to one copy; it is not a mailbox", addr)
+			return Target{}, reply.New(reply.BadRecipient, "%s only receives bounces addressed to one copy; it is not a mailbox", addr)
 		case strings.HasPrefix(local, lLocal+voteSuffix+"+"):
 			id := strings.ToUpper(strings.TrimPrefix(local, lLocal+voteSuffix+"+"))
 			if adm, err := c.Admission(l.Address, id); err != nil || adm.State != store.AdmissionOpen {
-				return Target{}, refuse(CodeBadRecipient, "%s: there is no open admission proposal %s to vote on", addr, id)
+				return Target{}, reply.New(reply.BadRecipient, "%s: there is no open admission proposal %s to vote on", addr, id)
 			}
 			return Target{Kind: TargetVote, List: l.Address, Address: addr, Token: id}, nil
 		case strings.HasPrefix(local, lLocal+acceptSuffix+"+"):
 			version := strings.TrimPrefix(local, lLocal+acceptSuffix+"+")
 			if !strings.EqualFold(version, l.GuidelinesVersion) {
-				return Target{}, refuse(CodeBadRecipient, "%s: version %s is not the current membership guidelines of %s", addr, version, fmtList(&l))
+				return Target{}, reply.New(reply.BadRecipient, "%s: version %s is not the current membership guidelines of %s", addr, version, fmtList(&l))
 			}
 			return Target{Kind: TargetAccept, List: l.Address, Address: addr, Token: l.GuidelinesVersion}, nil
 		}
 	}
-	return Target{}, refuse(CodeNoSuchList, "no list %s is hosted here; check the address", truncate(addr, 128))
+	return Target{}, reply.New(reply.NoSuchList, "no list %s is hosted here; check the address", truncate(addr, 128))
 }
 
 func truncate(s string, n int) string {
@@ -220,13 +221,6 @@ func truncate(s string, n int) string {
 		return s[:n] + "..."
 	}
 	return s
-}
-
-// internalError hides an internal cause from the peer and asks it to retry.
-func internalError(err error) *Refusal {
-	r := refuse(CodeInternal, "a temporary problem on the list server; please try again later")
-	r.Cause = err.Error()
-	return r
 }
 
 func (c *Core) logger() *slog.Logger {

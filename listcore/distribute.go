@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/isaclist/isaclist/reply"
 	"github.com/isaclist/isaclist/store"
 	"github.com/isaclist/isaclist/tlp"
 )
@@ -34,7 +35,7 @@ const inlineBodyMax = 128 << 10
 // distribute plans who gets what (encryption policy, TLP rules), makes the
 // plain copy and the encrypted form, and commits the message, its copies,
 // its thread label, its notices and its audit record in one transaction.
-func (c *Core) distribute(d *distribution) (*Accepted, *Refusal) {
+func (c *Core) distribute(d *distribution) (*Accepted, *reply.Refusal) {
 	pc, l, secrets, now := d.pc, d.pc.list, d.pc.secrets, d.pc.now
 	acc := &Accepted{Label: pc.label}
 	var members []store.Member
@@ -43,7 +44,7 @@ func (c *Core) distribute(d *distribution) (*Accepted, *Refusal) {
 		members, err = tx.Members(l.Address)
 		return err
 	}); err != nil {
-		return nil, internalError(err)
+		return nil, reply.InternalError(err)
 	}
 	plan, r := planCopies(l, members, pc.label, now)
 	if r != nil {
@@ -52,30 +53,30 @@ func (c *Core) distribute(d *distribution) (*Accepted, *Refusal) {
 	if pc.label == tlp.Red && len(plan.plain) > 0 {
 		// The last guard before anything is written: a plain copy of a
 		// RED post would put its text in the queue, file or database.
-		return nil, internalError(errors.New("a plain copy was planned for a TLP:RED post"))
+		return nil, reply.InternalError(errors.New("a plain copy was planned for a TLP:RED post"))
 	}
 	var plainCopy [][]byte
 	var err error
 	if len(plan.plain) > 0 {
 		if plainCopy, err = pc.build(); err != nil {
-			return nil, internalError(fmt.Errorf("building the copy: %w", err))
+			return nil, reply.InternalError(fmt.Errorf("building the copy: %w", err))
 		}
 	}
 	var sealed *sealedPost
 	if len(plan.encrypted) > 0 {
 		if sealed, err = c.seal(pc, plan, now); err != nil {
-			return nil, internalError(fmt.Errorf("encrypting the copies: %w", err))
+			return nil, reply.InternalError(fmt.Errorf("encrypting the copies: %w", err))
 		}
 		plan.encrypted, plan.excluded = sealed.recipients, append(plan.excluded, sealed.unusable...)
 	}
 	if pc.label == tlp.Red && len(plan.encrypted) == 0 {
-		return nil, refuse(CodeRedNoRecipient, "no member of %s has a valid OpenPGP key, and TLP:RED is shared only encrypted: nobody could receive this message; share it in person (Rondje Rood)", fmtList(l))
+		return nil, reply.New(reply.RedNoRecipient, "no member of %s has a valid OpenPGP key, and TLP:RED is shared only encrypted: nobody could receive this message; share it in person (Rondje Rood)", fmtList(l))
 	}
 	notices := d.notices
 	if len(plan.excluded) > 0 && plan.tellAuthor && d.author != nil {
 		n, err := c.excludedNotice(l, secrets, d.author, pc.label, d.msgID, plan.excluded, now)
 		if err != nil {
-			return nil, internalError(err)
+			return nil, reply.InternalError(err)
 		}
 		notices = append(notices, n)
 	}
@@ -109,13 +110,13 @@ func (c *Core) distribute(d *distribution) (*Accepted, *Refusal) {
 	// nothing refers to, which is swept.
 	if plainCopy != nil {
 		if err := c.DB.WriteBody(id, store.BodyPlain, plainCopy); err != nil {
-			return nil, storeRefusal(err)
+			return nil, reply.StoreError(err)
 		}
 	}
 	if sealed != nil {
 		if err := c.DB.WriteBody(id, store.BodySealed, [][]byte{sealed.body}); err != nil {
 			c.DB.RemoveBodies(id)
-			return nil, storeRefusal(err)
+			return nil, reply.StoreError(err)
 		}
 	}
 	err = c.DB.Update(func(tx *store.Tx) error {
@@ -192,7 +193,7 @@ func (c *Core) distribute(d *distribution) (*Accepted, *Refusal) {
 		c.DB.RemoveBodies(id)
 	}
 	if err != nil {
-		return nil, storeRefusal(err)
+		return nil, reply.StoreError(err)
 	}
 	acc.QueueID = id
 	acc.Excluded = len(plan.excluded)

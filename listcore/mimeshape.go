@@ -8,6 +8,7 @@ import (
 
 	"github.com/emersion/go-message/textproto"
 	"github.com/isaclist/isaclist/mailhdr"
+	"github.com/isaclist/isaclist/reply"
 )
 
 // The MIME structure of a post is bounded and whole: no mail client nests
@@ -20,13 +21,13 @@ const (
 )
 
 // checkMIME walks the MIME tree of a message (its header and body).
-func checkMIME(h *mailhdr.Header, body []byte) *Refusal {
+func checkMIME(h *mailhdr.Header, body []byte) *reply.Refusal {
 	ct, _ := h.Get("Content-Type")
 	parts := 0
 	return mimeShape(ct, body, 0, &parts)
 }
 
-func mimeShape(contentType string, body []byte, depth int, parts *int) *Refusal {
+func mimeShape(contentType string, body []byte, depth int, parts *int) *reply.Refusal {
 	mt, params, err := mime.ParseMediaType(contentType)
 	if err != nil {
 		// An unreadable Content-Type makes the part text/plain (RFC 2045
@@ -36,7 +37,7 @@ func mimeShape(contentType string, body []byte, depth int, parts *int) *Refusal 
 	switch {
 	case mt == "message/rfc822" || mt == "message/global":
 		if depth >= maxMIMEDepth {
-			return refuse(CodeMalformed, "the message's MIME structure nests more than %d levels deep", maxMIMEDepth)
+			return reply.New(reply.Malformed, "the message's MIME structure nests more than %d levels deep", maxMIMEDepth)
 		}
 		hdr, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(body)))
 		if err != nil {
@@ -51,24 +52,24 @@ func mimeShape(contentType string, body []byte, depth int, parts *int) *Refusal 
 		return nil
 	}
 	if depth >= maxMIMEDepth {
-		return refuse(CodeMalformed, "the message's MIME structure nests more than %d levels deep", maxMIMEDepth)
+		return reply.New(reply.Malformed, "the message's MIME structure nests more than %d levels deep", maxMIMEDepth)
 	}
 	boundary := params["boundary"]
 	if boundary == "" {
-		return refuse(CodeMalformed, "a %s part has no boundary parameter (RFC 2046 §5.1.1)", mt)
+		return reply.New(reply.Malformed, "a %s part has no boundary parameter (RFC 2046 §5.1.1)", mt)
 	}
 	raw, err := splitMultipartRaw(body, boundary)
 	if err != nil {
-		return refuse(CodeMalformed, "the message's MIME structure is malformed or truncated (a %s part %s); send it again", mt, err)
+		return reply.New(reply.Malformed, "the message's MIME structure is malformed or truncated (a %s part %s); send it again", mt, err)
 	}
 	for _, part := range raw {
 		*parts++
 		if *parts > maxMIMEParts {
-			return refuse(CodeMalformed, "the message has more than %d MIME parts", maxMIMEParts)
+			return reply.New(reply.Malformed, "the message has more than %d MIME parts", maxMIMEParts)
 		}
 		hdr, err := textproto.ReadHeader(bufio.NewReader(bytes.NewReader(part)))
 		if err != nil {
-			return refuse(CodeMalformed, "a MIME part's header is malformed")
+			return reply.New(reply.Malformed, "a MIME part's header is malformed")
 		}
 		off := bytes.Index(part, []byte("\r\n\r\n"))
 		sub := []byte{}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/isaclist/isaclist/reply"
 	"github.com/isaclist/isaclist/store"
 	"github.com/isaclist/isaclist/tlp"
 )
@@ -14,13 +15,13 @@ import (
 // may write to the owners (an organisation that wants to join, say), but
 // only with mail its domain authenticates: the secretary is exactly whom a
 // phisher would impersonate a member to.
-func (c *Core) receiveOwner(ctx context.Context, env Envelope, t Target, msg []byte) (*Accepted, *Refusal) {
+func (c *Core) receiveOwner(ctx context.Context, env Envelope, t Target, msg []byte) (*Accepted, *reply.Refusal) {
 	l, secrets, r := c.loadList(t.List)
 	if r != nil {
 		return nil, r
 	}
 	if env.MailFrom == "" {
-		return nil, refuse(CodeNullSender, "the owner address of %s takes no bounces or other mail from the null sender", fmtList(l))
+		return nil, reply.New(reply.NullSender, "the owner address of %s takes no bounces or other mail from the null sender", fmtList(l))
 	}
 	p, r := c.parseIncoming(l, msg)
 	if r != nil {
@@ -66,7 +67,7 @@ func (c *Core) receiveOwner(ctx context.Context, env Envelope, t Target, msg []b
 	h.WriteString(foldField("X-Loop", ownerAddr))
 	body, err := out.sign(h.Bytes(), msg[p.bodyOff:])
 	if err != nil {
-		return nil, internalError(err)
+		return nil, reply.InternalError(err)
 	}
 	err = c.DB.Update(func(tx *store.Tx) error {
 		l, err := tx.List(l.Address)
@@ -83,7 +84,7 @@ func (c *Core) receiveOwner(ctx context.Context, env Envelope, t Target, msg []b
 		return tx.Enqueue(&store.Message{ID: id, List: l.Address, Kind: store.KindOwner, Received: now, Size: len(body)}, body, ds)
 	})
 	if err != nil {
-		return nil, storeRefusal(err)
+		return nil, reply.StoreError(err)
 	}
 	c.Queued()
 	return &Accepted{QueueID: id, Copies: len(OwnerRecipients(l))}, nil

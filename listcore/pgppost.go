@@ -12,6 +12,7 @@ import (
 
 	"github.com/isaclist/isaclist/mailhdr"
 	"github.com/isaclist/isaclist/pgp"
+	"github.com/isaclist/isaclist/reply"
 	"github.com/isaclist/isaclist/store"
 	"github.com/isaclist/isaclist/tlp"
 )
@@ -52,7 +53,7 @@ const maxPlaintext = 64 << 20
 // openPost decrypts a post encrypted to the list (PGP/MIME, RFC 3156, or
 // inline) and checks an author's signature against their registered key.
 // A plain post comes back as its own content.
-func (c *Core) openPost(l *store.List, s *store.ListSecrets, member *store.Member, p *parsed, msg []byte) (*opened, *Refusal) {
+func (c *Core) openPost(l *store.List, s *store.ListSecrets, member *store.Member, p *parsed, msg []byte) (*opened, *reply.Refusal) {
 	body := msg[p.bodyOff:]
 	subject, _ := p.hdr.Get("Subject")
 	plain := &opened{content: content{body: body, subject: subject}}
@@ -71,26 +72,26 @@ func (c *Core) openPost(l *store.List, s *store.ListSecrets, member *store.Membe
 	case mt == "multipart/encrypted" && strings.EqualFold(params["protocol"], "application/pgp-encrypted"):
 		parts, err := splitMultipartRaw(body, params["boundary"])
 		if err != nil || len(parts) != 2 {
-			return nil, refuse(CodeCrypto, "the PGP/MIME message is malformed (RFC 3156 §4 wants two parts, the second holding the encrypted data)")
+			return nil, reply.New(reply.Crypto, "the PGP/MIME message is malformed (RFC 3156 §4 wants two parts, the second holding the encrypted data)")
 		}
 		ph, off, err := mailhdr.Parse(parts[1], c.Limits)
 		if err != nil {
-			return nil, refuse(CodeCrypto, "the encrypted part of the PGP/MIME message is malformed: %s", reason(err))
+			return nil, reply.New(reply.Crypto, "the encrypted part of the PGP/MIME message is malformed: %s", reason(err))
 		}
 		data, err := decodeCTE(fieldOf(ph, "Content-Transfer-Encoding"), parts[1][off:])
 		if err != nil {
-			return nil, refuse(CodeCrypto, "the encrypted part's transfer encoding cannot be read")
+			return nil, reply.New(reply.Crypto, "the encrypted part's transfer encoding cannot be read")
 		}
 		return c.decryptPost(l, s, author, data, true, subject)
 	case (mt == "" || mt == "text/plain") && bytes.Contains(body, []byte("-----BEGIN PGP MESSAGE-----")):
 		text, err := decodeCTE(fieldOf(p.hdr, "Content-Transfer-Encoding"), body)
 		if err != nil {
-			return nil, refuse(CodeCrypto, "the message's transfer encoding cannot be read")
+			return nil, reply.New(reply.Crypto, "the message's transfer encoding cannot be read")
 		}
 		start := bytes.Index(text, []byte("-----BEGIN PGP MESSAGE-----"))
 		end := bytes.Index(text, []byte("-----END PGP MESSAGE-----"))
 		if start < 0 || end < start {
-			return nil, refuse(CodeCrypto, "the inline OpenPGP message is truncated (no END PGP MESSAGE line)")
+			return nil, reply.New(reply.Crypto, "the inline OpenPGP message is truncated (no END PGP MESSAGE line)")
 		}
 		return c.decryptPost(l, s, author, text[start:end+len("-----END PGP MESSAGE-----")], false, subject)
 	case mt == "multipart/signed" && strings.EqualFold(params["protocol"], "application/pgp-signature"):
@@ -133,19 +134,19 @@ func fieldOf(h *mailhdr.Header, name string) string {
 
 // decryptPost decrypts an OpenPGP message to the list key. For PGP/MIME
 // the plaintext is a MIME entity; for inline PGP, text.
-func (c *Core) decryptPost(l *store.List, s *store.ListSecrets, author *pgp.PublicKey, data []byte, pgpMIME bool, outerSubject string) (*opened, *Refusal) {
+func (c *Core) decryptPost(l *store.List, s *store.ListSecrets, author *pgp.PublicKey, data []byte, pgpMIME bool, outerSubject string) (*opened, *reply.Refusal) {
 	key := c.listKey(l, s)
 	if key == nil {
-		return nil, internalError(fmt.Errorf("list %s has no usable OpenPGP key", l.Address))
+		return nil, reply.InternalError(fmt.Errorf("list %s has no usable OpenPGP key", l.Address))
 	}
 	d, err := pgp.Decrypt(data, key, author, c.now(), maxPlaintext)
 	var notForUs *pgp.ErrNotForList
 	switch {
 	case errors.As(err, &notForUs):
-		return nil, refuse(CodeNotForUs, "the message is encrypted to %s, not to the key of %s (%s); encrypt to the list's key (isaclist list key, or the Autocrypt header of any list mail) so the list can read it",
+		return nil, reply.New(reply.NotForUs, "the message is encrypted to %s, not to the key of %s (%s); encrypt to the list's key (isaclist list key, or the Autocrypt header of any list mail) so the list can read it",
 			strings.Join(notForUs.KeyIDs, ", "), fmtList(l), key.Fingerprint())
 	case err != nil:
-		return nil, refuse(CodeCrypto, "the OpenPGP message could not be decrypted: %s", truncate(err.Error(), 160))
+		return nil, reply.New(reply.Crypto, "the OpenPGP message could not be decrypted: %s", truncate(err.Error(), 160))
 	}
 	o := &opened{encrypted: true, signed: d.Signed, signatureOK: d.SignatureOK, signatureNote: d.SignatureError}
 	if d.SignatureOK && author != nil {
@@ -162,7 +163,7 @@ func (c *Core) decryptPost(l *store.List, s *store.ListSecrets, author *pgp.Publ
 	}
 	h, off, err := mailhdr.Parse(plaintext, c.Limits)
 	if err != nil {
-		return nil, refuse(CodeCrypto, "the decrypted message is not a valid MIME entity: %s", reason(err))
+		return nil, reply.New(reply.Crypto, "the decrypted message is not a valid MIME entity: %s", reason(err))
 	}
 	o.content.subject = outerSubject
 	if inner, ok := h.Get("Subject"); ok {
@@ -362,7 +363,7 @@ func keyUsable(m *store.Member, now time.Time) bool {
 
 // planCopies applies the list's encryption policy and the TLP rules:
 // TLP:RED only ever travels encrypted, whatever the policy.
-func planCopies(l *store.List, members []store.Member, label tlp.Label, now time.Time) (copyPlan, *Refusal) {
+func planCopies(l *store.List, members []store.Member, label tlp.Label, now time.Time) (copyPlan, *reply.Refusal) {
 	var p copyPlan
 	var keyless []string
 	for _, m := range members {
@@ -372,7 +373,7 @@ func planCopies(l *store.List, members []store.Member, label tlp.Label, now time
 	}
 	strict := label == tlp.Red || label == tlp.AmberStrict
 	if strict && l.StrictAllOrNothing && len(keyless) > 0 {
-		return p, refuse(CodeNotAllKeys, "%s delivers %s to all members encrypted or to none, and these members have no valid OpenPGP key: %s; nothing was sent: ask them to register a key with the secretary, or share it another way",
+		return p, reply.New(reply.NotAllKeys, "%s delivers %s to all members encrypted or to none, and these members have no valid OpenPGP key: %s; nothing was sent: ask them to register a key with the secretary, or share it another way",
 			fmtList(l), label.String(), strings.Join(keyless, ", "))
 	}
 	policy := l.EncryptionPolicy()

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/isaclist/isaclist/mailauth"
 	"github.com/isaclist/isaclist/mailhdr"
+	"github.com/isaclist/isaclist/reply"
 	"github.com/isaclist/isaclist/store"
 	"github.com/isaclist/isaclist/tlp"
 )
@@ -44,7 +44,7 @@ type Accepted struct {
 
 // Receive decides on one message for target and, if accepted, queues it
 // durably before returning. Nothing of a refused message is kept.
-func (c *Core) Receive(ctx context.Context, env Envelope, t Target, msg []byte) (*Accepted, *Refusal) {
+func (c *Core) Receive(ctx context.Context, env Envelope, t Target, msg []byte) (*Accepted, *reply.Refusal) {
 	switch t.Kind {
 	case TargetPost:
 		return c.receivePost(ctx, env, t, msg)
@@ -55,16 +55,16 @@ func (c *Core) Receive(ctx context.Context, env Envelope, t Target, msg []byte) 
 	case TargetVote, TargetAccept:
 		return c.receiveReply(ctx, env, t, msg)
 	}
-	return nil, internalError(fmt.Errorf("unknown target kind %d", t.Kind))
+	return nil, reply.InternalError(fmt.Errorf("unknown target kind %d", t.Kind))
 }
 
-func (c *Core) loadList(addr string) (*store.List, *store.ListSecrets, *Refusal) {
+func (c *Core) loadList(addr string) (*store.List, *store.ListSecrets, *reply.Refusal) {
 	l, s, err := c.listAndSecrets(addr)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil, refuse(CodeNoSuchList, "no list %s is hosted here any more", addr)
+		return nil, nil, reply.New(reply.NoSuchList, "no list %s is hosted here any more", addr)
 	}
 	if err != nil {
-		return nil, nil, internalError(err)
+		return nil, nil, reply.InternalError(err)
 	}
 	return l, s, nil
 }
@@ -77,13 +77,13 @@ type parsed struct {
 	from    mailhdr.Mailbox
 }
 
-func (c *Core) parseIncoming(l *store.List, msg []byte) (*parsed, *Refusal) {
+func (c *Core) parseIncoming(l *store.List, msg []byte) (*parsed, *reply.Refusal) {
 	if r := checkFraming(msg); r != nil {
 		return nil, r
 	}
 	hdr, off, err := mailhdr.Parse(msg, c.Limits)
 	if err != nil {
-		return nil, refuse(CodeMalformed, "the message header is malformed: %s", reason(err))
+		return nil, reply.New(reply.Malformed, "the message header is malformed: %s", reason(err))
 	}
 	if r := c.checkLoop(l, hdr); r != nil {
 		return nil, r
@@ -93,10 +93,10 @@ func (c *Core) parseIncoming(l *store.List, msg []byte) (*parsed, *Refusal) {
 	}
 	from, err := mailhdr.CheckFrom(hdr)
 	if err != nil {
-		return nil, refuse(CodeMalformed, "%s", reason(err))
+		return nil, reply.New(reply.Malformed, "%s", reason(err))
 	}
 	if c.isOurAddress(from.Key()) {
-		return nil, refuse(CodeLoop, "the message is from a list address of this server (%s); it looks like the list's own mail coming back", from.Key())
+		return nil, reply.New(reply.Loop, "the message is from a list address of this server (%s); it looks like the list's own mail coming back", from.Key())
 	}
 	return &parsed{hdr: hdr, bodyOff: off, from: from}, nil
 }
@@ -104,7 +104,7 @@ func (c *Core) parseIncoming(l *store.List, msg []byte) (*parsed, *Refusal) {
 // authenticate checks that the message is authenticated for its From
 // domain (mailauth), or refuses it: 451 if DNS failed, else 550 with why,
 // after the sentence policy that says what the recipient requires.
-func (c *Core) authenticate(ctx context.Context, env Envelope, p *parsed, msg []byte, policy string) (mailauth.Result, *Refusal) {
+func (c *Core) authenticate(ctx context.Context, env Envelope, p *parsed, msg []byte, policy string) (mailauth.Result, *reply.Refusal) {
 	auth := mailauth.Authenticate(ctx, c.Resolver, mailauth.Check{
 		Message: msg, FromDomain: p.from.Domain, IP: env.RemoteIP, HELO: env.HELO, MailFrom: env.MailFrom,
 	})
@@ -114,12 +114,12 @@ func (c *Core) authenticate(ctx context.Context, env Envelope, p *parsed, msg []
 		return auth, nil
 	case auth.TempFail:
 		c.Metrics.Authentication("none", "temperror")
-		r := refuse(CodeDNSTemp, "the DKIM or SPF records of %s could not be looked up just now; your server will retry", p.from.Domain)
+		r := reply.New(reply.DNSTemp, "the DKIM or SPF records of %s could not be looked up just now; your server will retry", p.from.Domain)
 		r.Cause = auth.Summary()
 		return auth, r
 	}
 	c.Metrics.Authentication("none", "fail")
-	return auth, refuse(CodeNotAuthenticated, "%s, and this message from %s is not authenticated for %s (%s); send it through your organisation's mail server, which should sign it with DKIM",
+	return auth, reply.New(reply.NotAuthenticated, "%s, and this message from %s is not authenticated for %s (%s); send it through your organisation's mail server, which should sign it with DKIM",
 		policy, p.from.Key(), p.from.Domain, auth.Summary())
 }
 
@@ -131,7 +131,7 @@ func reason(err error) string {
 	return truncate(err.Error(), 200)
 }
 
-func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []byte) (acc *Accepted, refusal *Refusal) {
+func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []byte) (acc *Accepted, refusal *reply.Refusal) {
 	// Every refused post is recorded in the audit trail (metadata only:
 	// who, which list, size, the refusal's kind).
 	from := env.MailFrom
@@ -147,7 +147,7 @@ func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []by
 	// RFC 3834 §2 and RFC 5321 §4.5.5: mail from the null sender is a
 	// bounce or a notification, never a post.
 	if env.MailFrom == "" {
-		return nil, refuse(CodeNullSender, "%s does not distribute bounces or other mail from the null sender (MAIL FROM:<>); post from your own address", fmtList(l))
+		return nil, reply.New(reply.NullSender, "%s does not distribute bounces or other mail from the null sender (MAIL FROM:<>); post from your own address", fmtList(l))
 	}
 	p, r := c.parseIncoming(l, msg)
 	if r != nil {
@@ -173,14 +173,14 @@ func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []by
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, refuse(CodeNotMember, "%s accepts mail only from its members; %s is not one", fmtList(l), p.from.Key())
+		return nil, reply.New(reply.NotMember, "%s accepts mail only from its members; %s is not one", fmtList(l), p.from.Key())
 	}
 	if err != nil {
-		return nil, internalError(err)
+		return nil, reply.InternalError(err)
 	}
 
 	if l.RequireGuidelines && l.GuidelinesVersion != "" && member.GuidelinesVersion != l.GuidelinesVersion {
-		return nil, refuse(CodeGuidelines, "%s takes posts only from members who accepted its membership guidelines version %s; reply \"I accept\" to the guidelines mail, or ask the secretary", fmtList(l), l.GuidelinesVersion)
+		return nil, reply.New(reply.Guidelines, "%s takes posts only from members who accepted its membership guidelines version %s; reply \"I accept\" to the guidelines mail, or ask the secretary", fmtList(l), l.GuidelinesVersion)
 	}
 	opened, r := c.openPost(l, secrets, member, p, msg)
 	if r != nil {
@@ -191,19 +191,19 @@ func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []by
 		if opened.signed {
 			why = "its signature does not verify against your key on record (" + opened.signatureNote + ")"
 		}
-		return nil, refuse(CodeUnsigned, "%s requires posts signed with your registered OpenPGP key, and %s; sign it (PGP/MIME) with the key whose fingerprint `isaclist member list` shows for you", fmtList(l), why)
+		return nil, reply.New(reply.Unsigned, "%s requires posts signed with your registered OpenPGP key, and %s; sign it (PGP/MIME) with the key whose fingerprint `isaclist member list` shows for you", fmtList(l), why)
 	}
 
 	outerSubject, _ := p.hdr.Get("Subject")
 	label, labelErr := readLabels(outerSubject, opened.content.subject)
 	threadLabel, err := c.threadLabel(l.Address, p.hdr)
 	if err != nil {
-		return nil, internalError(err)
+		return nil, reply.InternalError(err)
 	}
 	var unknown *tlp.UnknownLabelError
 	switch {
 	case errors.As(labelErr, &unknown):
-		r := refuse(CodeBadLabel, "%s", unknown.Error())
+		r := reply.New(reply.BadLabel, "%s", unknown.Error())
 		r.Private = true
 		return nil, r
 	case errors.Is(labelErr, tlp.ErrNoLabel) && threadLabel.Valid():
@@ -211,7 +211,7 @@ func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []by
 	case errors.Is(labelErr, tlp.ErrNoLabel) && l.DefaultLabel.Valid():
 		label = l.DefaultLabel
 	case labelErr != nil:
-		return nil, refuse(CodeNoLabel, "%s: %s requires every post to carry a TLP label", labelErr.Error(), fmtList(l))
+		return nil, reply.New(reply.NoLabel, "%s: %s requires every post to carry a TLP label", labelErr.Error(), fmtList(l))
 	}
 	acc = &Accepted{Label: label}
 	if threadLabel > label {
@@ -242,12 +242,12 @@ func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []by
 	if acc.Raised {
 		n, err := c.raisedNotice(l, secrets, member, label, acc.Label, msgID, now)
 		if err != nil {
-			return nil, internalError(err)
+			return nil, reply.InternalError(err)
 		}
 		d.notices = append(d.notices, n)
 	}
 	if err := c.leakGuard(d, p.hdr); err != nil {
-		return nil, internalError(err)
+		return nil, reply.InternalError(err)
 	}
 	out, r := c.distribute(d)
 	if r != nil {
@@ -260,14 +260,6 @@ func (c *Core) receivePost(ctx context.Context, env Envelope, t Target, msg []by
 
 // storeRefusal turns a failed commit into a temporary refusal: the sender
 // keeps the message and retries; a full disk gets its own code.
-func storeRefusal(err error) *Refusal {
-	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
-		r := refuse(CodeDiskFull, "the list server's storage is full; your server will retry later")
-		r.Cause = err.Error()
-		return r
-	}
-	return internalError(err)
-}
 
 // threadKey hashes a Message-ID within a list; only the hash is stored.
 func threadKey(list, msgID string) []byte {
@@ -345,19 +337,19 @@ func (c *Core) threadLabel(list string, h *mailhdr.Header) (tlp.Label, error) {
 // are how SMTP smuggling hides a second message in the first (a "\n.\n"
 // that one server reads as the end of data and another does not), and
 // nothing we pass on may carry them.
-func checkFraming(msg []byte) *Refusal {
+func checkFraming(msg []byte) *reply.Refusal {
 	for i, b := range msg {
 		switch b {
 		case '\r':
 			if i+1 >= len(msg) || msg[i+1] != '\n' {
-				return refuse(CodeMalformed, "the message contains a bare CR (a CR not followed by LF), which RFC 5322 §2.3 does not allow; lines must end in CRLF")
+				return reply.New(reply.Malformed, "the message contains a bare CR (a CR not followed by LF), which RFC 5322 §2.3 does not allow; lines must end in CRLF")
 			}
 		case '\n':
 			if i == 0 || msg[i-1] != '\r' {
-				return refuse(CodeMalformed, "the message contains a bare LF (a line ending without CR), which RFC 5322 §2.3 does not allow; lines must end in CRLF")
+				return reply.New(reply.Malformed, "the message contains a bare LF (a line ending without CR), which RFC 5322 §2.3 does not allow; lines must end in CRLF")
 			}
 		case 0:
-			return refuse(CodeMalformed, "the message contains a NUL byte, which RFC 5322 §2.3 does not allow")
+			return reply.New(reply.Malformed, "the message contains a NUL byte, which RFC 5322 §2.3 does not allow")
 		}
 	}
 	return nil
@@ -365,7 +357,7 @@ func checkFraming(msg []byte) *Refusal {
 
 // checkFramingPieces is checkFraming over a message made of pieces, whose
 // line endings may span two pieces.
-func checkFramingPieces(pieces [][]byte) *Refusal {
+func checkFramingPieces(pieces [][]byte) *reply.Refusal {
 	cr := false
 	for _, p := range pieces {
 		for _, b := range p {
@@ -374,42 +366,42 @@ func checkFramingPieces(pieces [][]byte) *Refusal {
 				if b == '\n' {
 					continue
 				}
-				return refuse(CodeMalformed, "bare CR in the copy")
+				return reply.New(reply.Malformed, "bare CR in the copy")
 			}
 			switch b {
 			case '\r':
 				cr = true
 			case '\n':
-				return refuse(CodeMalformed, "bare LF in the copy")
+				return reply.New(reply.Malformed, "bare LF in the copy")
 			case 0:
-				return refuse(CodeMalformed, "NUL in the copy")
+				return reply.New(reply.Malformed, "NUL in the copy")
 			}
 		}
 	}
 	if cr {
-		return refuse(CodeMalformed, "bare CR at the end of the copy")
+		return reply.New(reply.Malformed, "bare CR at the end of the copy")
 	}
 	return nil
 }
 
 // checkAutoReply refuses automatic mail: RFC 3834 Auto-Submitted, and the
 // headers of responders that predate it.
-func checkAutoReply(h *mailhdr.Header) *Refusal {
+func checkAutoReply(h *mailhdr.Header) *reply.Refusal {
 	if v, ok := h.Get("Auto-Submitted"); ok {
 		kw := strings.ToLower(strings.TrimSpace(strings.SplitN(v, ";", 2)[0]))
 		if kw != "no" {
-			return refuse(CodeAutoReply, "automatically generated mail (Auto-Submitted: %s) is not distributed to the list", truncate(kw, 32))
+			return reply.New(reply.AutoReply, "automatically generated mail (Auto-Submitted: %s) is not distributed to the list", truncate(kw, 32))
 		}
 	}
 	if v, ok := h.Get("Precedence"); ok {
 		switch strings.ToLower(strings.TrimSpace(v)) {
 		case "bulk", "junk", "list", "auto_reply":
-			return refuse(CodeAutoReply, "mail marked \"Precedence: %s\" (automatic or bulk mail) is not distributed to the list", strings.ToLower(strings.TrimSpace(v)))
+			return reply.New(reply.AutoReply, "mail marked \"Precedence: %s\" (automatic or bulk mail) is not distributed to the list", strings.ToLower(strings.TrimSpace(v)))
 		}
 	}
 	for _, name := range []string{"X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress-Reply"} {
 		if _, ok := h.Get(name); ok {
-			return refuse(CodeAutoReply, "automatic replies (%s) are not distributed to the list", name)
+			return reply.New(reply.AutoReply, "automatic replies (%s) are not distributed to the list", name)
 		}
 	}
 	return nil
@@ -417,17 +409,17 @@ func checkAutoReply(h *mailhdr.Header) *Refusal {
 
 // checkLoop refuses our own copies coming back: they carry our X-Loop or
 // our List-Id (RFC 2919).
-func (c *Core) checkLoop(l *store.List, h *mailhdr.Header) *Refusal {
+func (c *Core) checkLoop(l *store.List, h *mailhdr.Header) *reply.Refusal {
 	for _, v := range h.Values("X-Loop") {
 		if c.isOurAddress(strings.ToLower(strings.Trim(strings.TrimSpace(v), "<>"))) {
-			return refuse(CodeLoop, "the message already went through this list server (X-Loop: %s); it is not distributed again", truncate(v, 64))
+			return reply.New(reply.Loop, "the message already went through this list server (X-Loop: %s); it is not distributed again", truncate(v, 64))
 		}
 	}
 	local, domain, _ := strings.Cut(l.Address, "@")
 	ourID := "<" + local + "." + domain + ">"
 	for _, v := range h.Values("List-Id") {
 		if strings.Contains(strings.ToLower(v), ourID) {
-			return refuse(CodeLoop, "the message already went through %s (it carries its List-Id); it is not distributed again", fmtList(l))
+			return reply.New(reply.Loop, "the message already went through %s (it carries its List-Id); it is not distributed again", fmtList(l))
 		}
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/emersion/go-message/textproto"
+	"github.com/isaclist/isaclist/reply"
 	"github.com/isaclist/isaclist/store"
 )
 
@@ -20,13 +21,13 @@ import (
 // with mail their domain authenticates (as a post), and only by their
 // first words; quoted text is ignored.
 
-func (c *Core) receiveReply(ctx context.Context, env Envelope, t Target, msg []byte) (*Accepted, *Refusal) {
+func (c *Core) receiveReply(ctx context.Context, env Envelope, t Target, msg []byte) (*Accepted, *reply.Refusal) {
 	l, secrets, r := c.loadList(t.List)
 	if r != nil {
 		return nil, r
 	}
 	if env.MailFrom == "" {
-		return nil, refuse(CodeNullSender, "votes and acceptances are not taken from the null sender")
+		return nil, reply.New(reply.NullSender, "votes and acceptances are not taken from the null sender")
 	}
 	p, r := c.parseIncoming(l, msg)
 	if r != nil {
@@ -45,10 +46,10 @@ func (c *Core) receiveReply(ctx context.Context, env Envelope, t Target, msg []b
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, refuse(CodeNotMember, "%s counts votes and acceptances only from its members; %s is not one", fmtList(l), p.from.Key())
+		return nil, reply.New(reply.NotMember, "%s counts votes and acceptances only from its members; %s is not one", fmtList(l), p.from.Key())
 	}
 	if err != nil {
-		return nil, internalError(err)
+		return nil, reply.InternalError(err)
 	}
 	opened, r := c.openPost(l, secrets, member, p, msg)
 	if r != nil {
@@ -65,7 +66,7 @@ func (c *Core) receiveReply(ctx context.Context, env Envelope, t Target, msg []b
 			yes = true
 		case len(words) > 0 && (words[0] == "no" || words[0] == "nee"):
 		default:
-			return nil, refuse(CodeBadReply, "the first word of your reply must be yes or no (quoted text is ignored); nothing was recorded")
+			return nil, reply.New(reply.BadReply, "the first word of your reply must be yes or no (quoted text is ignored); nothing was recorded")
 		}
 		adm, err := c.Vote(who, l.Address, t.Token, member.Org, yes, "mail", member.Email)
 		if err != nil {
@@ -79,7 +80,7 @@ func (c *Core) receiveReply(ctx context.Context, env Envelope, t Target, msg []b
 			len(words) >= 3 && words[0] == "ik" && words[1] == "ga" && words[2] == "akkoord" ||
 			len(words) >= 1 && words[0] == "akkoord"
 		if !accepted {
-			return nil, refuse(CodeBadReply, "to accept the guidelines, begin your reply with \"I accept\" (quoted text is ignored); nothing was recorded")
+			return nil, reply.New(reply.BadReply, "to accept the guidelines, begin your reply with \"I accept\" (quoted text is ignored); nothing was recorded")
 		}
 		m, err := c.SignGuidelines(who, l.Address, member.Email, t.Token, "mail")
 		if err != nil {
@@ -88,7 +89,7 @@ func (c *Core) receiveReply(ctx context.Context, env Envelope, t Target, msg []b
 		subject = fmt.Sprintf("[%s] you accepted the guidelines version %s", fmtList(l), m.GuidelinesVersion)
 		confirm = fmt.Sprintf("Your acceptance of the membership guidelines version %s is recorded.\n", m.GuidelinesVersion)
 	default:
-		return nil, internalError(fmt.Errorf("reply target kind %d", t.Kind))
+		return nil, reply.InternalError(fmt.Errorf("reply target kind %d", t.Kind))
 	}
 	now := c.now()
 	n := &notice{outgoing: outgoing{list: l, secrets: secrets, hostname: c.Hostname, now: now, id: NewID(now), listKey: c.listKey(l, secrets)},
@@ -111,12 +112,12 @@ func (c *Core) receiveReply(ctx context.Context, env Envelope, t Target, msg []b
 
 // replyRefusal turns a refused vote or acceptance into a permanent SMTP
 // refusal carrying the reason.
-func replyRefusal(err error) *Refusal {
+func replyRefusal(err error) *reply.Refusal {
 	var ue *UserError
 	if errors.As(err, &ue) {
-		return refuse(CodeBadReply, "%s; nothing was recorded", ue.Msg)
+		return reply.New(reply.BadReply, "%s; nothing was recorded", ue.Msg)
 	}
-	return internalError(err)
+	return reply.InternalError(err)
 }
 
 // firstText returns the text a reader sees first: the first text/plain

@@ -21,6 +21,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/isaclist/isaclist/listcore"
+	"github.com/isaclist/isaclist/reply"
 )
 
 // maxLineLength bounds command and text lines: RFC 5321 §4.5.3.1.4 and
@@ -168,15 +169,11 @@ func (l slogPrintf) Printf(format string, v ...any) {
 }
 func (l slogPrintf) Println(v ...any) { l.log.Warn("smtp", "msg", fmt.Sprint(v...)) }
 
-// Reply renders a refusal: the one place where a decision becomes an SMTP
+// render renders a refusal: the one place where a decision becomes an SMTP
 // reply. The trace ID lets the operator find the log line the member
 // quotes.
-func reply(r *listcore.Refusal, id string) *smtp.SMTPError {
-	msg := r.Reason
-	if id != "" {
-		msg += " [" + id + "]"
-	}
-	return &smtp.SMTPError{Code: r.Code, EnhancedCode: smtp.EnhancedCode(r.Enhanced), Message: msg}
+func render(r *reply.Refusal, id string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: r.Code, EnhancedCode: smtp.EnhancedCode(r.Enhanced), Message: r.Text(id)}
 }
 
 // deadlineReader extends the connection's read deadline before each read:

@@ -14,6 +14,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/isaclist/isaclist/listcore"
+	"github.com/isaclist/isaclist/reply"
 )
 
 // session is one SMTP connection.
@@ -176,7 +177,7 @@ func (sess *session) noteRefusal(code int) {
 // tooLarge is the reply to a message over the size limit, found while it
 // was read (go-smtp's limit) or after (BDAT, which go-smtp counts by chunk).
 func (sess *session) tooLarge(id string) error {
-	return reply(&listcore.Refusal{Code: 552, Enhanced: [3]int{5, 3, 4},
+	return render(&reply.Refusal{Code: 552, Enhanced: [3]int{5, 3, 4},
 		Reason: fmt.Sprintf("the message is larger than the %d bytes this list takes; send a link or a smaller attachment", sess.srv.opts.MaxMessageBytes)}, id)
 }
 
@@ -235,7 +236,7 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 	sess.id = listcore.NewID(sess.srv.core.Clock())
 	if opts != nil && opts.Size > sess.srv.opts.MaxMessageBytes {
 		// RFC 1870 §6.2: refuse a declared size we would not take.
-		return reply(&listcore.Refusal{Code: 552, Enhanced: [3]int{5, 3, 4},
+		return render(&reply.Refusal{Code: 552, Enhanced: [3]int{5, 3, 4},
 			Reason: fmt.Sprintf("the message is %d bytes; this list takes at most %d", opts.Size, sess.srv.opts.MaxMessageBytes)}, sess.id)
 	}
 	sess.mailFrom = from
@@ -258,14 +259,14 @@ func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		id := sess.id
 		sess.mu.Unlock()
 		sess.log.Info("recipient refused", "id", id, "rcpt", to, "kind", r.Kind, "cause", r.Cause)
-		return reply(r, id)
+		return render(r, id)
 	}
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
 	if sess.target != nil && !sess.target.Same(t) {
-		r := &listcore.Refusal{Code: listcore.CodeOneListPerTransaction.Code, Enhanced: listcore.CodeOneListPerTransaction.Enhanced,
+		r := &reply.Refusal{Code: reply.OneListPerTransaction.Code, Enhanced: reply.OneListPerTransaction.Enhanced,
 			Reason: "one list address per message, please; this recipient will be retried in a separate transaction"}
-		return reply(r, sess.id)
+		return render(r, sess.id)
 	}
 	if sess.target == nil {
 		sess.target = &t
@@ -298,7 +299,7 @@ func (sess *session) Data(r io.Reader) error {
 	data, err := readMessage(deadlineReader{r: r, conn: sess.raw, timeout: sess.srv.opts.CommandTimeout}, declared, acct)
 	if errors.Is(err, errBusy) {
 		// RFC 3463 X.3.1: mail system full, for now.
-		return reply(&listcore.Refusal{Code: 451, Enhanced: [3]int{4, 3, 1},
+		return render(&reply.Refusal{Code: 451, Enhanced: [3]int{4, 3, 1},
 			Reason: "the list server is receiving too much mail at once; your server will retry shortly"}, id)
 	}
 	if err != nil {
@@ -309,7 +310,7 @@ func (sess *session) Data(r io.Reader) error {
 		if errors.Is(err, smtp.ErrTooLongLine) {
 			// go-smtp cannot resynchronise after this; the connection ends
 			// after the reply.
-			return reply(&listcore.Refusal{Code: 554, Enhanced: [3]int{5, 6, 0},
+			return render(&reply.Refusal{Code: 554, Enhanced: [3]int{5, 6, 0},
 				Reason: fmt.Sprintf("a line of the message is longer than %d characters (RFC 5321 §4.5.3.1.6 allows 1000); your mail server should encode long lines (quoted-printable or base64)", maxLineLength)}, id)
 		}
 		sess.log.Info("message not received", "id", id, "err", err)
@@ -333,7 +334,7 @@ func (sess *session) Data(r io.Reader) error {
 		sess.noteRefusal(refusal.Code)
 		sess.srv.core.Metrics.PostRefused(refusal.Kind)
 		level := slog.LevelInfo
-		if refusal.Kind == listcore.CodeInternal.Kind {
+		if refusal.Kind == reply.Internal.Kind {
 			level = slog.LevelError
 		}
 		reason := refusal.Reason
@@ -341,7 +342,7 @@ func (sess *session) Data(r io.Reader) error {
 			reason = "(not logged: it quotes the message)"
 		}
 		log.Log(context.Background(), level, "message refused", "kind", refusal.Kind, "code", refusal.Code, "reason", reason, "cause", refusal.Cause)
-		return reply(refusal, id)
+		return render(refusal, id)
 	}
 	if target.Kind == listcore.TargetPost && !acc.Duplicate {
 		sess.srv.core.Metrics.PostAccepted(acc.Label.String())
