@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,10 +13,11 @@ import (
 	"time"
 )
 
-// Call sends one request to the daemon at socket and decodes its result
-// into out (which may be nil).
-func Call(socket string, req Request, out any) (warnings []string, err error) {
-	c, _, resp, err := exchange(socket, req, 10*time.Minute)
+// Do sends one request to the daemon at socket and decodes its result
+// into out (which may be nil). A request takes at most 10 minutes, less
+// if ctx says so.
+func Do(ctx context.Context, socket string, req Request, out any) (warnings []string, err error) {
+	c, _, resp, err := exchange(ctx, socket, req, 10*time.Minute)
 	if c != nil {
 		defer c.Close()
 	}
@@ -30,10 +32,10 @@ func Call(socket string, req Request, out any) (warnings []string, err error) {
 	return resp.Warnings, nil
 }
 
-// CallStream sends a request whose answer is a stream of raw bytes (a
+// DoStream sends a request whose answer is a stream of raw bytes (a
 // backup) and copies exactly those bytes to w. It returns how many came.
-func CallStream(socket string, req Request, w io.Writer) (int64, []string, error) {
-	c, r, resp, err := exchange(socket, req, time.Hour)
+func DoStream(ctx context.Context, socket string, req Request, w io.Writer) (int64, []string, error) {
+	c, r, resp, err := exchange(ctx, socket, req, time.Hour)
 	if c != nil {
 		defer c.Close()
 	}
@@ -49,13 +51,21 @@ func CallStream(socket string, req Request, w io.Writer) (int64, []string, error
 
 // exchange sends req and reads the response line; the connection stays
 // open for a stream that may follow.
-func exchange(socket string, req Request, timeout time.Duration) (net.Conn, *bufio.Reader, Response, error) {
+func exchange(ctx context.Context, socket string, req Request, timeout time.Duration) (net.Conn, *bufio.Reader, Response, error) {
 	var resp Response
-	c, err := dial(socket)
+	c, err := dial(ctx, socket)
 	if err != nil {
 		return nil, nil, resp, err
 	}
-	c.SetDeadline(time.Now().Add(timeout)) //nolint:errcheck
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	c.SetDeadline(deadline) //nolint:errcheck
+	// A cancelled context ends the exchange at once.
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) }) //nolint:errcheck
+	defer stop()
+	req.Protocol = ProtocolVersion
 	b, err := json.Marshal(req)
 	if err != nil {
 		return c, nil, resp, err
@@ -81,8 +91,9 @@ func exchange(socket string, req Request, timeout time.Duration) (net.Conn, *buf
 }
 
 // dial connects to the admin socket, explaining the usual failures.
-func dial(socket string) (net.Conn, error) {
-	c, err := net.DialTimeout("unix", socket, 5*time.Second)
+func dial(ctx context.Context, socket string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	c, err := d.DialContext(ctx, "unix", socket)
 	if err != nil {
 		switch {
 		case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):

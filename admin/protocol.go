@@ -20,6 +20,9 @@ type Request struct {
 	// secretary), recorded in the audit trail.
 	As   string          `json:"as,omitempty"`
 	Args json.RawMessage `json:"args,omitempty"`
+	// Protocol is the client's ProtocolVersion (0 from clients that
+	// predate the handshake).
+	Protocol int `json:"protocol,omitempty"`
 }
 
 // Response is the daemon's answer.

@@ -2,179 +2,125 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/isaclist/isaclist/admin"
-	"github.com/isaclist/isaclist/listcore"
+	"github.com/isaclist/isaclist/governance"
 	"github.com/isaclist/isaclist/store"
 )
 
-// Argument shapes of the admin requests (the CLI sends the same structs).
-type (
-	ListArgs      struct{}
-	OrgAddArgs    struct{ ID, Name string }
-	OrgArgs       struct{ ID string }
-	MemberArgs    struct{ Email string }
-	MemberKeyArgs struct {
-		Email  string
-		Key    []byte
-		Force  bool
-		Reason string
-	}
-	RoleArgs       struct{ Role, Email string }
-	ReportArgs     struct{ Year int }
-	VoteArgs       struct{ ID, Org, Vote string }
-	GuidelinesArgs struct{ Version, Text, Email string }
-	AuditArgs      struct {
-		Since time.Time `json:",omitzero"`
-	}
-	QueueArgs struct {
-		ID   string `json:",omitempty"`
-		Rcpt string `json:",omitempty"`
-		All  bool   `json:",omitempty"`
-	}
-)
-
-func decode(req admin.Request, v any) error {
-	if len(req.Args) == 0 {
-		return nil
-	}
-	if err := json.Unmarshal(req.Args, v); err != nil {
-		return fmt.Errorf("malformed arguments for %s: %v", req.Op, err)
-	}
-	return nil
-}
-
-// handleAdmin executes one admin request against the running daemon.
-func (d *Daemon) handleAdmin(_ context.Context, caller admin.Caller, req admin.Request) (any, []string, error) {
-	c := d.Core
-	actor := listcore.Actor{User: caller.Name, Role: req.As}
-	if err := listcore.CheckRole(req.As); err != nil {
-		return nil, nil, err
-	}
-	// Every operation but creating a list (and listing them) is about one
-	// list: the one named, or the only one.
-	list := ""
-	switch req.Op {
-	case "list.create", "list.all", "queue.list", "queue.retry", "queue.drop", "ping", "audit.list", "audit.verify", "backup":
-	default:
-		var err error
-		if list, err = c.ResolveList(req.List); err != nil {
-			return nil, nil, err
-		}
-	}
-	switch req.Op {
-	case "ping":
-		return map[string]string{"hostname": d.Config.Hostname}, nil, nil
-	case "list.create":
-		var a listcore.CreateListRequest
-		if err := decode(req, &a); err != nil {
-			return nil, nil, err
-		}
-		l, err := c.CreateList(actor, a)
+// adminMux registers the daemon's handler for every operation of the
+// admin protocol.
+func (d *Daemon) adminMux() *admin.Mux {
+	g := d.Governance
+	m := &admin.Mux{ResolveList: g.ResolveList, CheckRole: governance.CheckRole}
+	actor := func(c admin.Call) store.Actor { return store.Actor{User: c.Caller.Name, Role: c.As} }
+	listInfo := func(list string) (any, []string, error) {
+		info, err := g.ShowList(list)
 		if err != nil {
 			return nil, nil, err
 		}
-		info, err := c.ShowList(l.Address)
-		return info, nil, err
-	case "list.all":
-		ls, err := c.Lists()
-		return ls, nil, err
-	case "list.show":
-		info, err := c.ShowList(list)
+		return listInfoView(info), nil, nil
+	}
+
+	admin.Handle(m, admin.OpPing, func(_ context.Context, _ admin.Call, _ admin.NoArgs) (any, []string, error) {
+		return admin.Ping{Hostname: d.Config.Hostname, Protocol: admin.ProtocolVersion}, nil, nil
+	})
+
+	admin.Handle(m, admin.OpListCreate, func(_ context.Context, c admin.Call, a admin.CreateList) (any, []string, error) {
+		l, err := g.CreateList(actor(c), governance.CreateListRequest(a))
 		if err != nil {
 			return nil, nil, err
 		}
-		return info, info.Warnings, nil
-	case "list.set":
-		var a listcore.ListSettings
-		if err := decode(req, &a); err != nil {
+		return listInfo(l.Address)
+	})
+	admin.Handle(m, admin.OpListAll, func(context.Context, admin.Call, admin.NoArgs) (any, []string, error) {
+		ls, err := g.Lists()
+		return listInfoViews(ls), nil, err
+	})
+	admin.Handle(m, admin.OpListShow, func(_ context.Context, c admin.Call, _ admin.NoArgs) (any, []string, error) {
+		info, err := g.ShowList(c.List)
+		if err != nil {
 			return nil, nil, err
 		}
-		if _, err := c.SetList(actor, list, a); err != nil {
+		return listInfoView(info), info.Warnings, nil
+	})
+	admin.Handle(m, admin.OpListSet, func(_ context.Context, c admin.Call, a admin.ListSettings) (any, []string, error) {
+		if _, err := g.SetList(actor(c), c.List, governance.ListSettings(a)); err != nil {
 			return nil, nil, err
 		}
-		info, err := c.ShowList(list)
-		return info, nil, err
-	case "list.dns":
-		recs, err := c.ListDNS(list)
-		return recs, nil, err
-	case "org.add":
-		var a OrgAddArgs
-		if err := decode(req, &a); err != nil {
-			return nil, nil, err
-		}
-		w, err := c.AddOrg(actor, list, a.ID, a.Name)
+		return listInfo(c.List)
+	})
+	admin.Handle(m, admin.OpListDNS, func(_ context.Context, c admin.Call, _ admin.NoArgs) (any, []string, error) {
+		recs, err := g.ListDNS(c.List)
+		return dnsViews(recs), nil, err
+	})
+	admin.Handle(m, admin.OpListKey, func(_ context.Context, c admin.Call, _ admin.NoArgs) (any, []string, error) {
+		k, err := g.ListPublicKey(c.List)
+		return admin.PublicKey{PublicKey: k}, nil, err
+	})
+
+	admin.Handle(m, admin.OpOrgAdd, func(_ context.Context, c admin.Call, a admin.OrgAdd) (any, []string, error) {
+		w, err := g.AddOrg(actor(c), c.List, a.ID, a.Name)
 		return nil, w, err
-	case "org.list":
-		orgs, err := c.Orgs(list)
-		return orgs, nil, err
-	case "org.remove":
-		var a OrgArgs
-		if err := decode(req, &a); err != nil {
-			return nil, nil, err
-		}
-		return nil, nil, c.RemoveOrg(actor, list, a.ID)
-	case "member.add":
-		var a listcore.AddMemberRequest
-		if err := decode(req, &a); err != nil {
-			return nil, nil, err
-		}
-		m, err := c.AddMember(actor, list, a)
+	})
+	admin.Handle(m, admin.OpOrgList, func(_ context.Context, c admin.Call, _ admin.NoArgs) (any, []string, error) {
+		orgs, err := g.Orgs(c.List)
+		return orgViews(orgs), nil, err
+	})
+	admin.Handle(m, admin.OpOrgRemove, func(_ context.Context, c admin.Call, a admin.OrgRef) (any, []string, error) {
+		return nil, nil, g.RemoveOrg(actor(c), c.List, a.ID)
+	})
+
+	admin.Handle(m, admin.OpMemberAdd, func(_ context.Context, c admin.Call, a admin.AddMember) (any, []string, error) {
+		mem, err := g.AddMember(actor(c), c.List, governance.AddMemberRequest(a))
 		if err != nil {
 			return nil, nil, err
 		}
 		d.checkKeys()
-		m.Key = nil
-		return m, nil, nil
-	case "member.remove":
-		var a MemberArgs
-		if err := decode(req, &a); err != nil {
-			return nil, nil, err
-		}
-		return nil, nil, c.RemoveMember(actor, list, a.Email)
-	case "member.list":
-		ms, err := c.Members(list)
-		return ms, nil, err
-	case "member.key":
-		var a MemberKeyArgs
-		if err := decode(req, &a); err != nil {
-			return nil, nil, err
-		}
-		m, err := c.SetMemberKey(actor, list, a.Email, a.Key, a.Force, a.Reason)
+		return memberView(mem), nil, nil
+	})
+	admin.Handle(m, admin.OpMemberRemove, func(_ context.Context, c admin.Call, a admin.MemberRef) (any, []string, error) {
+		return nil, nil, g.RemoveMember(actor(c), c.List, a.Email)
+	})
+	admin.Handle(m, admin.OpMemberList, func(_ context.Context, c admin.Call, _ admin.NoArgs) (any, []string, error) {
+		ms, err := g.Members(c.List)
+		return memberViews(ms), nil, err
+	})
+	admin.Handle(m, admin.OpMemberKey, func(_ context.Context, c admin.Call, a admin.MemberKey) (any, []string, error) {
+		mem, err := g.SetMemberKey(actor(c), c.List, a.Email, a.Key, a.Force, a.Reason)
 		if err != nil {
 			return nil, nil, err
 		}
 		d.checkKeys()
-		m.Key = nil
-		return m, nil, nil
-	case "role.set":
-		var a RoleArgs
-		if err := decode(req, &a); err != nil {
+		return memberView(mem), nil, nil
+	})
+
+	admin.Handle(m, admin.OpRoleSet, func(_ context.Context, c admin.Call, a admin.RoleSet) (any, []string, error) {
+		if _, err := g.SetRole(actor(c), c.List, a.Role, a.Email); err != nil {
 			return nil, nil, err
 		}
-		if _, err := c.SetRole(actor, list, a.Role, a.Email); err != nil {
+		return listInfo(c.List)
+	})
+
+	admission := func(info *governance.AdmissionInfo, err error) (any, []string, error) {
+		if err != nil {
 			return nil, nil, err
 		}
-		info, err := c.ShowList(list)
-		return info, nil, err
-	case "admission.propose":
-		var a listcore.ProposeRequest
-		if err := decode(req, &a); err != nil {
-			return nil, nil, err
+		return admissionView(info), nil, nil
+	}
+	admin.Handle(m, admin.OpAdmissionPropose, func(_ context.Context, c admin.Call, a admin.Propose) (any, []string, error) {
+		req := governance.ProposeRequest{Org: a.Org, Name: a.Name, Rep: candidateOf(a.Rep)}
+		if a.Backup != nil {
+			b := candidateOf(*a.Backup)
+			req.Backup = &b
 		}
-		info, err := c.Propose(actor, list, a)
-		return info, nil, err
-	case "admission.vote":
-		var a VoteArgs
-		if err := decode(req, &a); err != nil {
-			return nil, nil, err
-		}
+		return admission(g.Propose(actor(c), c.List, req))
+	})
+	admin.Handle(m, admin.OpAdmissionVote, func(_ context.Context, c admin.Call, a admin.VoteArgs) (any, []string, error) {
 		var yes bool
 		switch strings.ToLower(a.Vote) {
 		case "yes":
@@ -183,108 +129,92 @@ func (d *Daemon) handleAdmin(_ context.Context, caller admin.Caller, req admin.R
 		default:
 			return nil, nil, fmt.Errorf("vote %q: yes or no", a.Vote)
 		}
-		info, err := c.Vote(actor, list, a.ID, a.Org, yes, "command", actor.String())
-		return info, nil, err
-	case "admission.withdraw":
-		var a VoteArgs
-		if err := decode(req, &a); err != nil {
-			return nil, nil, err
-		}
-		info, err := c.Withdraw(actor, list, a.ID)
-		return info, nil, err
-	case "admission.list":
-		all, err := c.Admissions(list)
-		return all, nil, err
-	case "admission.show":
-		var a VoteArgs
-		if err := decode(req, &a); err != nil {
-			return nil, nil, err
-		}
-		info, err := c.Admission(list, a.ID)
-		return info, nil, err
-	case "guidelines.publish":
-		var a GuidelinesArgs
-		if err := decode(req, &a); err != nil {
-			return nil, nil, err
-		}
-		g, err := c.PublishGuidelines(actor, list, a.Version, a.Text)
-		return g, nil, err
-	case "guidelines.show":
-		g, err := c.CurrentGuidelines(list)
-		return g, nil, err
-	case "guidelines.sign":
-		var a GuidelinesArgs
-		if err := decode(req, &a); err != nil {
-			return nil, nil, err
-		}
-		m, err := c.SignGuidelines(actor, list, a.Email, a.Version, "command")
-		if m != nil {
-			m.Key = nil
-		}
-		return m, nil, err
-	case "report":
-		var a ReportArgs
-		if err := decode(req, &a); err != nil {
-			return nil, nil, err
-		}
-		r, err := c.AnnualReport(list, a.Year)
-		return r, nil, err
-	case "list.key":
-		k, err := c.ListPublicKey(list)
-		return map[string]string{"public_key": k}, nil, err
-	case "backup":
-		// A backup holds the lists' private keys, which the admin socket
-		// never hands to the secretary's group: only root and the daemon's
-		// own user, who can read the data directory anyway, may take one.
-		if caller.UID != 0 && caller.UID != os.Getuid() {
-			return nil, nil, fmt.Errorf("a backup holds the lists' private keys: only root or the daemon's user may take one (sudo isaclist backup FILE)")
-		}
-		snap, err := c.DB.Snapshot()
+		return admission(g.Vote(actor(c), c.List, a.ID, a.Org, yes, "command", actor(c).String()))
+	})
+	admin.Handle(m, admin.OpAdmissionWithdraw, func(_ context.Context, c admin.Call, a admin.VoteArgs) (any, []string, error) {
+		return admission(g.Withdraw(actor(c), c.List, a.ID))
+	})
+	admin.Handle(m, admin.OpAdmissionList, func(_ context.Context, c admin.Call, _ admin.NoArgs) (any, []string, error) {
+		all, err := g.Admissions(c.List)
+		return admissionViews(all), nil, err
+	})
+	admin.Handle(m, admin.OpAdmissionShow, func(_ context.Context, c admin.Call, a admin.VoteArgs) (any, []string, error) {
+		return admission(g.Admission(c.List, a.ID))
+	})
+
+	admin.Handle(m, admin.OpGuidelinesPublish, func(_ context.Context, c admin.Call, a admin.GuidelinesArgs) (any, []string, error) {
+		gl, err := g.PublishGuidelines(actor(c), c.List, a.Version, a.Text)
 		if err != nil {
 			return nil, nil, err
 		}
-		d.Log.Info("backup taken", "caller", caller.Name, "bytes", snap.Size())
+		return admin.Guidelines(*gl), nil, nil
+	})
+	admin.Handle(m, admin.OpGuidelinesShow, func(_ context.Context, c admin.Call, _ admin.NoArgs) (any, []string, error) {
+		gl, err := g.CurrentGuidelines(c.List)
+		if err != nil {
+			return nil, nil, err
+		}
+		return admin.Guidelines(*gl), nil, nil
+	})
+	admin.Handle(m, admin.OpGuidelinesSign, func(_ context.Context, c admin.Call, a admin.GuidelinesArgs) (any, []string, error) {
+		mem, err := g.SignGuidelines(actor(c), c.List, a.Email, a.Version, "command")
+		if err != nil {
+			return nil, nil, err
+		}
+		return memberView(mem), nil, nil
+	})
+
+	admin.Handle(m, admin.OpReport, func(_ context.Context, c admin.Call, a admin.ReportArgs) (any, []string, error) {
+		r, err := g.AnnualReport(c.List, a.Year)
+		if err != nil {
+			return nil, nil, err
+		}
+		return reportView(r), nil, nil
+	})
+	admin.Handle(m, admin.OpBackup, func(_ context.Context, c admin.Call, _ admin.NoArgs) (any, []string, error) {
+		// A backup holds the lists' private keys, which the admin socket
+		// never hands to the secretary's group: only root and the daemon's
+		// own user, who can read the data directory anyway, may take one.
+		if c.Caller.UID != 0 && c.Caller.UID != os.Getuid() {
+			return nil, nil, fmt.Errorf("a backup holds the lists' private keys: only root or the daemon's user may take one (sudo isaclist backup FILE)")
+		}
+		snap, err := d.db.Snapshot()
+		if err != nil {
+			return nil, nil, err
+		}
+		d.Log.Info("backup taken", "caller", c.Caller.Name, "bytes", snap.Size())
 		return snap, nil, nil
-	case "audit.list":
-		var a AuditArgs
-		if err := decode(req, &a); err != nil {
-			return nil, nil, err
-		}
-		recs, err := c.AuditRecords(a.Since)
-		return recs, nil, err
-	case "audit.verify":
-		v, err := c.VerifyAudit()
-		return v, nil, err
-	case "queue.list":
-		var a QueueArgs
-		if err := decode(req, &a); err != nil {
-			return nil, nil, err
-		}
+	})
+
+	admin.Handle(m, admin.OpAuditList, func(_ context.Context, _ admin.Call, a admin.AuditArgs) (any, []string, error) {
+		recs, err := g.AuditRecords(a.Since)
+		return auditViews(recs), nil, err
+	})
+	admin.Handle(m, admin.OpAuditVerify, func(context.Context, admin.Call, admin.NoArgs) (any, []string, error) {
+		v, err := g.VerifyAudit()
+		return admin.AuditVerification(v), nil, err
+	})
+
+	admin.Handle(m, admin.OpQueueList, func(_ context.Context, _ admin.Call, a admin.QueueArgs) (any, []string, error) {
 		var q []store.QueueEntry
-		err := c.DB.View(func(tx *store.Tx) error {
+		err := d.db.View(func(tx *store.Tx) error {
 			var err error
 			q, err = tx.Queue(a.All)
 			return err
 		})
-		return q, nil, err
-	case "queue.retry":
-		var a QueueArgs
-		if err := decode(req, &a); err != nil {
-			return nil, nil, err
-		}
-		n, err := c.RetryNow(actor, a.ID)
+		return queueViews(q), nil, err
+	})
+	admin.Handle(m, admin.OpQueueRetry, func(_ context.Context, c admin.Call, a admin.QueueArgs) (any, []string, error) {
+		n, err := d.runner.RetryNow(actor(c), a.ID)
 		d.runner.Wake()
-		return map[string]int{"rescheduled": n}, nil, err
-	case "queue.drop":
-		var a QueueArgs
-		if err := decode(req, &a); err != nil {
-			return nil, nil, err
-		}
+		return admin.Count{"rescheduled": n}, nil, err
+	})
+	admin.Handle(m, admin.OpQueueDrop, func(_ context.Context, c admin.Call, a admin.QueueArgs) (any, []string, error) {
 		if a.ID == "" {
 			return nil, nil, errors.New("give the queue ID of the message to drop (isaclist queue list)")
 		}
-		n, err := c.DropQueued(actor, a.ID, a.Rcpt)
-		return map[string]int{"dropped": n}, nil, err
-	}
-	return nil, nil, fmt.Errorf("unknown request %q (is the isaclist command newer than the daemon?)", req.Op)
+		n, err := d.runner.DropQueued(actor(c), a.ID, a.Rcpt)
+		return admin.Count{"dropped": n}, nil, err
+	})
+	return m
 }

@@ -20,9 +20,14 @@ import (
 	"time"
 
 	"github.com/isaclist/isaclist/admin"
+	"github.com/isaclist/isaclist/compose"
 	"github.com/isaclist/isaclist/config"
-	"github.com/isaclist/isaclist/listcore"
+	"github.com/isaclist/isaclist/governance"
+	"github.com/isaclist/isaclist/intake"
+	"github.com/isaclist/isaclist/internal/clock"
+	"github.com/isaclist/isaclist/mailhdr"
 	"github.com/isaclist/isaclist/metrics"
+	"github.com/isaclist/isaclist/queue"
 	"github.com/isaclist/isaclist/resolver"
 	"github.com/isaclist/isaclist/smtpd"
 	"github.com/isaclist/isaclist/smtpd/outbound"
@@ -32,14 +37,19 @@ import (
 // Daemon is a running isaclist server.
 type Daemon struct {
 	Config *config.Config
-	Core   *listcore.Core
-	Log    *slog.Logger
+	// Intake decides on incoming mail, Governance carries out the
+	// secretary's commands; both read the time from Clock.
+	Intake     *intake.Receiver
+	Governance *governance.Service
+	Clock      *clock.Clock
+	Log        *slog.Logger
 	// SMTPAddrs are the addresses actually listened on (useful with port 0).
 	SMTPAddrs []string
 
 	db        *store.DB
 	smtp      *smtpd.Server
-	runner    *listcore.Runner
+	runner    *queue.Runner
+	counters  *metrics.Metrics
 	admin     *admin.Server
 	transport interface{ Close() }
 	certs     *certHolder
@@ -120,11 +130,16 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 		debug.SetMemoryLimit(memoryLimit(cfg.SMTP.MaxMessageBytes))
 	}
 	dns := resolver.NewCached(cfg.DNS.Resolver, cfg.DNS.Timeout.Duration, cfg.DNS.Cache.Duration)
-	d.Core = listcore.New(d.db, dns, cfg.Hostname, log)
-	d.Core.Metrics = metrics.New()
-	d.Core.Metrics.QueueGauges(d.queueDepth)
+	d.Clock = &clock.Clock{}
+	d.counters = metrics.New()
+	d.counters.QueueGauges(d.queueDepth)
+	keys := &compose.Keyring{OnError: func(list string, err error) { log.Error("list key", "list", list, "err", err) }}
+	d.Governance = &governance.Service{DB: d.db, Clock: d.Clock, Hostname: cfg.Hostname, Log: log, Keys: keys, NewDKIMKey: compose.NewDKIMKey}
+	d.Intake = &intake.Receiver{DB: d.db, Resolver: dns, Hostname: cfg.Hostname, Log: log, Clock: d.Clock,
+		Limits: mailhdr.DefaultLimits(), Metrics: d.counters, Keys: keys, Governance: d.Governance}
+	d.Governance.Announcer = d.Intake
 
-	var transport listcore.Transport
+	var transport queue.Transport
 	switch cfg.Delivery.Mode {
 	case "relay":
 		r := &outbound.Relay{Addr: cfg.Delivery.Relay, Hostname: cfg.Hostname, TLS: cfg.Delivery.RelayTLS, Username: cfg.Delivery.RelayUsername, Timeout: cfg.Delivery.Timeout.Duration}
@@ -160,9 +175,11 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	default:
 		return nil, fmt.Errorf("delivery.mode %q is not supported", cfg.Delivery.Mode)
 	}
-	d.runner = &listcore.Runner{Core: d.Core, Transport: transport, Concurrency: cfg.Delivery.Concurrency,
-		RetryMin: cfg.Delivery.RetryMin.Duration, RetryMax: cfg.Delivery.RetryMax.Duration, MaxAge: cfg.Delivery.MaxAge.Duration}
-	d.Core.Queued = d.runner.Wake
+	d.runner = &queue.Runner{DB: d.db, Transport: transport, Concurrency: cfg.Delivery.Concurrency,
+		RetryMin: cfg.Delivery.RetryMin.Duration, RetryMax: cfg.Delivery.RetryMax.Duration, MaxAge: cfg.Delivery.MaxAge.Duration,
+		Clock: d.Clock, Log: log, Metrics: d.counters, Hostname: cfg.Hostname, Keys: keys}
+	d.Intake.Queued = d.runner.Wake
+	d.Governance.Queued = d.runner.Wake
 
 	var tlsConfig *tls.Config
 	if cfg.SMTP.TLSCert != "" {
@@ -177,14 +194,14 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 		CommandTimeout: cfg.SMTP.CommandTimeout.Duration, SessionTimeout: cfg.SMTP.SessionTimeout.Duration,
 		MaxConnections: cfg.SMTP.MaxConnections, MaxConnectionsPerIP: cfg.SMTP.MaxConnectionsPerIP, MaxRefusalsPerMinute: cfg.SMTP.MaxRefusalsPerMinute, TLS: tlsConfig,
 		SpoolDir: cfg.DataDir,
-	}, d.Core, log)
+	}, d.Intake, log)
 
 	if cfg.Metrics.Listen != "" {
-		if d.metrics, err = metrics.Listen(cfg.Metrics.Listen, d.Core.Metrics, d.health, log); err != nil {
+		if d.metrics, err = metrics.Listen(cfg.Metrics.Listen, d.counters, d.health, log); err != nil {
 			return nil, err
 		}
 	}
-	d.admin = &admin.Server{Path: cfg.Admin.Socket, Group: cfg.Admin.Group, Handler: d.handleAdmin, Log: log}
+	d.admin = &admin.Server{Path: cfg.Admin.Socket, Group: cfg.Admin.Group, Handler: d.adminMux().Serve, Log: log}
 	if err := d.admin.Listen(); err != nil {
 		return nil, err
 	}
@@ -211,7 +228,7 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
-		d.Core.RunAudit(ctx)
+		d.Governance.RunAudit(ctx)
 	}()
 	d.wg.Add(1)
 	go func() {
@@ -271,7 +288,7 @@ func (d *Daemon) queueDepth() (int, time.Duration) {
 	if oldest.IsZero() {
 		return n, 0
 	}
-	return n, d.Core.Clock().Sub(oldest)
+	return n, d.Clock.Now().Sub(oldest)
 }
 
 // stuckQueue is how old the oldest waiting copy may be before the health
@@ -299,7 +316,7 @@ func (d *Daemon) health(ctx context.Context) []string {
 
 // checkKeys tells members whose OpenPGP key is about to expire.
 func (d *Daemon) checkKeys() {
-	n, err := d.Core.CheckKeyExpiry()
+	n, err := d.Governance.CheckKeyExpiry()
 	if err != nil {
 		d.Log.Error("checking member key expiry", "err", err)
 	} else if n > 0 {
@@ -316,9 +333,9 @@ func (d *Daemon) pruneResults() {
 		d.Log.Info("body files nothing refers to were removed", "count", n)
 	}
 	var n int
-	err := d.Core.DB.Update(func(tx *store.Tx) error {
+	err := d.db.Update(func(tx *store.Tx) error {
 		var err error
-		n, err = tx.PruneDeliveries(d.Core.Clock().Add(-d.Config.Delivery.KeepResults.Duration))
+		n, err = tx.PruneDeliveries(d.Clock.Now().Add(-d.Config.Delivery.KeepResults.Duration))
 		return err
 	})
 	if err != nil {

@@ -37,7 +37,6 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/config"
-	"github.com/isaclist/isaclist/listcore"
 	"github.com/isaclist/isaclist/resolver"
 	"github.com/isaclist/isaclist/store"
 	"golang.org/x/net/publicsuffix"
@@ -181,8 +180,8 @@ type doctor struct {
 }
 
 type listData struct {
-	info     listcore.ListInfo
-	dns      []listcore.DNSRecord
+	info     admin.ListInfo
+	dns      []admin.DNSRecord
 	dnsErr   error
 	warnings []string
 	showErr  error
@@ -570,7 +569,7 @@ func (d *doctor) loadLists(ctx context.Context) (Check, []*listData) {
 		c.Fix = "start the daemon, then run doctor again"
 		return c, nil
 	}
-	var infos []listcore.ListInfo
+	var infos []admin.ListInfo
 	if _, err := d.call(ctx, "list.all", "", nil, &infos); err != nil {
 		c.State, c.Detail = Fail, "the daemon could not list its lists: "+oneLine(err.Error())
 		c.Fix = "journalctl -u isaclist -n 50"
@@ -596,7 +595,7 @@ func (d *doctor) loadLists(ctx context.Context) (Check, []*listData) {
 		if _, err := d.call(ctx, "list.dns", l.info.Address, nil, &l.dns); err != nil {
 			l.dnsErr = err
 		}
-		var info listcore.ListInfo
+		var info admin.ListInfo
 		w, err := d.call(ctx, "list.show", l.info.Address, nil, &info)
 		if err != nil {
 			l.showErr = err
@@ -1141,7 +1140,7 @@ func (d *doctor) checkQueue(ctx context.Context) Check {
 		c.Fix = "start the daemon, then run doctor again"
 		return c
 	}
-	var q []store.QueueEntry
+	var q []admin.QueueEntry
 	if _, err := d.call(ctx, "queue.list", "", nil, &q); err != nil {
 		c.State, c.Detail = Fail, "the daemon could not list its queue: "+oneLine(err.Error())
 		c.Fix = "journalctl -u isaclist -n 50"
@@ -1155,7 +1154,7 @@ func (d *doctor) checkQueue(ctx context.Context) Check {
 	)
 	for _, e := range q {
 		for _, dv := range e.Deliveries {
-			if dv.State == store.StateSent || dv.State == store.StateFailed {
+			if dv.State == admin.StateSent || dv.State == admin.StateFailed {
 				continue
 			}
 			copies++
@@ -1515,7 +1514,7 @@ func stripSpace(s string) string {
 
 func (d *doctor) checkDKIM(ctx context.Context, l *listData) Check {
 	c := Check{Name: "dkim " + l.info.Address}
-	var want *listcore.DNSRecord
+	var want *admin.DNSRecord
 	for i, r := range l.dns {
 		if r.Type == "TXT" && strings.Contains(strings.ToLower(r.Name), "._domainkey.") {
 			want = &l.dns[i]
@@ -1630,7 +1629,7 @@ func NewHTTPClient(r resolver.Resolver, roots *x509.CertPool) *http.Client {
 	tr := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           resolver.DialContext(r, &net.Dialer{Timeout: dialTimeout}),
-	TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
+		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:   dialTimeout,
 		ResponseHeaderTimeout: dialTimeout,
 		DisableKeepAlives:     true,
@@ -1829,7 +1828,7 @@ func (d *doctor) checkHealth(l *listData) []Check {
 }
 
 // healthFix suggests the command for a group-health warning (the warnings'
-// text comes from listcore; an unrecognised one gets no fix).
+// text comes from governance; an unrecognised one gets no fix).
 func healthFix(w string) string {
 	switch {
 	case strings.Contains(w, "organisations; above"):

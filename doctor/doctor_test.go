@@ -26,9 +26,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/internal/minidns"
 	"github.com/isaclist/isaclist/internal/sandbox"
-	"github.com/isaclist/isaclist/listcore"
 	"github.com/isaclist/isaclist/resolver"
 	"github.com/isaclist/isaclist/store"
 )
@@ -186,7 +186,7 @@ type fixture struct {
 	policyCode int
 	healthCode int
 	healthBody string
-	queue      []store.QueueEntry
+	queue      []admin.QueueEntry
 	warnings   []string
 	hostname   string
 	hook       func(op string)
@@ -359,14 +359,14 @@ func (f *fixture) admin(ctx context.Context, op, list string, args, out any) ([]
 	defer f.mu.Unlock()
 	var v any
 	var warnings []string
-	info := listcore.ListInfo{Orgs: 3, Members: 3}
+	info := admin.ListInfo{Orgs: 3, Members: 3}
 	info.Address, info.Name, info.DKIMSelector = tList, "Energy ISAC", tSelector
 	switch op {
 	case "ping":
 		v = map[string]string{"hostname": f.hostname}
 	case "list.all":
 		info.Warnings = f.warnings
-		v = []listcore.ListInfo{info}
+		v = []admin.ListInfo{info}
 	case "list.show":
 		if list != tList {
 			return nil, fmt.Errorf("no list %s here", list)
@@ -377,7 +377,7 @@ func (f *fixture) admin(ctx context.Context, op, list string, args, out any) ([]
 		if list != tList {
 			return nil, fmt.Errorf("no list %s here", list)
 		}
-		v = []listcore.DNSRecord{
+		v = []admin.DNSRecord{
 			{Name: tDomain + ".", Type: "MX", Value: "10 " + tHost + "."},
 			{Name: tDomain + ".", Type: "TXT", Value: "v=spf1 mx -all"},
 			{Name: tDKIMName + ".", Type: "TXT", Value: dkimValue(listKey)},
@@ -386,7 +386,7 @@ func (f *fixture) admin(ctx context.Context, op, list string, args, out any) ([]
 	case "queue.list":
 		q := f.queue
 		if q == nil {
-			q = []store.QueueEntry{}
+			q = []admin.QueueEntry{}
 		}
 		v = q
 	default:
@@ -775,28 +775,28 @@ func TestDaemonWithOtherHostname(t *testing.T) {
 
 func TestQueue(t *testing.T) {
 	now := time.Now()
-	entry := func(age time.Duration, n int, state string) store.QueueEntry {
-		e := store.QueueEntry{Message: store.Message{ID: fmt.Sprint("m", age), List: tList, Received: now.Add(-age)}}
+	entry := func(age time.Duration, n int, state string) admin.QueueEntry {
+		e := admin.QueueEntry{Message: admin.Message{ID: fmt.Sprint("m", age), List: tList, Received: now.Add(-age)}}
 		for i := range n {
-			e.Deliveries = append(e.Deliveries, store.Delivery{Rcpt: fmt.Sprintf("m%d@member-a.example", i), State: state,
+			e.Deliveries = append(e.Deliveries, admin.Delivery{Rcpt: fmt.Sprintf("m%d@member-a.example", i), State: state,
 				Next: now.Add(time.Minute), LastReply: "451 4.4.1 try again later"})
 		}
 		return e
 	}
 	cases := []struct {
 		name  string
-		q     []store.QueueEntry
+		q     []admin.QueueEntry
 		state State
 		subs  []string
 	}{
 		{"empty", nil, Pass, []string{"empty"}},
-		{"fresh", []store.QueueEntry{entry(time.Minute, 3, store.StateDeferred)}, Pass, []string{"3 copies waiting"}},
-		{"an hour old", []store.QueueEntry{entry(2*time.Hour, 1, store.StateDeferred)}, Warn, []string{"2h0m0s", "451 4.4.1", "queue list"}},
-		{"a day old", []store.QueueEntry{entry(50*time.Hour, 1, store.StateDeferred), entry(time.Minute, 2, store.StateQueued)}, Fail, []string{"3 copies", "2 days"}},
-		{"too many", []store.QueueEntry{entry(time.Minute, 1001, store.StateQueued)}, Fail, []string{"1001 copies"}},
-		{"sent copies do not count", []store.QueueEntry{entry(50*time.Hour, 5, store.StateSent)}, Pass, []string{"empty"}},
-		{"overdue", []store.QueueEntry{func() store.QueueEntry {
-			e := entry(10*time.Minute, 1, store.StateDeferred)
+		{"fresh", []admin.QueueEntry{entry(time.Minute, 3, admin.StateDeferred)}, Pass, []string{"3 copies waiting"}},
+		{"an hour old", []admin.QueueEntry{entry(2*time.Hour, 1, admin.StateDeferred)}, Warn, []string{"2h0m0s", "451 4.4.1", "queue list"}},
+		{"a day old", []admin.QueueEntry{entry(50*time.Hour, 1, admin.StateDeferred), entry(time.Minute, 2, admin.StateQueued)}, Fail, []string{"3 copies", "2 days"}},
+		{"too many", []admin.QueueEntry{entry(time.Minute, 1001, admin.StateQueued)}, Fail, []string{"1001 copies"}},
+		{"sent copies do not count", []admin.QueueEntry{entry(50*time.Hour, 5, admin.StateSent)}, Pass, []string{"empty"}},
+		{"overdue", []admin.QueueEntry{func() admin.QueueEntry {
+			e := entry(10*time.Minute, 1, admin.StateDeferred)
 			e.Deliveries[0].Next = now.Add(-20 * time.Minute)
 			return e
 		}()}, Warn, []string{"overdue", "runner"}},

@@ -185,3 +185,16 @@ func encodeLine(dst, src []byte) {
 	binary.LittleEndian.PutUint32(d[72:], uint32(t[v>>12])|uint32(t[v&0xfff])<<16)
 	d[76], d[77] = '\r', '\n'
 }
+
+// ArmorSignature armors binary signature packets (RFC 4880 §6.2) for the
+// signature part of a multipart/signed entity.
+func ArmorSignature(sig []byte) []byte {
+	crc := crc24(sig)
+	out := make([]byte, 0, len(sig)*4/3+len(sig)/36+96)
+	out = append(out, "-----BEGIN PGP SIGNATURE-----\r\n\r\n"...)
+	out = append(out, base64Lines(sig)...)
+	out = append(out, '=')
+	out = append(out, base64.StdEncoding.EncodeToString([]byte{byte(crc >> 16), byte(crc >> 8), byte(crc)})...)
+	out = append(out, "\r\n-----END PGP SIGNATURE-----\r\n"...)
+	return out
+}

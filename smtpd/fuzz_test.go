@@ -26,14 +26,18 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
+	"github.com/isaclist/isaclist/compose"
+	"github.com/isaclist/isaclist/governance"
+	"github.com/isaclist/isaclist/intake"
+	"github.com/isaclist/isaclist/internal/clock"
 	"github.com/isaclist/isaclist/internal/minidns"
-	"github.com/isaclist/isaclist/listcore"
+	"github.com/isaclist/isaclist/mailhdr"
 	"github.com/isaclist/isaclist/resolver"
 	"github.com/isaclist/isaclist/store"
 )
 
 // FuzzSMTPSession feeds its input to the real SMTP server (Server, over a
-// loopback TCP connection, deciding with a listcore.Core on a store with
+// loopback TCP connection, deciding with intake on a store with
 // one list and two member organisations) as the client's bytes, from one of
 // five protocol states (state%5): a fresh connection; after EHLO; after
 // MAIL FROM a member; after RCPT TO the list; inside DATA (the input is the
@@ -90,7 +94,7 @@ const (
 type fuzzEnv struct {
 	srv  *Server
 	addr string
-	core *listcore.Core
+	core *intake.Receiver
 	db   *store.DB
 }
 
@@ -121,24 +125,28 @@ func newFuzzEnv(f *testing.F) *fuzzEnv {
 	dns.AddTXT("fz._domainkey.member-b.example", "v=DKIM1; k=ed25519; p="+base64.StdEncoding.EncodeToString(pub))
 
 	quiet := slog.New(slog.DiscardHandler)
-	core := listcore.New(db, resolver.New(dns.Addr, 2*time.Second), "lists.example", quiet)
 	listKey, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err != nil {
 		f.Fatal(err)
 	}
-	core.NewDKIMKey = func() ([]byte, error) { return x509.MarshalPKCS8PrivateKey(listKey) }
-	actor := listcore.Actor{User: "fuzz"}
-	if _, err := core.CreateList(actor, listcore.CreateListRequest{Address: fuzzList, Name: "Fuzz ISAC", Owners: []string{"carol@member-a.example"}}); err != nil {
+	keys := &compose.Keyring{}
+	gov := &governance.Service{DB: db, Clock: &clock.Clock{}, Hostname: "lists.example", Log: quiet, Keys: keys,
+		NewDKIMKey: func() ([]byte, error) { return x509.MarshalPKCS8PrivateKey(listKey) }}
+	core := &intake.Receiver{DB: db, Resolver: resolver.New(dns.Addr, 2*time.Second), Hostname: "lists.example", Log: quiet,
+		Clock: gov.Clock, Limits: mailhdr.DefaultLimits(), Keys: keys, Governance: gov}
+	gov.Announcer = core
+	actor := store.Actor{User: "fuzz"}
+	if _, err := gov.CreateList(actor, governance.CreateListRequest{Address: fuzzList, Name: "Fuzz ISAC", Owners: []string{"carol@member-a.example"}}); err != nil {
 		f.Fatal(err)
 	}
 	for _, m := range []struct{ org, email, name string }{
 		{"member-a", "alice@member-a.example", "Alice A"},
 		{"member-b", "bob@member-b.example", "Bob B"},
 	} {
-		if _, err := core.AddOrg(actor, fuzzList, m.org, m.org); err != nil {
+		if _, err := gov.AddOrg(actor, fuzzList, m.org, m.org); err != nil {
 			f.Fatal(err)
 		}
-		if _, err := core.AddMember(actor, fuzzList, listcore.AddMemberRequest{Email: m.email, Org: m.org, Name: m.name}); err != nil {
+		if _, err := gov.AddMember(actor, fuzzList, governance.AddMemberRequest{Email: m.email, Org: m.org, Name: m.name}); err != nil {
 			f.Fatal(err)
 		}
 	}

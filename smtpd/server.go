@@ -2,7 +2,7 @@
 // mail servers deliver posts (this file and session.go), and, in
 // smtpd/outbound, the hand-over of copies to a relay or a Maildir.
 //
-// go-smtp speaks the protocol; a thin Session adapter asks listcore for a
+// go-smtp speaks the protocol; a thin Session adapter asks intake for a
 // decision and renders every refusal in one place (reply) with its
 // enhanced status code, a sentence for the member and a trace ID that is
 // also in the log.
@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
-	"github.com/isaclist/isaclist/listcore"
+	"github.com/isaclist/isaclist/intake"
 	"github.com/isaclist/isaclist/reply"
 )
 
@@ -57,7 +57,7 @@ type Options struct {
 // Server is the inbound SMTP server.
 type Server struct {
 	opts   Options
-	core   *listcore.Core
+	core   *intake.Receiver
 	log    *slog.Logger
 	smtp   *smtp.Server
 	limit  *connLimiter
@@ -70,7 +70,7 @@ type Server struct {
 }
 
 // New returns a server that decides with core.
-func New(opts Options, core *listcore.Core, log *slog.Logger) *Server {
+func New(opts Options, core *intake.Receiver, log *slog.Logger) *Server {
 	s := &Server{opts: opts, core: core, log: log, sessions: map[*session]struct{}{}}
 	if opts.MessageMemory == 0 {
 		// Room for the oldest message to finish and as much again for

@@ -13,7 +13,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
-	"github.com/isaclist/isaclist/listcore"
+	"github.com/isaclist/isaclist/intake"
+	"github.com/isaclist/isaclist/message"
 	"github.com/isaclist/isaclist/reply"
 )
 
@@ -47,7 +48,7 @@ type session struct {
 	id           string
 	mailFrom     string
 	declaredSize int64 // MAIL FROM's SIZE= (RFC 1870), 0 if none
-	target       *listcore.Target
+	target       *intake.Target
 	rcpts        []string
 }
 
@@ -233,7 +234,7 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 	if sess.draining {
 		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "the list server is shutting down; try again later"}
 	}
-	sess.id = listcore.NewID(sess.srv.core.Clock())
+	sess.id = message.NewID(sess.srv.core.Clock.Now())
 	if opts != nil && opts.Size > sess.srv.opts.MaxMessageBytes {
 		// RFC 1870 §6.2: refuse a declared size we would not take.
 		return render(&reply.Refusal{Code: 552, Enhanced: [3]int{5, 3, 4},
@@ -324,7 +325,7 @@ func (sess *session) Data(r io.Reader) error {
 		// recipient; a BDAT goroutine that starts after a reset would.
 		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "no recipient for this message; start again with MAIL FROM [" + id + "]"}
 	}
-	env := listcore.Envelope{ID: id, RemoteIP: sess.ip, HELO: sess.conn.Hostname(), MailFrom: mailFrom, TLS: sess.tlsVersion()}
+	env := message.Envelope{ID: id, RemoteIP: sess.ip, HELO: sess.conn.Hostname(), MailFrom: mailFrom, TLS: sess.tlsVersion()}
 	ctx, cancel := context.WithTimeout(context.Background(), sess.srv.opts.CommandTimeout)
 	defer cancel()
 	acc, refusal := sess.srv.core.Receive(ctx, env, *target, data)
@@ -344,7 +345,7 @@ func (sess *session) Data(r io.Reader) error {
 		log.Log(context.Background(), level, "message refused", "kind", refusal.Kind, "code", refusal.Code, "reason", reason, "cause", refusal.Cause)
 		return render(refusal, id)
 	}
-	if target.Kind == listcore.TargetPost && !acc.Duplicate {
+	if target.Kind == intake.TargetPost && !acc.Duplicate {
 		sess.srv.core.Metrics.PostAccepted(acc.Label.String())
 	}
 	log.Info("message accepted", "label", acc.Label.String(), "copies", acc.Copies, "encrypted", acc.Encrypted,

@@ -184,3 +184,29 @@ func (t *Tx) VerifyAudit() AuditVerification {
 	v.HeadSeq, v.HeadHash = head.Seq, head.Hash
 	return v
 }
+
+// Actor is who asked for an action: the Unix user at the admin socket (or
+// a member, for what they do by mail), and the board role they say they
+// act in.
+type Actor struct {
+	User string `json:"user"`
+	Role string `json:"role,omitempty"`
+}
+
+func (a Actor) String() string {
+	if a.Role == "" {
+		return a.User
+	}
+	return a.Role + " (" + a.User + ")"
+}
+
+// AuditAction writes the record of an action in this transaction, so that
+// the action and its record are committed together; fill adds what the
+// action concerns.
+func (t *Tx) AuditAction(a Actor, at time.Time, action, list string, fill func(*AuditRecord)) error {
+	r := &AuditRecord{Time: at, Actor: a.User, Role: a.Role, Action: action, List: list, Verdict: VerdictOK}
+	if fill != nil {
+		fill(r)
+	}
+	return t.Audit(r)
+}

@@ -3,6 +3,8 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -181,4 +183,41 @@ func (t *Tx) PutGuidelines(list string, g *Guidelines) error {
 		return err
 	}
 	return b.Put([]byte(g.Version), data)
+}
+
+// OwnerRecipients are who receive the list's -owner mail and its
+// reports: the chair, the secretary, and any extra owners configured.
+func (l *List) OwnerRecipients() []string {
+	var out []string
+	for _, a := range []string{l.Roles[RoleChair], l.Roles[RoleSecretary]} {
+		if a != "" && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	for _, a := range l.Owners {
+		if !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// RolesOf names the board roles a member holds.
+func (l *List) RolesOf(email string) []string {
+	var out []string
+	for _, r := range []string{RoleChair, RoleViceChair, RoleSecretary} {
+		if strings.EqualFold(l.Roles[r], email) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// DisplayName is how refusals and notices name a list: its name, or its
+// address.
+func (l *List) DisplayName() string {
+	if l.Name != "" {
+		return l.Name
+	}
+	return l.Address
 }

@@ -193,3 +193,9 @@ type Delivery struct {
 	// attempt was made over TLS (deferred and failed ones).
 	TLS bool `json:"tls,omitempty"`
 }
+
+// KeyUsable reports whether copies can be encrypted to the member's
+// OpenPGP key at now.
+func (m *Member) KeyUsable(now time.Time) bool {
+	return len(m.Key) > 0 && (m.KeyExpires.IsZero() || now.Before(m.KeyExpires))
+}

@@ -333,8 +333,8 @@ func TestRelayOutage(t *testing.T) {
 	}
 	// Let several attempts fail, then move the clock an hour on.
 	time.Sleep(3 * time.Second)
-	w.d.Core.SetClock(func() time.Time { return time.Now().Add(time.Hour) })
-	defer w.d.Core.SetClock(nil)
+	w.d.Clock.Set(func() time.Time { return time.Now().Add(time.Hour) })
+	defer w.d.Clock.Set(nil)
 	time.Sleep(2 * time.Second)
 	q := w.mustRun("queue", "list")
 	if strings.Contains(q, "failed") || strings.Count(q, "deferred") < posts*3 {

@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/isaclist/isaclist/store"
+	"github.com/isaclist/isaclist/admin"
 )
 
 func (w *world) mustFail(want string, args ...string) {
@@ -24,9 +24,9 @@ func (w *world) mustFail(want string, args ...string) {
 	}
 }
 
-func (w *world) members() []store.Member {
+func (w *world) members() []admin.Member {
 	w.t.Helper()
-	var ms []store.Member
+	var ms []admin.Member
 	if err := json.Unmarshal([]byte(w.mustRun("member", "list", "--json")), &ms); err != nil {
 		w.t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func TestMembershipRules(t *testing.T) {
 	}
 	w.mustFail("--force needs --reason", "member", "add", "soc@member-a.example", "--org", "member-a", "--name", "Someone", "--backup", "--force")
 	w.mustRun("member", "add", "soc@member-a.example", "--org", "member-a", "--name", "Sam Soc", "--backup", "--force", "--reason", "Sam's personal mailbox is called soc")
-	var forced *store.Member
+	var forced *admin.Member
 	for _, m := range w.members() {
 		if m.Email == "soc@member-a.example" {
 			forced = &m

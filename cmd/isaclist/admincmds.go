@@ -7,16 +7,14 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/isaclist/isaclist/daemon"
-	"github.com/isaclist/isaclist/listcore"
-	"github.com/isaclist/isaclist/store"
+	"github.com/isaclist/isaclist/admin"
 	"github.com/spf13/cobra"
 )
 
 func listCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "list", Short: "Create and configure lists"}
 
-	var create listcore.CreateListRequest
+	var create admin.CreateList
 	createCmd := &cobra.Command{
 		Use:   "create ADDRESS --name NAME",
 		Short: "Create a list (and its DKIM key)",
@@ -25,8 +23,8 @@ func listCmd(g *globals) *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			create.Address = args[0]
-			var info listcore.ListInfo
-			if err := g.call("list.create", create, &info); err != nil {
+			var info admin.ListInfo
+			if err := g.call(admin.OpListCreate, create, &info); err != nil {
 				return err
 			}
 			if g.json {
@@ -51,17 +49,17 @@ func listCmd(g *globals) *cobra.Command {
 			if len(args) == 1 {
 				g.list = args[0]
 			}
-			var infos []listcore.ListInfo
+			var infos []admin.ListInfo
 			if g.list == "" {
-				if err := g.call("list.all", nil, &infos); err != nil {
+				if err := g.call(admin.OpListAll, nil, &infos); err != nil {
 					return err
 				}
 			} else {
-				var info listcore.ListInfo
-				if err := g.call("list.show", nil, &info); err != nil {
+				var info admin.ListInfo
+				if err := g.call(admin.OpListShow, nil, &info); err != nil {
 					return err
 				}
-				infos = []listcore.ListInfo{info}
+				infos = []admin.ListInfo{info}
 			}
 			return g.print(infos, func(w *tabwriter.Writer) {
 				if len(infos) == 0 {
@@ -106,7 +104,7 @@ func listCmd(g *globals) *cobra.Command {
 			if len(args) == 1 {
 				g.list = args[0]
 			}
-			var s listcore.ListSettings
+			var s admin.ListSettings
 			f := cmd.Flags()
 			if f.Changed("name") {
 				s.Name = &name
@@ -135,8 +133,8 @@ func listCmd(g *globals) *cobra.Command {
 			if f.Changed("require-guidelines") {
 				s.RequireGuidelines = &requireGuidelines
 			}
-			var info listcore.ListInfo
-			if err := g.call("list.set", s, &info); err != nil {
+			var info admin.ListInfo
+			if err := g.call(admin.OpListSet, s, &info); err != nil {
 				return err
 			}
 			if g.json {
@@ -165,8 +163,8 @@ func listCmd(g *globals) *cobra.Command {
 			if len(args) == 1 {
 				g.list = args[0]
 			}
-			var recs []listcore.DNSRecord
-			if err := g.call("list.dns", nil, &recs); err != nil {
+			var recs []admin.DNSRecord
+			if err := g.call(admin.OpListDNS, nil, &recs); err != nil {
 				return err
 			}
 			if g.json {
@@ -188,7 +186,7 @@ func listCmd(g *globals) *cobra.Command {
 				g.list = args[0]
 			}
 			var res map[string]string
-			if err := g.call("list.key", nil, &res); err != nil {
+			if err := g.call(admin.OpListKey, nil, &res); err != nil {
 				return err
 			}
 			if g.json {
@@ -207,7 +205,7 @@ func listCmd(g *globals) *cobra.Command {
 
 // zoneValue writes a record's value as a zone file wants it: TXT values
 // quoted, split into strings of at most 255 bytes.
-func zoneValue(r listcore.DNSRecord) string {
+func zoneValue(r admin.DNSRecord) string {
 	if r.Type != "TXT" {
 		return r.Value
 	}
@@ -233,7 +231,7 @@ func orgCmd(g *globals) *cobra.Command {
 		Example: `  isaclist org add member-a --name "Member A B.V." --list isac@lists.example.net`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			if err := g.call("org.add", daemon.OrgAddArgs{ID: args[0], Name: name}, nil); err != nil {
+			if err := g.call(admin.OpOrgAdd, admin.OrgAdd{ID: args[0], Name: name}, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.out, "added organisation %s\n", strings.ToLower(args[0]))
@@ -247,8 +245,8 @@ func orgCmd(g *globals) *cobra.Command {
 		Example: "  isaclist org list\n  isaclist org list --json",
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			var orgs []listcore.OrgInfo
-			if err := g.call("org.list", nil, &orgs); err != nil {
+			var orgs []admin.OrgInfo
+			if err := g.call(admin.OpOrgList, nil, &orgs); err != nil {
 				return err
 			}
 			return g.print(orgs, func(w *tabwriter.Writer) {
@@ -265,7 +263,7 @@ func orgCmd(g *globals) *cobra.Command {
 		Example: "  isaclist member remove alice@member-a.example\n  isaclist org remove member-a",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			if err := g.call("org.remove", daemon.OrgArgs{ID: args[0]}, nil); err != nil {
+			if err := g.call(admin.OpOrgRemove, admin.OrgRef{ID: args[0]}, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.out, "removed organisation %s\n", args[0])
@@ -278,7 +276,7 @@ func orgCmd(g *globals) *cobra.Command {
 
 func memberCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "member", Short: "Manage the representatives of member organisations"}
-	var req listcore.AddMemberRequest
+	var req admin.AddMember
 	var keyFile string
 	add := &cobra.Command{
 		Use:   "add EMAIL --org ORG --name NAME",
@@ -299,8 +297,8 @@ refused unless --force --reason TEXT.`,
 				}
 				req.Key = k
 			}
-			var m store.Member
-			if err := g.call("member.add", req, &m); err != nil {
+			var m admin.Member
+			if err := g.call(admin.OpMemberAdd, req, &m); err != nil {
 				return err
 			}
 			if g.json {
@@ -327,7 +325,7 @@ refused unless --force --reason TEXT.`,
 		Example: "  isaclist member remove alice@member-a.example --list isac@lists.example.net",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			if err := g.call("member.remove", daemon.MemberArgs{Email: args[0]}, nil); err != nil {
+			if err := g.call(admin.OpMemberRemove, admin.MemberRef{Email: args[0]}, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.out, "removed %s\n", strings.ToLower(args[0]))
@@ -341,12 +339,12 @@ refused unless --force --reason TEXT.`,
 		Example: "  isaclist member list --list isac@lists.example.net\n  isaclist member list --json",
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			var ms []store.Member
-			if err := g.call("member.list", nil, &ms); err != nil {
+			var ms []admin.Member
+			if err := g.call(admin.OpMemberList, nil, &ms); err != nil {
 				return err
 			}
-			var info listcore.ListInfo
-			if _, err := g.callQuiet("list.show", nil, &info); err != nil {
+			var info admin.ListInfo
+			if _, err := g.callQuiet(admin.OpListShow, nil, &info); err != nil {
 				return err
 			}
 			return g.print(ms, func(w *tabwriter.Writer) {
@@ -407,8 +405,8 @@ refused unless --force --reason TEXT.`,
 			if err != nil {
 				return err
 			}
-			var m store.Member
-			if err := g.call("member.key", daemon.MemberKeyArgs{Email: args[0], Key: k, Force: force, Reason: reason}, &m); err != nil {
+			var m admin.Member
+			if err := g.call(admin.OpMemberKey, admin.MemberKey{Email: args[0], Key: k, Force: force, Reason: reason}, &m); err != nil {
 				return err
 			}
 			if g.json {
@@ -433,8 +431,8 @@ func queueCmd(g *globals) *cobra.Command {
 		Example: "  isaclist queue list\n  isaclist queue list --all     # each copy's result: remote reply, TLS\n  isaclist queue list --json",
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			var q []store.QueueEntry
-			if err := g.call("queue.list", daemon.QueueArgs{All: all}, &q); err != nil {
+			var q []admin.QueueEntry
+			if err := g.call(admin.OpQueueList, admin.QueueArgs{All: all}, &q); err != nil {
 				return err
 			}
 			return g.print(q, func(w *tabwriter.Writer) {
@@ -446,7 +444,7 @@ func queueCmd(g *globals) *cobra.Command {
 				for _, e := range q {
 					for _, d := range e.Deliveries {
 						when, tls := d.Next, "-"
-						if d.State == store.StateSent || d.State == store.StateFailed {
+						if d.State == admin.StateSent || d.State == admin.StateFailed {
 							when = d.Last
 						}
 						if d.Attempts > 0 {
@@ -467,12 +465,12 @@ func queueCmd(g *globals) *cobra.Command {
 		Example: "  isaclist queue retry\n  isaclist queue retry 0l3kq5c2m4x7a9bd",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			a := daemon.QueueArgs{}
+			a := admin.QueueArgs{}
 			if len(args) == 1 {
 				a.ID = args[0]
 			}
 			var res map[string]int
-			if err := g.call("queue.retry", a, &res); err != nil {
+			if err := g.call(admin.OpQueueRetry, a, &res); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.out, "%d copies will be tried now\n", res["rescheduled"])
@@ -487,7 +485,7 @@ func queueCmd(g *globals) *cobra.Command {
 		Args:    cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			var res map[string]int
-			if err := g.call("queue.drop", daemon.QueueArgs{ID: args[0], Rcpt: rcpt}, &res); err != nil {
+			if err := g.call(admin.OpQueueDrop, admin.QueueArgs{ID: args[0], Rcpt: rcpt}, &res); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.out, "dropped %d copies\n", res["dropped"])

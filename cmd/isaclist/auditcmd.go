@@ -6,8 +6,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/isaclist/isaclist/daemon"
-	"github.com/isaclist/isaclist/store"
+	"github.com/isaclist/isaclist/admin"
 	"github.com/spf13/cobra"
 )
 
@@ -24,7 +23,7 @@ or changed record is found by ` + "`isaclist audit verify`" + `.`,
 		Example: "  isaclist audit --since 2026-01-01\n  isaclist audit --json > audit.json\n  isaclist audit verify",
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			var a daemon.AuditArgs
+			var a admin.AuditArgs
 			if since != "" {
 				t, err := time.Parse(time.DateOnly, since)
 				if err != nil {
@@ -32,8 +31,8 @@ or changed record is found by ` + "`isaclist audit verify`" + `.`,
 				}
 				a.Since = t
 			}
-			var recs []store.AuditRecord
-			if err := g.call("audit.list", a, &recs); err != nil {
+			var recs []admin.AuditRecord
+			if err := g.call(admin.OpAuditList, a, &recs); err != nil {
 				return err
 			}
 			return g.print(recs, func(w *tabwriter.Writer) {
@@ -57,8 +56,8 @@ or changed record is found by ` + "`isaclist audit verify`" + `.`,
 		Example: "  isaclist audit verify",
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			var v store.AuditVerification
-			if err := g.call("audit.verify", nil, &v); err != nil {
+			var v admin.AuditVerification
+			if err := g.call(admin.OpAuditVerify, nil, &v); err != nil {
 				return err
 			}
 			if g.json {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -33,7 +34,7 @@ keys: store it encrypted (e.g. gpg --encrypt) and off the server.`,
 				return err
 			}
 			defer os.Remove(tmp.Name())
-			n, _, err := admin.CallStream(cfg.Admin.Socket, admin.Request{Op: "backup", As: g.as}, tmp)
+			n, _, err := admin.DoStream(context.Background(), cfg.Admin.Socket, admin.Request{Op: admin.OpBackup, As: g.as}, tmp)
 			if err == nil {
 				err = tmp.Sync()
 			}

@@ -20,9 +20,9 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/internal/sandbox"
 	"github.com/isaclist/isaclist/pgp"
-	"github.com/isaclist/isaclist/store"
 )
 
 // TestCrashRounds kills the daemon with SIGKILL at random points of intake
@@ -242,7 +242,7 @@ func TestCrashRounds(t *testing.T) {
 		(stats.starts / time.Duration(rounds)).Round(time.Millisecond), stats.maxStart.Round(time.Millisecond))
 	queueEmpty := func() (bool, string) {
 		out, err := w.run("queue", "list", "--json")
-		var q []store.QueueEntry
+		var q []admin.QueueEntry
 		if err != nil || json.NewDecoder(strings.NewReader(out)).Decode(&q) != nil {
 			return false, fmt.Sprintf("%v: %s", err, out) // the admin socket may not be up yet
 		}
@@ -549,7 +549,7 @@ func tail(s string, n int) string {
 
 // The crash rounds' daemons reported a data race right after a start, when
 // two posts arrived together: every copy's Autocrypt header comes from the
-// one cached list key (listcore.Core.listKey), and the first calls of
+// one cached list key (compose.Keyring), and the first calls of
 // ListKey.PublicBytes serialized its signatures, which go-crypto's
 // Signature.Serialize lazily writes to (fixed in pgp/listkey.go:
 // serialized once, under a lock). This is that race without the daemon,

@@ -19,11 +19,11 @@ import (
 
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-smtp"
+	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/config"
 	"github.com/isaclist/isaclist/daemon"
 	"github.com/isaclist/isaclist/internal/minidns"
 	"github.com/isaclist/isaclist/internal/sandbox"
-	"github.com/isaclist/isaclist/listcore"
 	"github.com/isaclist/isaclist/pgp"
 	"github.com/isaclist/isaclist/resolver"
 	"github.com/spf13/cobra"
@@ -185,7 +185,7 @@ level = "warn"
 	if err != nil {
 		return err
 	}
-	var recs []listcore.DNSRecord
+	var recs []admin.DNSRecord
 	if err := json.Unmarshal([]byte(recsJSON), &recs); err != nil {
 		return err
 	}

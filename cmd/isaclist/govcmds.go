@@ -8,9 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/isaclist/isaclist/daemon"
-	"github.com/isaclist/isaclist/listcore"
-	"github.com/isaclist/isaclist/store"
+	"github.com/isaclist/isaclist/admin"
 	"github.com/spf13/cobra"
 )
 
@@ -25,7 +23,7 @@ reports (failed deliveries, members without keys, key expiry).`,
 		Example: "  isaclist role set chair carol@member-c.example\n  isaclist role set secretary alice@member-a.example",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(_ *cobra.Command, args []string) error {
-			if err := g.call("role.set", daemon.RoleArgs{Role: args[0], Email: args[1]}, nil); err != nil {
+			if err := g.call(admin.OpRoleSet, admin.RoleSet{Role: args[0], Email: args[1]}, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.out, "%s is now the %s\n", args[1], args[0])
@@ -38,7 +36,7 @@ reports (failed deliveries, members without keys, key expiry).`,
 		Example: "  isaclist role clear vice-chair",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			if err := g.call("role.set", daemon.RoleArgs{Role: args[0]}, nil); err != nil {
+			if err := g.call(admin.OpRoleSet, admin.RoleSet{Role: args[0]}, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.out, "nobody is the %s now\n", args[0])
@@ -51,8 +49,8 @@ reports (failed deliveries, members without keys, key expiry).`,
 		Example: "  isaclist role list --json",
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			var info listcore.ListInfo
-			if _, err := g.callQuiet("list.show", nil, &info); err != nil {
+			var info admin.ListInfo
+			if _, err := g.callQuiet(admin.OpListShow, nil, &info); err != nil {
 				return err
 			}
 			roles := map[string]string{}
@@ -82,7 +80,7 @@ announcement ("yes" or "no" as the first word). One no rejects it; it passes
 when every one of those organisations still a member said yes, and then the
 organisation and its representatives are created and the list is told.`,
 	}
-	var req listcore.ProposeRequest
+	var req admin.Propose
 	var backup, backupName string
 	propose := &cobra.Command{
 		Use:     "propose ORG --name NAME --rep EMAIL --rep-name NAME [--backup EMAIL --backup-name NAME]",
@@ -92,10 +90,10 @@ organisation and its representatives are created and the list is told.`,
 		RunE: func(_ *cobra.Command, args []string) error {
 			req.Org = args[0]
 			if backup != "" {
-				req.Backup = &store.Candidate{Email: backup, Name: backupName}
+				req.Backup = &admin.Candidate{Email: backup, Name: backupName}
 			}
-			var info listcore.AdmissionInfo
-			if err := g.call("admission.propose", req, &info); err != nil {
+			var info admin.AdmissionInfo
+			if err := g.call(admin.OpAdmissionPropose, req, &info); err != nil {
 				return err
 			}
 			if g.json {
@@ -118,15 +116,15 @@ organisation and its representatives are created and the list is told.`,
 		Example: "  isaclist admission vote A001 --org member-b yes",
 		Args:    cobra.ExactArgs(2),
 		RunE: func(_ *cobra.Command, args []string) error {
-			var info listcore.AdmissionInfo
-			if err := g.call("admission.vote", daemon.VoteArgs{ID: args[0], Org: org, Vote: args[1]}, &info); err != nil {
+			var info admin.AdmissionInfo
+			if err := g.call(admin.OpAdmissionVote, admin.VoteArgs{ID: args[0], Org: org, Vote: args[1]}, &info); err != nil {
 				return err
 			}
 			if g.json {
 				return g.print(info, nil)
 			}
 			fmt.Fprintf(g.out, "recorded %s's %s on %s; the proposal is %s", org, strings.ToLower(args[1]), info.ID, info.State)
-			if info.State == store.AdmissionOpen {
+			if info.State == admin.AdmissionOpen {
 				fmt.Fprintf(g.out, " (waiting for %s)", strings.Join(info.Pending, ", "))
 			}
 			fmt.Fprintln(g.out)
@@ -140,15 +138,15 @@ organisation and its representatives are created and the list is told.`,
 		Example: "  isaclist admission withdraw A001",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			var info listcore.AdmissionInfo
-			if err := g.call("admission.withdraw", daemon.VoteArgs{ID: args[0]}, &info); err != nil {
+			var info admin.AdmissionInfo
+			if err := g.call(admin.OpAdmissionWithdraw, admin.VoteArgs{ID: args[0]}, &info); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.out, "proposal %s withdrawn; the list is told\n", info.ID)
 			return nil
 		},
 	}
-	printInfo := func(w *tabwriter.Writer, a listcore.AdmissionInfo) {
+	printInfo := func(w *tabwriter.Writer, a admin.AdmissionInfo) {
 		fmt.Fprintf(w, "%s\t%s (%s)\t%s\tproposed %s by %s\n", a.ID, a.OrgName, a.Org, a.State, a.ProposedAt.Format(time.DateOnly), a.ProposedBy)
 		for _, o := range a.Electorate {
 			v, ok := a.Votes[o]
@@ -171,8 +169,8 @@ organisation and its representatives are created and the list is told.`,
 		Example: "  isaclist admission list\n  isaclist admission list --json",
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			var all []listcore.AdmissionInfo
-			if err := g.call("admission.list", nil, &all); err != nil {
+			var all []admin.AdmissionInfo
+			if err := g.call(admin.OpAdmissionList, nil, &all); err != nil {
 				return err
 			}
 			return g.print(all, func(w *tabwriter.Writer) {
@@ -191,8 +189,8 @@ organisation and its representatives are created and the list is told.`,
 		Example: "  isaclist admission show A001",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			var a listcore.AdmissionInfo
-			if err := g.call("admission.show", daemon.VoteArgs{ID: args[0]}, &a); err != nil {
+			var a admin.AdmissionInfo
+			if err := g.call(admin.OpAdmissionShow, admin.VoteArgs{ID: args[0]}, &a); err != nil {
 				return err
 			}
 			return g.print(a, func(w *tabwriter.Writer) { printInfo(w, a) })
@@ -239,8 +237,8 @@ refuses posts from them.`,
 			if err != nil {
 				return err
 			}
-			var gl store.Guidelines
-			if err := g.call("guidelines.publish", daemon.GuidelinesArgs{Version: version, Text: string(text)}, &gl); err != nil {
+			var gl admin.Guidelines
+			if err := g.call(admin.OpGuidelinesPublish, admin.GuidelinesArgs{Version: version, Text: string(text)}, &gl); err != nil {
 				return err
 			}
 			if g.json {
@@ -258,8 +256,8 @@ refuses posts from them.`,
 		Example: "  isaclist guidelines sign bob@member-b.example --version 2026.1",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			var m store.Member
-			if err := g.call("guidelines.sign", daemon.GuidelinesArgs{Email: args[0], Version: signVersion}, &m); err != nil {
+			var m admin.Member
+			if err := g.call(admin.OpGuidelinesSign, admin.GuidelinesArgs{Email: args[0], Version: signVersion}, &m); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.out, "%s accepted version %s\n", m.Email, m.GuidelinesVersion)
@@ -273,8 +271,8 @@ refuses posts from them.`,
 		Example: "  isaclist guidelines show",
 		Args:    cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			var gl store.Guidelines
-			if err := g.call("guidelines.show", nil, &gl); err != nil {
+			var gl admin.Guidelines
+			if err := g.call(admin.OpGuidelinesShow, nil, &gl); err != nil {
 				return err
 			}
 			if g.json {
@@ -307,8 +305,8 @@ form is one self-contained file with charts.`,
 			if year == 0 {
 				year = time.Now().Year()
 			}
-			var r listcore.Report
-			if err := g.call("report", daemon.ReportArgs{Year: year}, &r); err != nil {
+			var r admin.Report
+			if err := g.call(admin.OpReport, admin.ReportArgs{Year: year}, &r); err != nil {
 				return err
 			}
 			if g.json {
@@ -317,7 +315,7 @@ form is one self-contained file with charts.`,
 			var out []byte
 			switch format {
 			case "text", "":
-				out = []byte(r.Text())
+				out = []byte(reportText(&r))
 			case "json":
 				var err error
 				if out, err = json.MarshalIndent(r, "", "  "); err != nil {
@@ -326,7 +324,7 @@ form is one self-contained file with charts.`,
 				out = append(out, '\n')
 			case "html":
 				var err error
-				if out, err = r.HTML(); err != nil {
+				if out, err = reportHTML(&r); err != nil {
 					return err
 				}
 			default:

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/internal/sandbox"
-	"github.com/isaclist/isaclist/listcore"
 	"github.com/isaclist/isaclist/store"
 	"go.etcd.io/bbolt"
 )
@@ -34,9 +34,9 @@ func (w *world) reply(from, to, body string) error {
 	return err
 }
 
-func (w *world) admission(id string) listcore.AdmissionInfo {
+func (w *world) admission(id string) admin.AdmissionInfo {
 	w.t.Helper()
-	var a listcore.AdmissionInfo
+	var a admin.AdmissionInfo
 	if err := json.Unmarshal([]byte(w.mustRun("admission", "show", id, "--json")), &a); err != nil {
 		w.t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestAdmissionByUnanimity(t *testing.T) {
 		t.Error("a reply that is neither yes nor no was taken")
 	}
 	a := w.admission("A001")
-	if a.State != store.AdmissionOpen || len(a.Pending) != 1 || a.Pending[0] != "member-c" || a.Votes["member-b"].Via != "mail" {
+	if a.State != admin.AdmissionOpen || len(a.Pending) != 1 || a.Pending[0] != "member-c" || a.Votes["member-b"].Via != "mail" {
 		t.Fatalf("after two yes votes: %+v", a)
 	}
 	// member-c leaves mid-vote: its vote no longer counts, so the proposal passes.
@@ -246,7 +246,7 @@ func TestAuditTrailRecordsAndDetectsTampering(t *testing.T) {
 	raw := plainPost("eve@outsider.example", "[TLP:GREEN] spam-subject").Bytes()                                               //
 	sandbox.Send(w.smtp, "mail.outsider.example", "eve@outsider.example", []string{listAddr}, w.sign("outsider.example", raw)) //nolint:errcheck
 	out := w.mustRun("audit", "--json")
-	var recs []store.AuditRecord
+	var recs []admin.AuditRecord
 	if err := json.Unmarshal([]byte(out), &recs); err != nil {
 		t.Fatal(err)
 	}
@@ -293,8 +293,8 @@ func TestAnnualReport(t *testing.T) {
 	var clock atomic.Int64
 	start := time.Date(2026, 1, 10, 9, 0, 0, 0, time.UTC)
 	clock.Store(start.UnixNano())
-	w.d.Core.SetClock(func() time.Time { return time.Unix(0, clock.Load()).UTC() })
-	defer w.d.Core.SetClock(nil)
+	w.d.Clock.Set(func() time.Time { return time.Unix(0, clock.Load()).UTC() })
+	defer w.d.Clock.Set(nil)
 	labels := []string{"[TLP:CLEAR]", "[TLP:GREEN]", "[TLP:AMBER]", "[TLP:AMBER+STRICT]"}
 	var subjects []string
 	for i := range 24 {
@@ -312,7 +312,7 @@ func TestAnnualReport(t *testing.T) {
 	w.post("alice@member-a.example", sandbox.Message{Subject: "unlabelled", Body: "x\n"}) //nolint:errcheck
 	clock.Store(time.Date(2026, 12, 31, 12, 0, 0, 0, time.UTC).UnixNano())
 
-	var r listcore.Report
+	var r admin.Report
 	if err := json.Unmarshal([]byte(w.mustRun("report", "--year", "2026", "--json")), &r); err != nil {
 		t.Fatal(err)
 	}

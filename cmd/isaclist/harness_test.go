@@ -17,11 +17,11 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
+	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/config"
 	"github.com/isaclist/isaclist/daemon"
 	"github.com/isaclist/isaclist/internal/minidns"
 	"github.com/isaclist/isaclist/internal/sandbox"
-	"github.com/isaclist/isaclist/listcore"
 	"github.com/isaclist/isaclist/resolver"
 )
 
@@ -133,7 +133,7 @@ func (w *world) start() {
 		w.t.Fatal(err)
 	}
 	w.d = d
-	d.Core.NewDKIMKey = func() ([]byte, error) { return x509.MarshalPKCS8PrivateKey(testKey("list")) }
+	d.Governance.NewDKIMKey = func() ([]byte, error) { return x509.MarshalPKCS8PrivateKey(testKey("list")) }
 	w.smtp = d.SMTPAddrs[0]
 	w.t.Cleanup(func() { w.stop() })
 }
@@ -163,7 +163,7 @@ func (w *world) standardList() {
 
 func (w *world) publishListDNS(addr string) {
 	out := w.mustRun("list", "dns", addr, "--json")
-	var recs []listcore.DNSRecord
+	var recs []admin.DNSRecord
 	if err := json.Unmarshal([]byte(out), &recs); err != nil {
 		w.t.Fatal(err)
 	}

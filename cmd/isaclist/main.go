@@ -4,6 +4,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -105,7 +106,7 @@ func (g *globals) callQuiet(op string, args any, out any) ([]string, error) {
 		}
 		req.Args = b
 	}
-	return admin.Call(cfg.Admin.Socket, req, out)
+	return admin.Do(context.Background(), cfg.Admin.Socket, req, out)
 }
 
 // print writes v as JSON with --json, or calls human otherwise.

@@ -64,8 +64,8 @@ func TestMetricsAndHealth(t *testing.T) {
 	}
 	var clock atomic.Int64
 	clock.Store(time.Now().Add(25 * time.Hour).UnixNano())
-	w.d.Core.SetClock(func() time.Time { return time.Unix(0, clock.Load()) })
-	defer w.d.Core.SetClock(nil)
+	w.d.Clock.Set(func() time.Time { return time.Unix(0, clock.Load()) })
+	defer w.d.Clock.Set(nil)
 	code, body = get(t, "http://"+addr+"/healthz")
 	if code != 503 || !strings.Contains(body, "queue") {
 		t.Errorf("/healthz with a copy waiting 25 hours: %d %q", code, body)

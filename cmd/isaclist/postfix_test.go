@@ -26,8 +26,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/internal/sandbox"
-	"github.com/isaclist/isaclist/store"
 )
 
 // TestPostfixMailWorld puts isaclist between real mail servers from Debian,
@@ -150,7 +150,7 @@ virtual_mailbox_maps = %s
 	// Nothing is pending anywhere any more, so what the Maildirs hold is
 	// all there will be.
 	for {
-		var q []store.QueueEntry
+		var q []admin.QueueEntry
 		out, err := w.run("queue", "list", "--json")
 		// Decode only the JSON value: warnings may follow it in out.
 		if err == nil && json.NewDecoder(strings.NewReader(out)).Decode(&q) == nil && len(q) == 0 &&

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/internal/sandbox"
 	"github.com/isaclist/isaclist/store"
 )
@@ -123,7 +124,7 @@ func TestFailedCopiesAreRetriedOrReported(t *testing.T) {
 	// Bob's copy is deferred: the queue shows it with the relay's reply.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		var q []store.QueueEntry
+		var q []admin.QueueEntry
 		json.Unmarshal([]byte(w.mustRun("queue", "list", "--json")), &q) //nolint:errcheck
 		found := false
 		for _, e := range q {

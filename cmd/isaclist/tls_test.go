@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/internal/sandbox"
 	"github.com/isaclist/isaclist/store"
 )
@@ -172,14 +173,14 @@ func TestRelayWithSTARTTLSAndAuth(t *testing.T) {
 	}
 	// Each copy's result stays visible: sent, over TLS, with the reply.
 	w.waitQueueEmpty()
-	var results []store.QueueEntry
+	var results []admin.QueueEntry
 	if err := json.Unmarshal([]byte(w.mustRun("queue", "list", "--all", "--json")), &results); err != nil {
 		t.Fatal(err)
 	}
 	sent := 0
 	for _, e := range results {
 		for _, d := range e.Deliveries {
-			if d.State == store.StateSent && d.TLS && strings.HasPrefix(d.LastReply, "250") {
+			if d.State == admin.StateSent && d.TLS && strings.HasPrefix(d.LastReply, "250") {
 				sent++
 			}
 		}
@@ -200,7 +201,7 @@ func TestRelayWithSTARTTLSAndAuth(t *testing.T) {
 		t.Errorf("the queue does not hold the 3 copies deferred for the AUTH failure:\n%s", q)
 	}
 	// The failed attempts were made over TLS, and the queue says so.
-	var pending []store.QueueEntry
+	var pending []admin.QueueEntry
 	if err := json.Unmarshal([]byte(w.mustRun("queue", "list", "--json")), &pending); err != nil {
 		t.Fatal(err)
 	}

@@ -21,11 +21,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/isaclist/isaclist/listcore"
-
 	"github.com/emersion/go-smtp"
 	"github.com/isaclist/isaclist/internal/minidns"
 	"github.com/isaclist/isaclist/internal/sandbox"
+	"github.com/isaclist/isaclist/queue"
 	"github.com/isaclist/isaclist/resolver"
 	"github.com/miekg/dns"
 )
@@ -156,7 +155,7 @@ func portOf(t *testing.T, addr string) int {
 	return n
 }
 
-var testMsg = listcore.Pieces{[]byte("From: isac@lists.isac.test\r\nSubject: [TLP:AMBER] test\r\n"), []byte("\r\n"), []byte("body line\r\n.leading dot\r\n")}
+var testMsg = queue.Pieces{[]byte("From: isac@lists.isac.test\r\nSubject: [TLP:AMBER] test\r\n"), []byte("\r\n"), []byte("body line\r\n.leading dot\r\n")}
 
 const testFrom = "isac-bounces+alice=member.example-1-abc@lists.isac.test"
 
@@ -729,7 +728,7 @@ func TestStalledDataTimesOut(t *testing.T) {
 	e.mx("member.example", "mx.member.example", 10, "127.0.0.1")
 	d := e.direct(addr)
 	d.Timeout = 300 * time.Millisecond
-	big := listcore.Pieces{bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n"), 4<<20/64)}
+	big := queue.Pieces{bytes.Repeat([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n"), 4<<20/64)}
 	start := time.Now()
 	_, err := d.Deliver(context.Background(), testFrom, "alice@member.example", big)
 	wantError(t, err, false, "DATA: timeout", "(mx.member.example [127.0.0.1], no TLS")

@@ -10,11 +10,11 @@ import (
 	"strings"
 
 	"github.com/emersion/go-smtp"
-	"github.com/isaclist/isaclist/listcore"
+	"github.com/isaclist/isaclist/queue"
 )
 
 // Result is what a successful hand-over reports.
-type Result = listcore.TransportResult
+type Result = queue.Result
 
 // Error is a failed hand-over. Permanent errors are not retried.
 type Error struct {

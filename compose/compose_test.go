@@ -1,0 +1,199 @@
+package compose
+
+import (
+	"bytes"
+	"encoding/base64"
+	"io"
+	"mime/quotedprintable"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/isaclist/isaclist/tlp"
+)
+
+const banner = "TLP:AMBER - test banner"
+
+func crlf(s string) []byte { return []byte(strings.ReplaceAll(s, "\n", "\r\n")) }
+
+func TestBannerPlainText(t *testing.T) {
+	out, ok := withBanner("text/plain; charset=utf-8", "8bit", crlf("Hello\n"), banner)
+	if !ok || string(out) != banner+"\r\n\r\nHello\r\n" {
+		t.Fatalf("got %q %v", out, ok)
+	}
+	// No Content-Type at all is text/plain (RFC 2045 §5.2).
+	if _, ok := withBanner("", "", crlf("Hello\n"), banner); !ok {
+		t.Fatal("no banner for a message without Content-Type")
+	}
+}
+
+func TestBannerKeepsTheTransferEncoding(t *testing.T) {
+	qp := crlf("Caf=C3=A9 =E2=80=93 long line that goes on=\nand on\n")
+	out, ok := withBanner("text/plain; charset=utf-8", "quoted-printable", qp, banner)
+	if !ok {
+		t.Fatal("no banner")
+	}
+	dec, _ := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(out)))
+	if !strings.HasPrefix(string(dec), banner+"\r\n\r\nCafé – long line that goes onand on") {
+		t.Errorf("quoted-printable: decoded %q", dec)
+	}
+	b64 := crlf(base64.StdEncoding.EncodeToString([]byte("Hallo wereld\r\n")) + "\n")
+	out, ok = withBanner("text/plain", "base64", b64, banner)
+	if !ok {
+		t.Fatal("no banner in base64")
+	}
+	dec, _ = base64.StdEncoding.DecodeString(strings.ReplaceAll(string(out), "\r\n", ""))
+	if string(dec) != banner+"\r\n\r\nHallo wereld\r\n" {
+		t.Errorf("base64: decoded %q", dec)
+	}
+	for _, line := range strings.Split(string(out), "\r\n") {
+		if len(line) > 76 {
+			t.Errorf("base64 line of %d characters", len(line))
+		}
+	}
+}
+
+func TestBannerInEveryAlternative(t *testing.T) {
+	body := crlf(`--alt
+Content-Type: text/plain; charset=us-ascii
+
+plain
+--alt
+Content-Type: text/html; charset=us-ascii
+
+<html><body class="x"><p>html</p></body></html>
+--alt--
+`)
+	out, ok := withBanner(`multipart/alternative; boundary="alt"`, "", body, banner)
+	if !ok {
+		t.Fatal("no banner")
+	}
+	s := string(out)
+	if !strings.Contains(s, banner+"\r\n\r\nplain") {
+		t.Errorf("text part lacks the banner:\n%s", s)
+	}
+	if !strings.Contains(s, `<body class="x"><p style="font-family:monospace;font-weight:bold">TLP:AMBER - test banner</p>`) {
+		t.Errorf("html part lacks the banner after <body>:\n%s", s)
+	}
+}
+
+func TestBannerFirstPartOfMixedOnly(t *testing.T) {
+	body := crlf(`--mix
+Content-Type: text/plain
+
+report follows
+--mix
+Content-Type: text/plain; name="iocs.txt"
+Content-Disposition: attachment; filename="iocs.txt"
+
+192.0.2.1
+--mix--
+`)
+	out, ok := withBanner(`multipart/mixed; boundary=mix`, "", body, banner)
+	if !ok || strings.Count(string(out), banner) != 1 || !strings.Contains(string(out), "192.0.2.1\r\n--mix--") {
+		t.Errorf("mixed:\n%s", out)
+	}
+}
+
+// A banner would break a signature or cannot be read: such bodies stay.
+func TestNoBannerWhereItWouldBreakSomething(t *testing.T) {
+	signed := crlf("--s\nContent-Type: text/plain\n\nsigned text\n--s\nContent-Type: application/pgp-signature\n\nsig\n--s--\n")
+	for _, c := range []struct{ ct, cte string }{
+		{`multipart/signed; boundary=s; protocol="application/pgp-signature"`, ""},
+		{`multipart/encrypted; boundary=s; protocol="application/pgp-encrypted"`, ""},
+		{`application/pkcs7-mime; smime-type=enveloped-data`, "base64"},
+		{`text/plain; charset=utf-16`, "base64"},
+		{`text/plain; charset=utf-8`, "x-uuencode"},
+	} {
+		if out, ok := withBanner(c.ct, c.cte, signed, banner); ok || !bytes.Equal(out, signed) {
+			t.Errorf("%s: body changed", c.ct)
+		}
+	}
+}
+
+func TestBannerDepthIsBounded(t *testing.T) {
+	var b strings.Builder
+	for i := range 50 {
+		b.WriteString("--b" + string(rune('a'+i%26)) + "\r\nContent-Type: multipart/mixed; boundary=b" + string(rune('a'+(i+1)%26)) + "\r\n\r\n")
+	}
+	if _, ok := withBanner("multipart/mixed; boundary=ba", "", []byte(b.String()), banner); ok {
+		t.Error("banner placed 50 levels deep")
+	}
+}
+
+func TestOutgoingSubject(t *testing.T) {
+	for _, c := range []struct {
+		in    string
+		label tlp.Label
+		want  string
+	}{
+		{"Outage", tlp.Amber, "[Energy ISAC] [TLP:AMBER] Outage"},
+		{"Re: [Energy ISAC] [TLP:AMBER] Outage", tlp.Amber, "[Energy ISAC] [TLP:AMBER] Re: Outage"},
+		{"RE: AW: Re[2]: [energy isac] Outage", tlp.Red, "[Energy ISAC] [TLP:RED] Re: Outage"},
+		{"Fwd: [TLP:GREEN] Outage", tlp.Green, "[Energy ISAC] [TLP:GREEN] Fwd: Outage"},
+		{"", tlp.Clear, "[Energy ISAC] [TLP:CLEAR]"},
+	} {
+		got := OutgoingSubject("[Energy ISAC]", c.label, c.in)
+		if got != c.want {
+			t.Errorf("%q: got %q, want %q", c.in, got, c.want)
+		}
+	}
+	if got := OutgoingSubject("[Energy ISAC]", tlp.Green, "Storing – update"); !strings.HasPrefix(got, "=?utf-8?q?") {
+		t.Errorf("non-ASCII subject not encoded: %q", got)
+	}
+}
+
+func TestFoldFieldKeepsLinesShort(t *testing.T) {
+	f := FoldField("Subject", strings.Repeat("word ", 40))
+	for _, line := range strings.Split(strings.TrimSuffix(f, "\r\n"), "\r\n") {
+		if len(line) > 78 {
+			t.Errorf("line of %d characters: %q", len(line), line)
+		}
+	}
+	if !strings.HasSuffix(f, "\r\n") || strings.Count(f, "word") != 40 {
+		t.Errorf("folded field lost words: %q", f)
+	}
+}
+
+func TestBounceTokens(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	addr := BounceAddress("isac@lists.example.net", key, 42, now)
+	local, domain, _ := strings.Cut(addr, "@")
+	if domain != "lists.example.net" || !strings.HasPrefix(local, "isac-bounces+") || len(local) > 64 {
+		t.Fatalf("bounce address %q", addr)
+	}
+	token := strings.TrimPrefix(local, "isac-bounces+")
+	if seq, err := ParseBounceToken("isac@lists.example.net", key, token, now.Add(48*time.Hour)); err != nil || seq != 42 {
+		t.Fatalf("token of 42 read as %d, %v", seq, err)
+	}
+	if _, err := ParseBounceToken("isac@lists.example.net", key, strings.ToUpper(token), now); err != nil {
+		t.Errorf("upper-cased token (some MTAs do that) refused: %v", err)
+	}
+	for name, bad := range map[string]string{
+		"other list":   "", // checked below with another list
+		"other member": strings.Replace(token, "16-", "17-", 1),
+		"garbage":      "x-y",
+		"empty":        "",
+	} {
+		list := "isac@lists.example.net"
+		if name == "other list" {
+			list, bad = "water@lists.example.net", token
+		}
+		if _, err := ParseBounceToken(list, key, bad, now); err == nil {
+			t.Errorf("%s: forged token accepted", name)
+		}
+	}
+	if _, err := ParseBounceToken("isac@lists.example.net", key, token, now.Add(40*24*time.Hour)); err == nil {
+		t.Error("a 40-day-old token is still accepted")
+	}
+}
+
+// Cutting the list prefix out must not assemble a label Strip removed.
+func TestPrefixRemovalCannotFormALabel(t *testing.T) {
+	got := OutgoingSubject("[Energy ISAC]", tlp.Green, "[TLP:GREEN] TLP [Energy ISAC] :RED")
+	rest := strings.TrimPrefix(got, "[Energy ISAC] [TLP:GREEN]")
+	if l, err := tlp.Read(rest); err == nil {
+		t.Errorf("outgoing subject %q carries a second label %v", got, l)
+	}
+}

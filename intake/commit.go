@@ -1,0 +1,324 @@
+package intake
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/isaclist/isaclist/compose"
+	"github.com/isaclist/isaclist/mailauth"
+	"github.com/isaclist/isaclist/message"
+	"github.com/isaclist/isaclist/pgp"
+	"github.com/isaclist/isaclist/queue"
+	"github.com/isaclist/isaclist/reply"
+	"github.com/isaclist/isaclist/store"
+	"github.com/isaclist/isaclist/tlp"
+)
+
+// receivePost gathers the evidence for a post in order (each step only if
+// the checks before it pass: no DNS for a spoof that cannot align, no
+// decryption for a stranger), lets decidePost decide, and commits.
+func (r *Receiver) receivePost(ctx context.Context, env message.Envelope, t Target, raw []byte) (acc *Accepted, refusal *reply.Refusal) {
+	a := r.arrive(env, t, raw)
+	// Every refused post is recorded in the audit trail (metadata only:
+	// a hash of the sender, the list, the size, the refusal's kind).
+	defer func() {
+		if refusal != nil {
+			from := env.MailFrom
+			if a.fromErr == nil && a.msg != nil {
+				from = a.from.Key()
+			}
+			r.Governance.RecordRefusal(t.List, from, len(raw), refusal)
+		}
+	}()
+	snap, refusal := r.snapshot(a)
+	if refusal != nil {
+		return nil, refusal
+	}
+	if refusal := opening(a, snap, postNullSender(snap.List)); refusal != nil {
+		return nil, refusal
+	}
+	auth := r.authenticate(ctx, a)
+	if refusal := checkPoster(a, snap, auth); refusal != nil {
+		return nil, refusal
+	}
+	opened, openRefusal := r.open(snap, snap.Author, a.msg)
+	d := decidePost(a, snap, auth, opened, openRefusal)
+	if d.Refusal != nil {
+		return nil, d.Refusal
+	}
+	acc, refusal = r.commitPost(a, snap, auth, opened, d)
+	if refusal != nil {
+		return nil, refusal
+	}
+	acc.OpenPGP = opened.header()
+	return acc, nil
+}
+
+// commitPost turns an accepted post's decision into what is queued: the
+// copies, the notices that go with it.
+func (r *Receiver) commitPost(a *arrival, snap *snapshot, auth mailauth.Result, opened *opened, d postDecision) (*Accepted, *reply.Refusal) {
+	now := snap.Now
+	id := a.env.ID
+	if id == "" {
+		id = message.NewID(now)
+	}
+	msgID, hasMsgID := messageID(a.msg.Header)
+	var addMsgID string
+	if !hasMsgID {
+		msgID = id + "@" + r.Hostname
+		addMsgID = "<" + msgID + ">"
+	}
+	author := snap.Author
+	dist := &distribution{
+		post: &compose.Post{
+			Outgoing: r.outgoing(snap, now, id),
+			Member:   author, Author: a.from, Label: d.Label, Auth: auth, Env: a.env,
+			Header: a.msg.Header, Content: opened.content, MessageID: addMsgID, Signature: opened.header(),
+		},
+		plan: d.Plan, msgID: msgID, author: author, sizeIn: len(a.raw), dedupe: true, action: "post",
+	}
+	if d.Raised {
+		dist.notices = append(dist.notices, compose.RaisedNotice(snap.List, author, d.Own, d.Label, msgID, r.Hostname))
+	}
+	if len(d.Outside) > 0 {
+		toAuthor, toOwners := compose.LeakNotices(snap.List, author, d.Label, msgID, d.Outside, r.Hostname)
+		dist.notices = append(dist.notices, toAuthor, toOwners)
+	}
+	acc, refusal := r.distribute(dist)
+	if refusal != nil {
+		return nil, refusal
+	}
+	acc.Raised = d.Raised
+	return acc, nil
+}
+
+// duplicateWindow: a post whose Message-ID was distributed this recently
+// is taken (250) but not sent again; its author's server is retrying one
+// whose 250 it did not see.
+const duplicateWindow = 7 * 24 * time.Hour
+
+// inlineBodyMax is the largest plain post kept in the database rather
+// than in a file of its own: its copies are read into memory whole.
+const inlineBodyMax = 128 << 10
+
+// distribution is one message going out to every member of a list: a
+// member's post, or the list's own announcement.
+type distribution struct {
+	post   *compose.Post
+	plan   copyPlan
+	msgID  string        // bare Message-ID: thread label, notices
+	author *store.Member // nil for the list's own announcements
+	sizeIn int           // the size of the message as it arrived
+	// dedupe: a Message-ID already distributed is taken but not sent again.
+	dedupe bool
+	// notices go with the message (to the author, to the owners).
+	notices []compose.Notice
+	action  string // audit action: "post", "announce"
+	actor   string // audit actor when there is no author
+}
+
+// distribute makes the plain copy and the encrypted form of what the plan
+// says, and commits the message, its copies, its thread label, its
+// notices and its audit record in one transaction.
+func (r *Receiver) distribute(d *distribution) (*Accepted, *reply.Refusal) {
+	pc, plan := d.post, d.plan
+	l, now := pc.List, pc.Now
+	acc := &Accepted{Label: pc.Label}
+	if pc.Label == tlp.Red && len(plan.plain) > 0 {
+		// The last guard before anything is written: a plain copy of a
+		// RED post would put its text in the queue, file or database.
+		return nil, reply.InternalError(errors.New("a plain copy was planned for a TLP:RED post"))
+	}
+	var plainCopy [][]byte
+	var err error
+	if len(plan.plain) > 0 {
+		if plainCopy, err = pc.Plain(); err != nil {
+			return nil, reply.InternalError(fmt.Errorf("building the copy: %w", err))
+		}
+	}
+	var sealed *sealedPost
+	if len(plan.encrypted) > 0 {
+		if sealed, err = r.seal(pc, plan); err != nil {
+			return nil, reply.InternalError(fmt.Errorf("encrypting the copies: %w", err))
+		}
+		plan.encrypted, plan.excluded = sealed.recipients, append(plan.excluded, sealed.unusable...)
+	}
+	if pc.Label == tlp.Red && len(plan.encrypted) == 0 {
+		return nil, reply.New(reply.RedNoRecipient, "no member of %s has a valid OpenPGP key, and TLP:RED is shared only encrypted: nobody could receive this message; share it in person (Rondje Rood)", l.DisplayName())
+	}
+	notices := d.notices
+	if len(plan.excluded) > 0 && plan.tellAuthor && d.author != nil {
+		notices = append(notices, compose.ExcludedNotice(l, d.author, pc.Label, d.msgID, plan.excluded, r.Hostname))
+	}
+	if len(plan.excluded) > 0 && plan.tellOwners {
+		notices = append(notices, compose.OwnersExcludedNotice(l, plan.excluded, d.msgID, pc.Label, r.Hostname))
+	}
+	idHash := threadKey(l.Address, d.msgID)
+	id := pc.ID
+	size := 0
+	for _, p := range plainCopy {
+		size += len(p)
+	}
+	if sealed != nil {
+		size = max(size, len(sealed.body))
+	}
+
+	// A small plain post (most are a few KB) goes into the database with
+	// its record: one commit, no file to create, write and fsync besides.
+	var inlineBody []byte
+	if sealed == nil && plainCopy != nil && size <= inlineBodyMax {
+		inlineBody = make([]byte, 0, size)
+		for _, p := range plainCopy {
+			inlineBody = append(inlineBody, p...)
+		}
+		plainCopy = nil
+	}
+	// Larger bodies go to disk first (fsynced); the message that refers to
+	// them is committed next. A crash in between leaves only a file that
+	// nothing refers to, which is swept.
+	if plainCopy != nil {
+		if err := r.DB.WriteBody(id, store.BodyPlain, plainCopy); err != nil {
+			return nil, reply.StoreError(err)
+		}
+	}
+	if sealed != nil {
+		if err := r.DB.WriteBody(id, store.BodySealed, [][]byte{sealed.body}); err != nil {
+			r.DB.RemoveBodies(id)
+			return nil, reply.StoreError(err)
+		}
+	}
+	err = r.DB.Update(func(tx *store.Tx) error {
+		acc.Duplicate, acc.Copies = false, 0
+		threadLabel := pc.Label
+		if th, err := tx.Thread(l.Address, idHash); err == nil {
+			if d.dedupe && th.Posted && now.Sub(th.Seen) < duplicateWindow {
+				acc.Duplicate = true
+				return nil
+			}
+			threadLabel = tlp.Max(threadLabel, th.Label)
+		}
+		var ds []store.Delivery
+		for _, m := range plan.plain {
+			ds = append(ds, store.Delivery{Rcpt: m.Email, MemberSeq: m.Seq, Next: now})
+		}
+		m := &store.Message{ID: id, List: l.Address, Kind: store.KindPost, Label: pc.Label, Received: now,
+			MessageIDHash: fmt.Sprintf("%x", idHash[:8]), Size: size}
+		if d.author != nil {
+			m.Author = d.author.Email
+		}
+		var frame *store.Frame
+		if sealed != nil {
+			for _, rc := range sealed.recipients {
+				ds = append(ds, store.Delivery{Rcpt: rc.Email, MemberSeq: rc.Seq, Next: now, KeyPacket: sealed.keyPackets[rc.Email]})
+			}
+			frame = sealed.frame
+		}
+		if inlineBody != nil {
+			if err := tx.Enqueue(m, inlineBody, ds); err != nil {
+				return err
+			}
+		} else if err := tx.EnqueueFiles(m, plainCopy != nil, frame, ds); err != nil {
+			return err
+		}
+		acc.Copies = len(ds)
+		if err := tx.PutThread(l.Address, idHash, &store.Thread{Label: threadLabel, Seen: now, Posted: true}); err != nil {
+			return err
+		}
+		rec := &store.AuditRecord{Time: now, Actor: d.actor, Action: d.action, List: l.Address, Label: pc.Label,
+			MessageIDHash: m.MessageIDHash, Size: d.sizeIn, Verdict: store.VerdictAccepted, Copies: len(ds)}
+		if d.author != nil {
+			rec.Actor, rec.Org, rec.Member = d.author.Email, d.author.Org, d.author.Email
+			if org, err := tx.Org(l.Address, d.author.Org); err == nil {
+				org.LastPost = now
+				if err := tx.PutOrg(l.Address, org); err != nil {
+					return err
+				}
+			}
+		}
+		for _, m := range append(append([]store.Member{}, plan.plain...), plan.encrypted...) {
+			if !slices.Contains(rec.RecipientOrgs, m.Org) {
+				rec.RecipientOrgs = append(rec.RecipientOrgs, m.Org)
+			}
+		}
+		slices.Sort(rec.RecipientOrgs)
+		if err := tx.Audit(rec); err != nil {
+			return err
+		}
+		for _, n := range notices {
+			out := pc.Outgoing
+			out.ID = message.NewID(now)
+			if err := queue.Notify(tx, out, n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil || acc.Duplicate {
+		r.DB.RemoveBodies(id)
+	}
+	if err != nil {
+		return nil, reply.StoreError(err)
+	}
+	acc.QueueID = id
+	acc.Excluded = len(plan.excluded)
+	acc.Encrypted = len(plan.encrypted)
+	if !acc.Duplicate {
+		r.queued()
+	}
+	return acc, nil
+}
+
+// sealedPost is the encrypted form of a post, ready for the queue: one
+// encrypted body for all, one key packet per member.
+type sealedPost struct {
+	frame      *store.Frame
+	body       []byte // the shared SEIPD packet
+	keyPackets map[string][]byte
+	recipients []store.Member
+	unusable   []store.Member // keys that turned out unusable
+}
+
+func (r *Receiver) seal(pc *compose.Post, plan copyPlan) (*sealedPost, error) {
+	key := pc.ListKey
+	if key == nil {
+		return nil, errors.New("the list has no usable OpenPGP key")
+	}
+	inner, err := pc.Inner()
+	if err != nil {
+		return nil, err
+	}
+	size := 0
+	readers := make([]io.Reader, len(inner))
+	for i, p := range inner {
+		readers[i] = bytes.NewReader(p)
+		size += len(p)
+	}
+	var body bytes.Buffer
+	body.Grow(size + size/8 + 1024)
+	sk, err := pgp.Seal(&body, io.MultiReader(readers...), key, pc.Now)
+	if err != nil {
+		return nil, err
+	}
+	defer sk.Wipe()
+	sp := &sealedPost{frame: pc.Frame(), body: body.Bytes(), keyPackets: map[string][]byte{}}
+	for _, m := range plan.encrypted {
+		pub, err := pgp.ParsePublicKey(m.Key)
+		var kp []byte
+		if err == nil {
+			kp, err = sk.KeyPacket(pub, pc.Now)
+		}
+		if err != nil {
+			r.logger().Warn("member key unusable; no copy", "member", m.Email, "err", err)
+			sp.unusable = append(sp.unusable, m)
+			continue
+		}
+		sp.keyPackets[m.Email] = kp
+		sp.recipients = append(sp.recipients, m)
+	}
+	return sp, nil
+}

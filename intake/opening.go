@@ -1,0 +1,114 @@
+package intake
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/isaclist/isaclist/compose"
+	"github.com/isaclist/isaclist/mailauth"
+	"github.com/isaclist/isaclist/mailhdr"
+	"github.com/isaclist/isaclist/message"
+	"github.com/isaclist/isaclist/reply"
+)
+
+// opening is the check every kind of mail that acts on a list shares
+// (posts, mail to the owners, votes and acceptances): not from the null
+// sender (nullSender says what the address does not take), readable,
+// not the list's own mail coming back, exactly one From that is nobody's
+// list address, and not an automatic reply.
+func opening(a *arrival, snap *snapshot, nullSender string) *reply.Refusal {
+	// RFC 3834 §2 and RFC 5321 §4.5.5: mail from the null sender is a
+	// bounce or a notification, never a post.
+	if a.env.MailFrom == "" {
+		return reply.New(reply.NullSender, "%s", nullSender)
+	}
+	if a.parseErr != nil {
+		var me *message.Error
+		if errors.As(a.parseErr, &me) {
+			return reply.New(reply.Malformed, "%s", me.Reason)
+		}
+		return reply.New(reply.Malformed, "the message header is malformed: %s", message.Reason(a.parseErr))
+	}
+	if r := checkLoop(snap, a.msg.Header); r != nil {
+		return r
+	}
+	if a.fromErr != nil {
+		return reply.New(reply.Malformed, "%s", message.Reason(a.fromErr))
+	}
+	if isOurAddress(snap.Lists, a.from.Key()) {
+		return reply.New(reply.Loop, "the message is from a list address of this server (%s); it looks like the list's own mail coming back", a.from.Key())
+	}
+	return checkAutoReply(a.msg.Header)
+}
+
+// checkLoop refuses our own copies coming back: they carry our X-Loop or
+// our List-Id (RFC 2919).
+func checkLoop(snap *snapshot, h *mailhdr.Header) *reply.Refusal {
+	for _, v := range h.Values("X-Loop") {
+		if isOurAddress(snap.Lists, strings.ToLower(strings.Trim(strings.TrimSpace(v), "<>"))) {
+			return reply.New(reply.Loop, "the message already went through this list server (X-Loop: %s); it is not distributed again", compose.Truncate(v, 64))
+		}
+	}
+	ourID := compose.ListID(snap.List.Address)
+	for _, v := range h.Values("List-Id") {
+		if strings.Contains(strings.ToLower(v), ourID) {
+			return reply.New(reply.Loop, "the message already went through %s (it carries its List-Id); it is not distributed again", snap.List.DisplayName())
+		}
+	}
+	return nil
+}
+
+// checkAutoReply refuses automatic mail: RFC 3834 Auto-Submitted, and the
+// headers of responders that predate it.
+func checkAutoReply(h *mailhdr.Header) *reply.Refusal {
+	if v, ok := h.Get("Auto-Submitted"); ok {
+		kw := strings.ToLower(strings.TrimSpace(strings.SplitN(v, ";", 2)[0]))
+		if kw != "no" {
+			return reply.New(reply.AutoReply, "automatically generated mail (Auto-Submitted: %s) is not distributed to the list", compose.Truncate(kw, 32))
+		}
+	}
+	if v, ok := h.Get("Precedence"); ok {
+		switch strings.ToLower(strings.TrimSpace(v)) {
+		case "bulk", "junk", "list", "auto_reply":
+			return reply.New(reply.AutoReply, "mail marked \"Precedence: %s\" (automatic or bulk mail) is not distributed to the list", strings.ToLower(strings.TrimSpace(v)))
+		}
+	}
+	for _, name := range []string{"X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress-Reply"} {
+		if _, ok := h.Get(name); ok {
+			return reply.New(reply.AutoReply, "automatic replies (%s) are not distributed to the list", name)
+		}
+	}
+	return nil
+}
+
+// authenticate checks whether the message is authenticated for its From
+// domain (mailauth); the DNS queries are the only slow part of intake.
+func (r *Receiver) authenticate(ctx context.Context, a *arrival) mailauth.Result {
+	auth := mailauth.Authenticate(ctx, r.Resolver, mailauth.Check{
+		Message: a.raw, FromDomain: a.from.Domain, IP: a.env.RemoteIP, HELO: a.env.HELO, MailFrom: a.env.MailFrom,
+	})
+	switch {
+	case auth.Pass:
+		r.Metrics.Authentication(auth.Method, "pass")
+	case auth.TempFail:
+		r.Metrics.Authentication("none", "temperror")
+	default:
+		r.Metrics.Authentication("none", "fail")
+	}
+	return auth
+}
+
+// authRefusal is the refusal of mail whose authentication failed: 451 if
+// DNS failed, else 550 with why, after the sentence policy that says what
+// the recipient requires; nil if it passed.
+func authRefusal(a *arrival, auth mailauth.Result, policy string) *reply.Refusal {
+	switch {
+	case auth.Pass:
+		return nil
+	case auth.TempFail:
+		return reply.New(reply.DNSTemp, "the DKIM or SPF records of %s could not be looked up just now; your server will retry", a.from.Domain).WithCause(auth.Summary())
+	}
+	return reply.New(reply.NotAuthenticated, "%s, and this message from %s is not authenticated for %s (%s); send it through your organisation's mail server, which should sign it with DKIM",
+		policy, a.from.Key(), a.from.Domain, auth.Summary())
+}

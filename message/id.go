@@ -1,0 +1,22 @@
+package message
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"strings"
+	"time"
+)
+
+// NewID returns a fresh trace ID: 16 characters, time-ordered. It names a
+// transaction in the log, its refusal or queue entry, and the copies made
+// of it.
+func NewID(now time.Time) string {
+	var b [10]byte
+	ms := uint64(now.UnixMilli())
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
+	rand.Read(b[6:]) //nolint:errcheck // crypto/rand does not fail
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}

@@ -1,0 +1,475 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/isaclist/isaclist/compose"
+	"github.com/isaclist/isaclist/internal/clock"
+	"github.com/isaclist/isaclist/message"
+	"github.com/isaclist/isaclist/metrics"
+	"github.com/isaclist/isaclist/pgp"
+	"github.com/isaclist/isaclist/store"
+)
+
+// fileCopy is a plain copy streamed from its body file.
+type fileCopy struct {
+	db *store.DB
+	id string
+}
+
+// WriteTo implements io.WriterTo.
+func (f fileCopy) WriteTo(w io.Writer) (int64, error) {
+	file, err := f.db.OpenBody(f.id, store.BodyPlain)
+	if err != nil {
+		return 0, err
+	}
+	defer file.Close()
+	return io.CopyBuffer(w, file, make([]byte, 64<<10))
+}
+
+// Runner delivers the queue: every due copy is handed to the transport,
+// with exponential back-off and jitter between attempts, until it is
+// delivered, refused permanently, or older than MaxAge. Failures that end
+// a copy are reported to the list's owners.
+type Runner struct {
+	DB          *store.DB
+	Transport   Transport
+	Concurrency int
+	RetryMin    time.Duration
+	RetryMax    time.Duration
+	MaxAge      time.Duration
+	Clock       *clock.Clock
+	Log         *slog.Logger
+	Metrics     *metrics.Metrics
+	// Hostname signs the notices to the owners.
+	Hostname string
+	Keys     *compose.Keyring
+
+	wake chan struct{}
+	once sync.Once
+
+	// inflight are the copies being handed over now. A hand-over can take
+	// longer than the back-off its claim set (a slow relay), and such a copy
+	// must not be claimed and sent a second time meanwhile.
+	mu       sync.Mutex
+	inflight map[string]bool
+}
+
+func (r *Runner) log() *slog.Logger {
+	if r.Log == nil {
+		return slog.Default()
+	}
+	return r.Log
+}
+
+func (r *Runner) init() {
+	r.once.Do(func() {
+		r.wake = make(chan struct{}, 1)
+		r.inflight = map[string]bool{}
+	})
+}
+
+func deliveryID(d store.Delivery) string { return d.MessageID + "\x00" + d.Rcpt }
+
+func (r *Runner) done(d store.Delivery) {
+	r.mu.Lock()
+	delete(r.inflight, deliveryID(d))
+	r.mu.Unlock()
+	r.Wake()
+}
+
+// Wake makes the runner look at the queue now.
+func (r *Runner) Wake() {
+	r.init()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// backoff is the wait after the n-th failed attempt: RetryMin doubling up to
+// RetryMax, with ±20% jitter so that copies that failed together do not
+// retry together.
+func (r *Runner) backoff(n int) time.Duration {
+	d := r.RetryMin
+	for i := 1; i < n && d < r.RetryMax; i++ {
+		d *= 2
+	}
+	if d > r.RetryMax {
+		d = r.RetryMax
+	}
+	jitter := time.Duration(float64(d) * (rand.Float64()*0.4 - 0.2))
+	return d + jitter
+}
+
+// Run delivers until ctx is done, then waits for copies in flight.
+func (r *Runner) Run(ctx context.Context) {
+	r.init()
+	log := r.log()
+	sem := make(chan struct{}, max(1, r.Concurrency))
+	var inflight sync.WaitGroup
+	defer inflight.Wait()
+	for {
+		due, next, err := r.claim(256)
+		if err != nil {
+			log.Error("queue: reading due copies", "err", err)
+			next = r.Clock.Now().Add(5 * time.Second)
+		}
+		sources := map[string]*copySource{}
+		for _, d := range due {
+			src, ok := sources[d.MessageID]
+			if !ok {
+				src, err = r.source(d.MessageID)
+				if err != nil {
+					log.Error("queue: message missing; dropping its copies", "id", d.MessageID, "err", err)
+					r.finish(d, "")
+					r.done(d)
+					continue
+				}
+				sources[d.MessageID] = src
+			}
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				r.done(d)
+				return
+			}
+			inflight.Add(1)
+			go func(d store.Delivery, src *copySource) {
+				defer inflight.Done()
+				defer r.done(d)
+				defer func() { <-sem }()
+				defer func() {
+					if p := recover(); p != nil {
+						log.Error("queue: panic delivering a copy", "id", d.MessageID, "panic", p, "stack", string(debug.Stack()))
+					}
+				}()
+				r.deliver(ctx, d, src)
+			}(d, src)
+		}
+		if len(due) > 0 {
+			continue
+		}
+		wait := time.Hour
+		if !next.IsZero() {
+			// A due copy that is still in flight wakes us when it is done;
+			// until then, do not spin.
+			wait = max(time.Second, next.Sub(r.Clock.Now()))
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-r.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// claim takes up to limit due copies and, before any is tried, moves each
+// one's next attempt into the future: a crash mid-delivery then retries it
+// later instead of never, and a second pass does not pick it twice.
+func (r *Runner) claim(limit int) ([]store.Delivery, time.Time, error) {
+	now := r.Clock.Now()
+	var claimed []store.Delivery
+	var next time.Time
+	// Look before writing: most wake-ups (each copy done wakes the runner)
+	// find nothing new due, and a read costs no commit, while a commit
+	// costs two fsyncs that intake waits behind.
+	anyDue := false
+	err := r.DB.View(func(tx *store.Tx) error {
+		due, err := tx.Due(now, limit)
+		if err != nil {
+			return err
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, d := range due {
+			if !r.inflight[deliveryID(d)] {
+				anyDue = true
+				break
+			}
+		}
+		next = tx.NextDue()
+		return nil
+	})
+	if err != nil || !anyDue {
+		return nil, next, err
+	}
+	err = r.DB.Update(func(tx *store.Tx) error {
+		claimed = claimed[:0]
+		due, err := tx.Due(now, limit)
+		if err != nil {
+			return err
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, d := range due {
+			if r.inflight[deliveryID(d)] {
+				continue
+			}
+			old := d.Next
+			d.Attempts++
+			d.Last = now
+			d.Next = now.Add(r.backoff(d.Attempts))
+			if err := tx.Reschedule(&d, old); err != nil {
+				return err
+			}
+			claimed = append(claimed, d)
+		}
+		next = tx.NextDue()
+		return nil
+	})
+	if err == nil {
+		r.mu.Lock()
+		for _, d := range claimed {
+			r.inflight[deliveryID(d)] = true
+		}
+		r.mu.Unlock()
+	}
+	return claimed, next, err
+}
+
+// copySource is what the copies of one queued message are made from: the
+// plain copy, or the encrypted form shared by every encrypted copy.
+type copySource struct {
+	received time.Time // when the post was accepted
+	list     *store.List
+	secrets  *store.ListSecrets
+	plain    io.WriterTo
+	frame    *store.Frame
+	armored  *pgp.Armored
+	signer   compose.Signer
+}
+
+func (r *Runner) source(id string) (*copySource, error) {
+	src := &copySource{signer: compose.Signer{Keys: r.Keys}}
+	err := r.DB.View(func(tx *store.Tx) error {
+		m, err := tx.Message(id)
+		if err != nil {
+			return err
+		}
+		src.received = m.Received
+		if src.list, err = tx.List(m.List); err != nil {
+			return err
+		}
+		if src.secrets, err = tx.ListSecrets(m.List); err != nil {
+			return err
+		}
+		switch {
+		case m.BodyInFile && m.Plain:
+			src.plain = fileCopy{db: r.DB, id: id}
+		case !m.BodyInFile:
+			body, err := tx.Body(id)
+			if err != nil {
+				return err
+			}
+			src.plain = Pieces{body}
+		}
+		if m.Encrypted {
+			if src.frame, err = tx.Frame(id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil && src.frame != nil {
+		// The shared encrypted body is read once for every copy made from
+		// this source; its armor is computed once too.
+		sealed, err := r.DB.ReadBody(id, store.BodySealed)
+		if err != nil {
+			return nil, err
+		}
+		src.armored = pgp.NewArmored(sealed)
+	}
+	return src, err
+}
+
+// pieces is one recipient's copy. An encrypted copy is the shared frame
+// and armored body around the recipient's own key packet, DKIM-signed for
+// this copy (its body differs from every other copy's by the key packet).
+func (s *copySource) pieces(d store.Delivery) (io.WriterTo, error) {
+	if d.KeyPacket == nil {
+		if s.plain == nil {
+			return nil, errors.New("plain copy asked of a message that has none")
+		}
+		return s.plain, nil
+	}
+	if s.armored == nil {
+		return nil, errors.New("encrypted copy asked of a message that has no encrypted form")
+	}
+	armor, err := s.armored.Pieces(d.KeyPacket)
+	if err != nil {
+		return nil, err
+	}
+	body := make([][]byte, 0, len(armor)+2)
+	body = append(body, s.frame.Before)
+	body = append(body, armor...)
+	body = append(body, s.frame.After)
+	sig, err := s.signer.Signature(s.list, s.secrets, s.frame.Header, body)
+	if err != nil {
+		return nil, err
+	}
+	return append(Pieces{[]byte(sig), s.frame.Header, []byte("\r\n")}, body...), nil
+}
+
+func (r *Runner) deliver(ctx context.Context, d store.Delivery, src *copySource) {
+	log := r.log().With("id", d.MessageID, "rcpt", d.Rcpt, "attempt", d.Attempts)
+	from, err := r.envelopeSender(d)
+	if err != nil {
+		log.Error("queue: no envelope sender", "err", err)
+		return
+	}
+	copyPieces, err := src.pieces(d)
+	if err != nil {
+		log.Error("queue: cannot make the copy; giving it up", "err", err)
+		var msg *store.Message
+		r.DB.View(func(tx *store.Tx) error { msg, _ = tx.Message(d.MessageID); return nil }) //nolint:errcheck
+		r.giveUp(d, msg, err.Error(), false, "the list server could not make it")
+		return
+	}
+	res, err := r.Transport.Deliver(ctx, from, d.Rcpt, copyPieces)
+	since := r.Clock.Now().Sub(src.received)
+	if err == nil {
+		r.Metrics.Delivery("sent", res.TLS, since)
+		log.Info("delivered", "reply", res.Reply, "tls", res.TLS)
+		r.complete(d, store.StateSent, res.Reply, res.TLS)
+		return
+	}
+	var te PermanentError
+	permanent := errors.As(err, &te) && te.IsPermanent()
+	// Whether the failed attempt was encrypted shows in the queue too.
+	var tu interface{ UsedTLS() bool }
+	usedTLS := errors.As(err, &tu) && tu.UsedTLS()
+	reply := err.Error()
+	var msg *store.Message
+	r.DB.View(func(tx *store.Tx) error { //nolint:errcheck // a missing message only skips the age check
+		msg, _ = tx.Message(d.MessageID)
+		return nil
+	})
+	tooOld := msg != nil && r.Clock.Now().Sub(msg.Received) > r.MaxAge
+	outcome := "deferred"
+	if permanent || tooOld {
+		outcome = "failed"
+	}
+	r.Metrics.Delivery(outcome, usedTLS, since)
+	switch {
+	case permanent:
+		log.Warn("delivery failed permanently", "reply", reply)
+		r.giveUp(d, msg, reply, usedTLS, "the receiving server refused it")
+	case tooOld:
+		log.Warn("delivery given up after max_age", "reply", reply, "max_age", r.MaxAge)
+		r.giveUp(d, msg, reply, usedTLS, fmt.Sprintf("it could not be delivered for %s", r.MaxAge))
+	default:
+		log.Info("delivery deferred", "reply", reply, "next", d.Next.Format(time.RFC3339))
+		r.DB.Update(func(tx *store.Tx) error { //nolint:errcheck // the next attempt is already scheduled
+			cur, err := tx.Delivery(d.MessageID, d.Rcpt)
+			if err != nil {
+				return err
+			}
+			cur.State, cur.LastReply, cur.TLS = store.StateDeferred, reply, usedTLS
+			return tx.Reschedule(cur, cur.Next)
+		})
+	}
+}
+
+func (r *Runner) envelopeSender(d store.Delivery) (string, error) {
+	if d.NullSender {
+		return "", nil
+	}
+	var from string
+	err := r.DB.View(func(tx *store.Tx) error {
+		m, err := tx.Message(d.MessageID)
+		if err != nil {
+			return err
+		}
+		s, err := tx.ListSecrets(m.List)
+		if err != nil {
+			return err
+		}
+		from = compose.BounceAddress(m.List, s.VERPKey, d.MemberSeq, r.Clock.Now())
+		return nil
+	})
+	return from, err
+}
+
+func (r *Runner) finish(d store.Delivery, _ string) {
+	r.complete(d, store.StateFailed, "the message was missing from the queue", false)
+}
+
+// complete records a copy's end.
+func (r *Runner) complete(d store.Delivery, state, reply string, tls bool) {
+	err := r.DB.Update(func(tx *store.Tx) error {
+		cur, err := tx.Delivery(d.MessageID, d.Rcpt)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return tx.CompleteDelivery(cur, state, reply, tls, r.Clock.Now())
+	})
+	if err != nil {
+		r.log().Error("queue: recording a finished copy", "id", d.MessageID, "rcpt", d.Rcpt, "err", err)
+		return
+	}
+	r.DB.RemoveBodiesIfDone(d.MessageID) //nolint:errcheck // swept later if not
+}
+
+// giveUp ends a copy and tells the list's owners, unless the copy was
+// itself a notice (whose failure nobody is left to tell).
+func (r *Runner) giveUp(d store.Delivery, msg *store.Message, reply string, usedTLS bool, why string) {
+	now := r.Clock.Now()
+	err := r.DB.Update(func(tx *store.Tx) error {
+		cur, err := tx.Delivery(d.MessageID, d.Rcpt)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := tx.CompleteDelivery(cur, store.StateFailed, reply, usedTLS, now); err != nil {
+			return err
+		}
+		if msg == nil {
+			return nil
+		}
+		rec := &store.AuditRecord{Time: now, Action: "delivery-failed", List: msg.List, Member: d.Rcpt, Label: msg.Label,
+			Size: msg.Size, Verdict: store.VerdictFailed, Reason: compose.Truncate(reply, 200), Detail: msg.Kind + " " + msg.ID}
+		if m, err := tx.Member(msg.List, d.Rcpt); err == nil {
+			rec.Org = m.Org
+		}
+		if err := tx.Audit(rec); err != nil {
+			return err
+		}
+		if msg.Kind == store.KindNotice {
+			return nil
+		}
+		l, err := tx.List(msg.List)
+		if err != nil {
+			return err
+		}
+		s, err := tx.ListSecrets(msg.List)
+		if err != nil {
+			return err
+		}
+		out := compose.Outgoing{List: l, Secrets: s, Hostname: r.Hostname, Now: now, ID: message.NewID(now), Signer: compose.Signer{Keys: r.Keys}}
+		return Notify(tx, out, compose.FailedCopyNotice(l, msg, d.Rcpt, d.Attempts, reply, why, r.Hostname))
+	})
+	if err != nil {
+		r.log().Error("queue: recording a failed copy", "id", d.MessageID, "rcpt", d.Rcpt, "err", err)
+		return
+	}
+	r.DB.RemoveBodiesIfDone(d.MessageID) //nolint:errcheck // swept later if not
+	r.Wake()
+}
