@@ -353,4 +353,6 @@ func autocryptField(addr string, keydata []byte) string {
 
 // formatMediaType writes a Content-Type value back (RFC 2045, with RFC
 // 2231 for parameters that need it).
-func formatMediaType(mt string, params map[string]string) string { return mime.FormatMediaType(mt, params) }
+func formatMediaType(mt string, params map[string]string) string {
+	return mime.FormatMediaType(mt, params)
+}

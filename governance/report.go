@@ -60,9 +60,6 @@ type Change struct {
 	Member string    `json:"member,omitempty"`
 }
 
-// reportLabels are the labels the report counts, least restrictive first.
-var reportLabels = []tlp.Label{tlp.Clear, tlp.Green, tlp.Amber, tlp.AmberStrict}
-
 // AnnualReport builds the report of a list for a calendar year (UTC).
 func (g *Service) AnnualReport(list string, year int) (*Report, error) {
 	if year < 2000 || year > 9999 {

@@ -12,8 +12,8 @@ package message
 
 import (
 	"bufio"
-	"errors"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -99,7 +99,6 @@ func Parse(raw []byte, lim mailhdr.Limits) (*Message, error) {
 	}
 	return m, nil
 }
-
 
 // Part is one MIME entity, as byte ranges over the buffer it was read
 // from.
