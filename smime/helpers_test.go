@@ -76,6 +76,7 @@ type certOpts struct {
 	issuerKey    crypto.Signer
 	isCA         bool
 	serial       int64
+	ski          []byte
 }
 
 var testNow = time.Now()
@@ -113,6 +114,7 @@ func makeCert(t testing.TB, o certOpts) *x509.Certificate {
 		EmailAddresses:        o.emails,
 		BasicConstraintsValid: true,
 		IsCA:                  o.isCA,
+		SubjectKeyId:          o.ski,
 	}
 	pub := o.pub
 	if pub == nil {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/smallstep/pkcs7"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // maxSigners bounds the SignerInfos tried.
@@ -171,6 +173,13 @@ func verifyCMS(data, content []byte, author *x509.Certificate) (*Verified, error
 		return nil, malformed("signed-data without content (a detached signature needs multipart/signed)")
 	}
 	if len(p7.Signers) == 0 {
+		n, ski := countSigners(der)
+		if ski > 0 {
+			return nil, malformed("the signer is identified by subject key identifier, which the list does not read; sign with the default settings (issuer and serial number), as Outlook, Apple Mail and Thunderbird do")
+		}
+		if n > 0 {
+			return nil, malformed("unreadable SignerInfo")
+		}
 		return nil, ErrNotSigned
 	}
 	if len(p7.Signers) > maxSigners {
@@ -254,4 +263,31 @@ func describeSigner(included []*x509.Certificate, issuer []byte, serial *big.Int
 		s = serial.Text(16)
 	}
 	return "a certificate with serial " + s
+}
+
+// countSigners counts the SignerInfos of a DER ContentInfo(SignedData)
+// (RFC 5652 §5.1, §5.3) and how many name their signer by subject key
+// identifier ([0], version 3), which the CMS library does not read.
+func countSigners(der []byte) (n, ski int) {
+	_, content, err := parseContentInfo(der)
+	if err != nil {
+		return 0, 0
+	}
+	var sd, set cryptobyte.String
+	if !content.ReadASN1(&sd, cbasn1.SEQUENCE) || !sd.SkipASN1(cbasn1.INTEGER) || !sd.SkipASN1(cbasn1.SET) ||
+		!sd.SkipASN1(cbasn1.SEQUENCE) || !sd.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) ||
+		!sd.SkipOptionalASN1(cbasn1.Tag(1).Constructed().ContextSpecific()) || !sd.ReadASN1(&set, cbasn1.SET) {
+		return 0, 0
+	}
+	for !set.Empty() && n < maxSigners {
+		var si cryptobyte.String
+		if !set.ReadASN1(&si, cbasn1.SEQUENCE) || !si.SkipASN1(cbasn1.INTEGER) {
+			break
+		}
+		n++
+		if si.PeekASN1Tag(cbasn1.Tag(0).ContextSpecific()) {
+			ski++
+		}
+	}
+	return n, ski
 }
