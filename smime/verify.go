@@ -258,11 +258,10 @@ func describeSigner(included []*x509.Certificate, issuer []byte, serial *big.Int
 			return "the certificate " + c.Subject.String()
 		}
 	}
-	s := "?"
-	if serial != nil {
-		s = serial.Text(16)
+	if serial == nil {
+		serial = new(big.Int)
 	}
-	return "a certificate with serial " + s
+	return describeIssuerSerial(issuer, serial) + " (not included in the message)"
 }
 
 // countSigners counts the SignerInfos of a DER ContentInfo(SignedData)
