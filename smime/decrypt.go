@@ -98,6 +98,12 @@ func malformed(format string, a ...any) error {
 // content, and malformed input is an error, never a panic.
 func Decrypt(data []byte, id *Identity, maxPlaintext int) (d *Decrypted, err error) {
 	defer recoverAs(&err, "smime: malformed S/MIME (CMS) data")
+	return decrypt(data, id, maxPlaintext)
+}
+
+// decrypt is Decrypt without the recover (the fuzz target calls it, so
+// that a panic is found rather than hidden).
+func decrypt(data []byte, id *Identity, maxPlaintext int) (*Decrypted, error) {
 	if id == nil || id.Key == nil || id.Cert == nil {
 		return nil, errors.New("smime: no list identity")
 	}

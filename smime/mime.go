@@ -210,7 +210,16 @@ func kindOfCMS(der []byte) Kind {
 // KindOf tells what S/MIME a MIME entity (header, blank line, body) is, by
 // its Content-Type; for application/pkcs7-mime without smime-type, by the
 // CMS content type inside.
-func KindOf(entityBytes []byte) Kind {
+func KindOf(entityBytes []byte) (k Kind) {
+	defer func() {
+		if recover() != nil {
+			k = KindNone
+		}
+	}()
+	return kindOf(entityBytes)
+}
+
+func kindOf(entityBytes []byte) Kind {
 	e, err := splitEntity(entityBytes)
 	if err != nil {
 		return KindNone
@@ -222,7 +231,12 @@ func KindOf(entityBytes []byte) Kind {
 // DecryptEntity decrypts an application/pkcs7-mime enveloped-data or
 // authEnveloped-data entity (header, blank line, base64 body): a member's
 // encrypted post, or its top-level part. See Decrypt.
-func DecryptEntity(entityBytes []byte, id *Identity, maxPlaintext int) (*Decrypted, error) {
+func DecryptEntity(entityBytes []byte, id *Identity, maxPlaintext int) (d *Decrypted, err error) {
+	defer recoverAs(&err, "smime: malformed S/MIME (CMS) data")
+	return decryptEntity(entityBytes, id, maxPlaintext)
+}
+
+func decryptEntity(entityBytes []byte, id *Identity, maxPlaintext int) (*Decrypted, error) {
 	e, err := splitEntity(entityBytes)
 	if err != nil {
 		return nil, err
@@ -238,7 +252,7 @@ func DecryptEntity(entityBytes []byte, id *Identity, maxPlaintext int) (*Decrypt
 	if err != nil {
 		return nil, err
 	}
-	return Decrypt(der, id, maxPlaintext)
+	return decrypt(der, id, maxPlaintext)
 }
 
 // signedParts splits a multipart/signed body (RFC 1847 §2.1, RFC 2046

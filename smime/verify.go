@@ -69,6 +69,11 @@ var ErrBadSignature = errors.New("smime: the S/MIME signature does not verify")
 // does not verify as is, its CRLF form is tried.
 func Verify(entityBytes []byte, author *x509.Certificate) (v *Verified, err error) {
 	defer recoverAs(&err, "smime: malformed S/MIME signature")
+	return verify(entityBytes, author)
+}
+
+// verify is Verify without the recover (for the fuzz target).
+func verify(entityBytes []byte, author *x509.Certificate) (*Verified, error) {
 	e, err := splitEntity(entityBytes)
 	if err != nil {
 		return nil, err
@@ -97,13 +102,13 @@ func Verify(entityBytes []byte, author *x509.Certificate) (v *Verified, err erro
 		if err != nil {
 			return nil, err
 		}
-		return VerifyDetached(signed, sig, author)
+		return verifyDetached(signed, sig, author)
 	case KindSignedOpaque:
 		der, err := e.decodedBody(MaxCMSInput)
 		if err != nil {
 			return nil, err
 		}
-		return VerifyOpaque(der, author)
+		return verifyCMS(der, nil, author)
 	case KindEnveloped, KindAuthEnveloped:
 		return nil, errors.New("smime: the message is encrypted; decrypt it first")
 	}
@@ -114,7 +119,11 @@ func Verify(entityBytes []byte, author *x509.Certificate) (v *Verified, err erro
 // against author. See Verify.
 func VerifyDetached(content, sig []byte, author *x509.Certificate) (v *Verified, err error) {
 	defer recoverAs(&err, "smime: malformed S/MIME signature")
-	v, err = verifyCMS(sig, content, author)
+	return verifyDetached(content, sig, author)
+}
+
+func verifyDetached(content, sig []byte, author *x509.Certificate) (*Verified, error) {
+	v, err := verifyCMS(sig, content, author)
 	if err != nil && errors.Is(err, errDigest) && bytes.IndexByte(content, '\n') >= 0 {
 		if c := canonicalCRLF(content); len(c) != len(content) {
 			if v2, err2 := verifyCMS(sig, c, author); err2 == nil {
