@@ -37,7 +37,17 @@ type berHeader struct {
 	hdrLen      int
 }
 
-func readBERHeader(b []byte) (h berHeader, err error) {
+func readBERHeader(b []byte) (berHeader, error) {
+	h, err := readBERHeaderPrefix(b)
+	if err == nil && !h.indefinite && h.length > len(b)-h.hdrLen {
+		return h, errBER
+	}
+	return h, err
+}
+
+// readBERHeaderPrefix reads identifier and length octets without checking
+// that the contents follow (for a look at the start of a message).
+func readBERHeaderPrefix(b []byte) (h berHeader, err error) {
 	if len(b) < 2 {
 		return h, errBER
 	}
@@ -87,14 +97,11 @@ func readBERHeader(b []byte) (h berHeader, err error) {
 			h.length = h.length<<8 | int(b[i+k])
 		}
 		i += n
-		if h.length < 0 || h.length > len(b) {
+		if h.length < 0 || h.length > MaxCMSInput {
 			return h, errBER
 		}
 	}
 	h.hdrLen = i
-	if !h.indefinite && h.length > len(b)-i {
-		return h, errBER
-	}
 	return h, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -64,6 +65,7 @@ func generateIdentity(address, name string, now time.Time, bits int) (*Identity,
 	if name == "" {
 		name = address
 	}
+	ski := sha1.Sum(x509.MarshalPKCS1PublicKey(&key.PublicKey))
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial.Add(serial, big.NewInt(1)), // positive, non-zero (RFC 5280 §4.1.2.2)
 		Subject:               pkix.Name{CommonName: name},
@@ -73,6 +75,9 @@ func generateIdentity(address, name string, now time.Time, bits int) (*Identity,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
 		EmailAddresses:        []string{address},
 		BasicConstraintsValid: true,
+		// RFC 5280 §4.2.1.2 (1): SHA-1 of the subjectPublicKey bits, so a
+		// client may name the list by subject key identifier.
+		SubjectKeyId: ski[:],
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {

@@ -110,7 +110,10 @@ func (e *entity) decodedBody(limit int) ([]byte, error) {
 	cte := strings.ToLower(strings.TrimSpace(e.header.Get("Content-Transfer-Encoding")))
 	switch cte {
 	case "base64":
-		if len(e.body)/4*3 > limit+3*len(e.body)/76+3 {
+		// Refuse before allocating: limit bytes are at most 4·⌈limit/3⌉
+		// characters, plus line breaks (2 per 76) and some whitespace.
+		maxEncoded := (limit/3 + 1) * 4
+		if len(e.body) > maxEncoded+maxEncoded/38+4096 {
 			return nil, ErrTooLarge
 		}
 		clean := make([]byte, 0, len(e.body))
@@ -176,17 +179,37 @@ func (e *entity) kind() (Kind, map[string]string) {
 	case "certs-only":
 		return KindCertsOnly, p
 	}
-	// No smime-type (older agents): look at the CMS content type.
-	der, err := e.decodedBody(MaxCMSInput)
-	if err != nil {
-		return KindNone, p
+	// No smime-type (older agents): look at the CMS content type, in the
+	// first bytes of the body.
+	return kindOfCMS(e.bodyPrefix(64)), p
+}
+
+// bodyPrefix returns about the first n decoded bytes of the body (fewer if
+// it is shorter or not decodable).
+func (e *entity) bodyPrefix(n int) []byte {
+	if !strings.EqualFold(strings.TrimSpace(e.header.Get("Content-Transfer-Encoding")), "base64") {
+		return e.body[:min(n, len(e.body))]
 	}
-	return kindOfCMS(der), p
+	clean := make([]byte, 0, n/3*4+4)
+	for _, c := range e.body {
+		if len(clean) == cap(clean) {
+			break
+		}
+		switch c {
+		case '\r', '\n', ' ', '\t':
+		default:
+			clean = append(clean, c)
+		}
+	}
+	clean = clean[:len(clean)/4*4]
+	out := make([]byte, base64.StdEncoding.DecodedLen(len(clean)))
+	m, _ := base64.StdEncoding.Decode(out, clean)
+	return out[:m]
 }
 
 // kindOfCMS reads only the ContentInfo's content type, from BER or DER.
 func kindOfCMS(der []byte) Kind {
-	h, err := readBERHeader(der)
+	h, err := readBERHeaderPrefix(der)
 	if err != nil || h.tag != 16 || !h.constructed {
 		return KindNone
 	}

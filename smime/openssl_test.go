@@ -99,6 +99,27 @@ func TestOpenSSLReadsOurCopies(t *testing.T) {
 	}
 }
 
+func TestOpenSSLVerifiesECListSignature(t *testing.T) {
+	need(t, "openssl")
+	id := ecListIdentity(t)
+	dir := t.TempDir()
+	inner := innerEntity("Signed with the list's ECDSA key.\n")
+	signed, err := id.SignEntity(inner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Verify(signed, id.Cert); err != nil {
+		t.Fatal(err)
+	}
+	content, err := run(t, nil, nil, "openssl", "cms", "-verify", "-in", writeFile(t, dir, "s.eml", signed), "-CAfile", writeFile(t, dir, "l.crt", id.CertPEM()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(normEOL(content), normEOL(inner)) {
+		t.Fatalf("got %q", content)
+	}
+}
+
 func TestOpenSSLPostsWeDecrypt(t *testing.T) {
 	need(t, "openssl")
 	id := testListIdentity(t)
@@ -125,6 +146,7 @@ func TestOpenSSLPostsWeDecrypt(t *testing.T) {
 		{"aes-256-gcm", id, []string{"-aes-256-gcm", listCrt}, "AES-256-GCM", "RSA PKCS#1 v1.5"},
 		{"oaep sha1", id, []string{"-aes256", "-recip", listCrt, "-keyopt", "rsa_padding_mode:oaep"}, "AES-256-CBC", "RSAES-OAEP SHA-1"},
 		{"oaep sha256", id, []string{"-aes256", "-recip", listCrt, "-keyopt", "rsa_padding_mode:oaep", "-keyopt", "rsa_oaep_md:sha256"}, "AES-256-CBC", "RSAES-OAEP SHA-256"},
+		{"recipient named by subject key identifier", id, []string{"-aes256", "-keyid", listCrt}, "AES-256-CBC", "RSA PKCS#1 v1.5"},
 		{"list and an ECDH recipient", id, []string{"-aes256", selfCrt, listCrt}, "AES-256-CBC", "RSA PKCS#1 v1.5"},
 		{"ec list sha1kdf", ecID, []string{"-aes256", ecListCrt}, "AES-256-CBC", "ECDH P-256 SHA-1 KDF, AES-256 wrap"},
 		{"ec list sha256kdf gcm", ecID, []string{"-aes-256-gcm", "-recip", ecListCrt, "-keyopt", "ecdh_kdf_md:sha256"}, "AES-256-GCM", "ECDH P-256 SHA-256 KDF, AES-256 wrap"},
@@ -259,6 +281,19 @@ func TestOpenSSLSignaturesWeVerify(t *testing.T) {
 		}
 	}
 
+	t.Run("SHA-1 refused", func(t *testing.T) {
+		m := newMember(t, "alice@member-a.example", "rsa2048-a")
+		crt := writeFile(t, dir, "sha1.crt", certPEM(m.cert))
+		key := writeFile(t, dir, "sha1.key", keyPEM(t, m.key))
+		out := filepath.Join(dir, "sha1.eml")
+		if _, err := run(t, nil, nil, "openssl", "cms", "-sign", "-md", "sha1", "-in", in, "-out", out, "-signer", crt, "-inkey", key); err != nil {
+			t.Fatal(err)
+		}
+		signed, _ := os.ReadFile(out)
+		if _, err := Verify(signed, m.cert); !errors.Is(err, ErrBadSignature) || !strings.Contains(err.Error(), "SHA-1") {
+			t.Fatalf("got %v", err)
+		}
+	})
 	t.Run("signer identified by subject key identifier", func(t *testing.T) {
 		k := testKey(t, "rsa2048-a")
 		m := member{addr: "alice@member-a.example", key: k, cert: makeCert(t, certOpts{key: k, emails: []string{"alice@member-a.example"},

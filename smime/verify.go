@@ -208,6 +208,14 @@ func verifyCMS(data, content []byte, author *x509.Certificate) (*Verified, error
 			continue
 		}
 		namesAuthor = true
+		if alg := si.DigestAlgorithm.Algorithm; !alg.Equal(oidSHA256) && !alg.Equal(oidSHA384) && !alg.Equal(oidSHA512) {
+			// crypto/x509 still accepts SHA-1 signatures; SHA-1 collisions
+			// are practical (SHAttered, 2017; chosen-prefix, 2020).
+			if firstErr == nil {
+				firstErr = fmt.Errorf("%w: it uses the digest %s, which the list does not accept; sign with SHA-256 (any current client does)", ErrBadSignature, digestName(alg))
+			}
+			continue
+		}
 		one := *p7
 		one.Signers = p7.Signers[i : i+1]
 		one.Certificates = []*x509.Certificate{author}
@@ -298,4 +306,14 @@ func countSigners(der []byte) (n, ski int) {
 		}
 	}
 	return n, ski
+}
+
+func digestName(oid asn1.ObjectIdentifier) string {
+	switch {
+	case oid.Equal(oidSHA1):
+		return "SHA-1"
+	case oid.Equal(oidSHA224):
+		return "SHA-224"
+	}
+	return oid.String()
 }
