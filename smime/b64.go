@@ -114,65 +114,57 @@ func base64Lines(src []byte) []byte {
 // for any pieces (CopyDER's, or a detached signature). It returns the
 // number of bytes written.
 func WriteBase64(w io.Writer, pieces [][]byte) (int64, error) {
-	lw := &lineWriter{w: w}
-	enc := base64.NewEncoder(base64.StdEncoding, lw)
-	for _, p := range pieces {
-		if _, err := enc.Write(p); err != nil {
-			return lw.n, err
-		}
-	}
-	if err := enc.Close(); err != nil {
-		return lw.n, err
-	}
-	return lw.n, lw.finish()
-}
-
-// lineWriter breaks what the base64 encoder writes into CRLF lines.
-type lineWriter struct {
-	w   io.Writer
-	col int
-	n   int64
-	buf [4096]byte
-}
-
-func (l *lineWriter) Write(p []byte) (int, error) {
-	total := len(p)
-	out := l.buf[:0]
+	const batch = 64 // lines encoded per write
+	var carry [b64LineBytes]byte
+	nc := 0
+	out := make([]byte, 0, batch*(b64LineChars+2))
+	var written int64
 	flush := func() error {
-		m, err := l.w.Write(out)
-		l.n += int64(m)
-		out = l.buf[:0]
+		m, err := w.Write(out)
+		written += int64(m)
+		out = out[:0]
 		return err
 	}
-	for len(p) > 0 {
-		take := min(b64LineChars-l.col, len(p))
-		if len(out)+take+2 > len(l.buf) {
-			if err := flush(); err != nil {
-				return 0, err
-			}
+	line := func(src []byte) error {
+		n := len(out)
+		out = out[:n+base64.StdEncoding.EncodedLen(len(src))]
+		base64.StdEncoding.Encode(out[n:], src)
+		out = append(out, '\r', '\n')
+		if len(out)+b64LineChars+2 > cap(out) {
+			return flush()
 		}
-		out = append(out, p[:take]...)
-		p = p[take:]
-		l.col += take
-		if l.col == b64LineChars {
-			out = append(out, '\r', '\n')
-			l.col = 0
+		return nil
+	}
+	for _, p := range pieces {
+		if nc > 0 {
+			k := copy(carry[nc:], p)
+			nc += k
+			p = p[k:]
+			if nc < b64LineBytes {
+				continue
+			}
+			if err := line(carry[:]); err != nil {
+				return written, err
+			}
+			nc = 0
+		}
+		for len(p) >= b64LineBytes {
+			if err := line(p[:b64LineBytes]); err != nil {
+				return written, err
+			}
+			p = p[b64LineBytes:]
+		}
+		nc = copy(carry[:], p)
+	}
+	if nc > 0 {
+		if err := line(carry[:nc]); err != nil {
+			return written, err
 		}
 	}
 	if len(out) > 0 {
 		if err := flush(); err != nil {
-			return 0, err
+			return written, err
 		}
 	}
-	return total, nil
-}
-
-func (l *lineWriter) finish() error {
-	if l.col == 0 {
-		return nil
-	}
-	m, err := l.w.Write([]byte("\r\n"))
-	l.n += int64(m)
-	l.col = 0
-	return err
+	return written, nil
 }
