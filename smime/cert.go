@@ -68,8 +68,8 @@ type CertInfo struct {
 func Info(cert *x509.Certificate) CertInfo {
 	sum := sha256.Sum256(cert.Raw)
 	return CertInfo{
-		Subject:      cert.Subject.String(),
-		Issuer:       cert.Issuer.String(),
+		Subject:      printable(cert.Subject.String()),
+		Issuer:       printable(cert.Issuer.String()),
 		Fingerprint:  hex.EncodeToString(sum[:]),
 		SerialNumber: hex.EncodeToString(cert.SerialNumber.Bytes()),
 		NotBefore:    cert.NotBefore,
@@ -270,5 +270,22 @@ func checkCert(cert *x509.Certificate, address string, now time.Time, signing bo
 	if len(emails) == 0 {
 		return certErr(CheckAddress, "the certificate names no e-mail address; S/MIME certificates name their owner's address (subjectAltName): ask for the certificate issued for %s", address)
 	}
-	return certErr(CheckAddress, "the certificate is for %s, not for %s: register it for the address it names, or ask for the certificate issued for %s", strings.Join(emails, ", "), address, address)
+	return certErr(CheckAddress, "the certificate is for %s, not for %s: register it for the address it names, or ask for the certificate issued for %s", printable(strings.Join(emails, ", ")), address, address)
+}
+
+// printable returns s, from a certificate or a message (anyone's input), fit
+// for a log line or a reply: control characters become '?', and it is cut
+// at 200 bytes.
+func printable(s string) string {
+	const max = 200
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c == 0x7f {
+			b[i] = '?'
+		}
+	}
+	if len(b) > max {
+		return strings.ToValidUTF8(string(b[:max]), "") + "..."
+	}
+	return string(b)
 }

@@ -126,6 +126,10 @@ func TestInfo(t *testing.T) {
 		!strings.Contains(info.Subject, "CN=alice@member-a.example") || info.Issuer != info.Subject {
 		t.Fatalf("unexpected info %+v", info)
 	}
+	evil := makeCert(t, certOpts{key: testKey(t, "rsa2048-a"), cn: "Eve\r\nX-Injected: yes" + strings.Repeat("x", 300), emails: []string{"eve@example.org"}})
+	if s := Info(evil).Subject; strings.ContainsAny(s, "\r\n") || len(s) > 210 {
+		t.Fatalf("subject not made printable: %q", s)
+	}
 	e := newMember(t, "bob@member-b.example", "p384-a")
 	if got := Info(e.cert).KeyAlgorithm; got != "ECDSA P-384" {
 		t.Fatalf("key algorithm %q", got)

@@ -379,7 +379,7 @@ func describeIssuerSerial(issuer []byte, serial *big.Int) string {
 		n.FillFromRDNSequence(&rdn)
 		name = "issuer " + n.String()
 	}
-	return fmt.Sprintf("the certificate of %s, serial %x", name, serial)
+	return printable(fmt.Sprintf("the certificate of %s, serial %x", name, serial))
 }
 
 // openKTRI reads a KeyTransRecipientInfo (RFC 5652 §6.2.1) and, if it names

@@ -270,9 +270,9 @@ func describeSigner(included []*x509.Certificate, issuer []byte, serial *big.Int
 	for _, c := range included {
 		if bytes.Equal(c.RawIssuer, issuer) && serial != nil && c.SerialNumber.Cmp(serial) == 0 {
 			if emails := CertEmails(c); len(emails) > 0 {
-				return "the certificate of " + strings.Join(emails, ", ")
+				return printable("the certificate of " + strings.Join(emails, ", "))
 			}
-			return "the certificate " + c.Subject.String()
+			return printable("the certificate " + c.Subject.String())
 		}
 	}
 	if serial == nil {
