@@ -1,0 +1,5 @@
+package intake
+
+import "github.com/isaclist/isaclist/mailhdr"
+
+var testLimits = mailhdr.DefaultLimits()
