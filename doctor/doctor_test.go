@@ -28,7 +28,7 @@ import (
 
 	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/internal/minidns"
-	"github.com/isaclist/isaclist/internal/sandbox"
+	"github.com/isaclist/isaclist/internal/testmail"
 	"github.com/isaclist/isaclist/resolver"
 	"github.com/isaclist/isaclist/store"
 )
@@ -174,8 +174,8 @@ type fixture struct {
 	keyFile  string
 	dataDir  string
 	socket   string
-	relay    *sandbox.Sink
-	smtp     *sandbox.Sink
+	relay    *testmail.Sink
+	smtp     *testmail.Sink
 	sts      *httptest.Server
 	stsPort  string
 	health   *httptest.Server
@@ -242,12 +242,12 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	f.certFile, f.keyFile = filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "privkey.pem")
 	cert := issue(t, f.ca, []string{tHost}, time.Now().Add(-time.Hour), time.Now().Add(90*24*time.Hour))
 	f.writeCert(cert)
-	f.smtp, err = sandbox.StartSinkWith(&tls.Config{Certificates: []tls.Certificate{cert.tls}}, "", "")
+	f.smtp, err = testmail.StartSinkWith(&tls.Config{Certificates: []tls.Certificate{cert.tls}}, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(f.smtp.Close)
-	f.relay, err = sandbox.StartSink()
+	f.relay, err = testmail.StartSink()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -639,7 +639,7 @@ func TestNoTLS(t *testing.T) {
 
 func TestListenerWithoutSTARTTLS(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
-	plain, err := sandbox.StartSink()
+	plain, err := testmail.StartSink()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -873,7 +873,7 @@ func TestRelay(t *testing.T) {
 	t.Run("STARTTLS and AUTH", func(t *testing.T) {
 		ca := newCA(t)
 		cert := issue(t, ca, []string{"127.0.0.1"}, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
-		relay, err := sandbox.StartSinkWith(&tls.Config{Certificates: []tls.Certificate{cert.tls}}, "isaclist", "s3cret")
+		relay, err := testmail.StartSinkWith(&tls.Config{Certificates: []tls.Certificate{cert.tls}}, "isaclist", "s3cret")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -904,7 +904,7 @@ func TestRelay(t *testing.T) {
 	})
 	t.Run("probe", func(t *testing.T) {
 		f := newFixture(t, fixtureOpts{})
-		mx, err := sandbox.StartSink()
+		mx, err := testmail.StartSink()
 		if err != nil {
 			t.Fatal(err)
 		}

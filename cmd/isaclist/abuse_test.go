@@ -17,6 +17,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/isaclist/isaclist/internal/sandbox"
+	"github.com/isaclist/isaclist/internal/testmail"
 )
 
 // Loopback is all of 127.0.0.0/8: these play different client hosts.
@@ -42,7 +43,7 @@ func TestRefusedAttemptsTurnTheAddressAway(t *testing.T) {
 	w := newWorld(t, worldOpts{smtpConfig: "max_refusals_per_minute = 6"})
 	queriesBefore := w.dns.Queries()
 
-	r, _, err := sandbox.DialRawFrom(attackerIP, w.smtp)
+	r, _, err := testmail.DialRawFrom(attackerIP, w.smtp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func TestRefusedAttemptsTurnTheAddressAway(t *testing.T) {
 	}
 
 	// A new connection from the same address: 421 at once.
-	r2, greeting, err := sandbox.DialRawFrom(attackerIP, w.smtp)
+	r2, greeting, err := testmail.DialRawFrom(attackerIP, w.smtp)
 	if err == nil {
 		r2.Close()
 	}
@@ -93,7 +94,7 @@ func TestRefusedAttemptsTurnTheAddressAway(t *testing.T) {
 			t.Fatalf("non-member post %d: want 550, got %v", i, err)
 		}
 	}
-	if _, greeting, _ := sandbox.DialRawFrom(otherIP, w.smtp); !strings.HasPrefix(greeting, "421 4.7.0") {
+	if _, greeting, _ := testmail.DialRawFrom(otherIP, w.smtp); !strings.HasPrefix(greeting, "421 4.7.0") {
 		t.Errorf("after 6 refused posts: greeting %q, want 421 4.7.0", greeting)
 	}
 	// Unknown recipients need no lookup; the six posts, the SPF record of
@@ -383,7 +384,7 @@ func TestSizeLimitIsExact(t *testing.T) {
 	}
 	// BDAT counts the same bytes.
 	for _, size := range []int{max, max + 1} {
-		r, _, err := sandbox.DialRaw(w.smtp)
+		r, _, err := testmail.DialRaw(w.smtp)
 		if err != nil {
 			t.Fatal(err)
 		}

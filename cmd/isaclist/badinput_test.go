@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/isaclist/isaclist/internal/sandbox"
+	"github.com/isaclist/isaclist/internal/testmail"
 )
 
 // rawPost sends data as the DATA of one transaction, exactly as given
 // (dot-stuffed, then the end marker), and returns the reply to it.
 func rawPost(t *testing.T, addr string, data []byte) string {
 	t.Helper()
-	r, _, err := sandbox.DialRaw(addr)
+	r, _, err := testmail.DialRaw(addr)
 	if err != nil {
 		t.Fatal(err)
 	}

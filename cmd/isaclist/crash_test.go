@@ -22,6 +22,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/internal/sandbox"
+	"github.com/isaclist/isaclist/internal/testmail"
 	"github.com/isaclist/isaclist/pgp"
 )
 
@@ -488,7 +489,7 @@ type crashHooks struct {
 // the test's control so that a kill can land between the final dot and
 // the reply.
 func crashSend(addr, helo, from string, msg []byte, h crashHooks) (postOutcome, string) {
-	c, greeting, err := sandbox.DialRaw(addr)
+	c, greeting, err := testmail.DialRaw(addr)
 	if err != nil {
 		return postNotSent, err.Error()
 	}

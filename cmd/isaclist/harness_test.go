@@ -22,6 +22,7 @@ import (
 	"github.com/isaclist/isaclist/daemon"
 	"github.com/isaclist/isaclist/internal/minidns"
 	"github.com/isaclist/isaclist/internal/sandbox"
+	"github.com/isaclist/isaclist/internal/testmail"
 	"github.com/isaclist/isaclist/resolver"
 )
 
@@ -36,7 +37,7 @@ type world struct {
 	t       *testing.T
 	dir     string
 	dns     *minidns.Server
-	sink    *sandbox.Sink
+	sink    *testmail.Sink
 	cfgPath string
 	cfg     *config.Config
 	d       *daemon.Daemon
@@ -65,7 +66,7 @@ func newWorld(t *testing.T, o worldOpts) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(dns.Close)
-	sink, err := sandbox.StartSink()
+	sink, err := testmail.StartSink()
 	if err != nil {
 		t.Fatal(err)
 	}

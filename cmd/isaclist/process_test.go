@@ -18,6 +18,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/isaclist/isaclist/daemon"
 	"github.com/isaclist/isaclist/internal/sandbox"
+	"github.com/isaclist/isaclist/internal/testmail"
 )
 
 // The test binary doubles as the isaclist binary: with ISACLIST_AS_MAIN
@@ -179,14 +180,14 @@ func TestSIGTERMDrainsGracefully(t *testing.T) {
 	w := processWorld(t)
 	p := w.startProcess(t)
 
-	idle, _, err := sandbox.DialRaw(p.smtp)
+	idle, _, err := testmail.DialRaw(p.smtp)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer idle.Close()
 	idle.Cmd("EHLO idle.example") //nolint:errcheck
 
-	busy, _, err := sandbox.DialRaw(p.smtp)
+	busy, _, err := testmail.DialRaw(p.smtp)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-smtp"
 	"github.com/isaclist/isaclist/internal/sandbox"
+	"github.com/isaclist/isaclist/internal/testmail"
 	"golang.org/x/net/idna"
 )
 
@@ -102,7 +103,7 @@ func TestSpoofingAttemptsAreRefused(t *testing.T) {
 		}, 550, smtp.EnhancedCode{5, 7, 26}, "not authenticated"},
 		{"DKIM l= with appended content", func() attempt {
 			msg := plainPost("alice@member-a.example", subject).Bytes()
-			signed, err := w.domains["member-a.example"].SignWithBodyLength(msg, len("Indicators: 192.0.2.1\r\n"), []string{"from", "to", "subject", "date", "message-id"})
+			signed, err := testmail.SignWithBodyLength(w.domains["member-a.example"], msg, len("Indicators: 192.0.2.1\r\n"), []string{"from", "to", "subject", "date", "message-id"})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -234,7 +235,7 @@ func TestSMTPSmugglingRefused(t *testing.T) {
 	w := newWorld(t, worldOpts{})
 	for _, seq := range []string{"\n.\n", "\r.\r", "\r\n.\n", "\n.\r\n", "\r.\r\n"} {
 		signed := w.sign("member-a.example", plainPost("alice@member-a.example", "[TLP:GREEN] smuggle").Bytes())
-		r, _, err := sandbox.DialRaw(w.smtp)
+		r, _, err := testmail.DialRaw(w.smtp)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -274,7 +275,7 @@ func TestOversizedMessageIsRefused(t *testing.T) {
 		t.Fatalf("want 552 5.3.4 naming the limit, got %v\n%s", err, w.logs)
 	}
 	// A declared SIZE over the limit is refused at MAIL FROM (RFC 1870).
-	r, _, err := sandbox.DialRaw(w.smtp)
+	r, _, err := testmail.DialRaw(w.smtp)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/isaclist/isaclist/internal/sandbox"
+	"github.com/isaclist/isaclist/internal/testmail"
 )
 
 func subjectOf(t *testing.T, data []byte) string {
@@ -28,7 +29,7 @@ func subjectOf(t *testing.T, data []byte) string {
 
 // copiesFor waits for n new copies beyond the first `before` and returns
 // them.
-func (w *world) copies(before, n int) []sandbox.Received {
+func (w *world) copies(before, n int) []testmail.Received {
 	w.t.Helper()
 	got := w.sink.Wait(before+n, 10*time.Second)
 	if len(got) < before+n {
@@ -120,7 +121,7 @@ func TestReplyNeverLowersTheThreadLabel(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := w.copies(3, 4) // three copies and the notice to Bob
-	var notice *sandbox.Received
+	var notice *testmail.Received
 	for i, m := range got {
 		if m.From == "" {
 			notice = &got[i]

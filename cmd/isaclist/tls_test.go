@@ -22,6 +22,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/internal/sandbox"
+	"github.com/isaclist/isaclist/internal/testmail"
 	"github.com/isaclist/isaclist/store"
 )
 
@@ -142,7 +143,7 @@ func TestRelayWithSTARTTLSAndAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	relay, err := sandbox.StartSinkWith(&tls.Config{Certificates: []tls.Certificate{cert}}, "isaclist", "s3cret-relay")
+	relay, err := testmail.StartSinkWith(&tls.Config{Certificates: []tls.Certificate{cert}}, "isaclist", "s3cret-relay")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,9 @@
-// Package sandbox builds a complete isaclist world on loopback: a DNS
-// server publishing the member organisations' SPF, DKIM and DMARC records,
-// member domains that DKIM-sign their mail, the real daemon, and a sink
-// SMTP server standing for the relay. The end-to-end tests and `isaclist
-// demo` both use it, so the demo shows exactly what the tests check.
+// Package sandbox plays the member organisations on loopback: their mail
+// domains, whose DNS records (SPF, DKIM, DMARC) go into a minidns server,
+// the DKIM signatures their mail servers make, and the SMTP client that
+// delivers their posts. `isaclist demo` and the end-to-end tests both use
+// it, so the demo shows exactly what the tests check; what only tests
+// need (a relay sink, raw SMTP, forged signatures) is in internal/testmail.
 package sandbox
 
 import (
@@ -130,7 +131,8 @@ func randBytes(n int) []byte {
 	return b
 }
 
-func dialFrom(localIP, addr string) (net.Conn, error) {
+// DialFrom connects to addr from the local address localIP ("" for any).
+func DialFrom(localIP, addr string) (net.Conn, error) {
 	d := net.Dialer{Timeout: 5 * time.Second}
 	if localIP != "" {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(localIP)}
@@ -148,7 +150,7 @@ func Send(addr, helo, from string, to []string, msg []byte) (string, error) {
 // SendFrom is Send from the local address localIP ("" for any): loopback
 // has the whole of 127.0.0.0/8, so tests can play several client hosts.
 func SendFrom(localIP, addr, helo, from string, to []string, msg []byte) (string, error) {
-	conn, err := dialFrom(localIP, addr)
+	conn, err := DialFrom(localIP, addr)
 	if err != nil {
 		return "", err
 	}

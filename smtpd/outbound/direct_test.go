@@ -23,7 +23,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 	"github.com/isaclist/isaclist/internal/minidns"
-	"github.com/isaclist/isaclist/internal/sandbox"
+	"github.com/isaclist/isaclist/internal/testmail"
 	"github.com/isaclist/isaclist/queue"
 	"github.com/isaclist/isaclist/resolver"
 	"github.com/miekg/dns"
@@ -109,9 +109,9 @@ func newEnv(t *testing.T) *env {
 
 // sink starts an SMTP server on 127.0.0.1; with a non-nil cfg it offers
 // STARTTLS.
-func (e *env) sink(cfg *tls.Config) *sandbox.Sink {
+func (e *env) sink(cfg *tls.Config) *testmail.Sink {
 	e.t.Helper()
-	s, err := sandbox.StartSinkWith(cfg, "", "")
+	s, err := testmail.StartSinkWith(cfg, "", "")
 	if err != nil {
 		e.t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/isaclist/isaclist/internal/sandbox"
+	"github.com/isaclist/isaclist/internal/testmail"
 	"github.com/miekg/dns"
 )
 
@@ -187,7 +187,7 @@ func (ps *policyServer) policy(domain, mode string, maxAge int, mx ...string) {
 
 // stsWorld is a member domain with one MX, mx.member.example, an SMTP sink
 // presenting cert (nil: no STARTTLS) and a policy server.
-func stsWorld(t *testing.T, cert func(e *env) *tls.Config) (*env, *Direct, *policyServer, *sandbox.Sink) {
+func stsWorld(t *testing.T, cert func(e *env) *tls.Config) (*env, *Direct, *policyServer, *testmail.Sink) {
 	e := newEnv(t)
 	var cfg *tls.Config
 	if cert != nil {

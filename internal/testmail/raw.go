@@ -1,4 +1,4 @@
-package sandbox
+package testmail
 
 import (
 	"bufio"
@@ -6,6 +6,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/isaclist/isaclist/internal/sandbox"
 )
 
 // Raw is an SMTP client that writes exactly the bytes it is given: for
@@ -21,7 +23,7 @@ func DialRaw(addr string) (*Raw, string, error) { return DialRawFrom("", addr) }
 
 // DialRawFrom is DialRaw from the local address localIP ("" for any).
 func DialRawFrom(localIP, addr string) (*Raw, string, error) {
-	c, err := dialFrom(localIP, addr)
+	c, err := sandbox.DialFrom(localIP, addr)
 	if err != nil {
 		return nil, "", err
 	}

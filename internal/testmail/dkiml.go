@@ -1,4 +1,4 @@
-package sandbox
+package testmail
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strings"
+
+	"github.com/isaclist/isaclist/internal/sandbox"
 )
 
 // SignWithBodyLength signs msg with a DKIM l= tag covering only the first
@@ -15,7 +17,7 @@ import (
 // content under a real signature (RFC 6376 §8.2). go-msgauth cannot make
 // such signatures, so this is a small signer of its own (relaxed/relaxed,
 // rsa-sha256), used only to attack isaclist in tests.
-func (d *Domain) SignWithBodyLength(msg []byte, bodyLength int, headers []string) ([]byte, error) {
+func SignWithBodyLength(d *sandbox.Domain, msg []byte, bodyLength int, headers []string) ([]byte, error) {
 	i := bytes.Index(msg, []byte("\r\n\r\n"))
 	if i < 0 {
 		return nil, fmt.Errorf("no header/body separator")

@@ -1,4 +1,8 @@
-package sandbox
+// Package testmail holds what only the tests use to play the world
+// around isaclist: an SMTP sink standing for the relay, a raw SMTP client
+// for sessions no real client would hold, and a DKIM signer with l= for
+// attacks go-msgauth will not sign.
+package testmail
 
 import (
 	"bytes"
