@@ -16,7 +16,6 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/isaclist/isaclist/admin"
@@ -295,9 +294,6 @@ func (d *Daemon) queueDepth() (int, time.Duration) {
 // check fails: a day of retries means the relay or the network is down.
 const stuckQueue = 24 * time.Hour
 
-// minFreeBytes is the free space the data directory needs to take posts.
-const minFreeBytes = 64 << 20
-
 // health says what is wrong: the store, the queue, the disk.
 func (d *Daemon) health(ctx context.Context) []string {
 	var problems []string
@@ -307,9 +303,9 @@ func (d *Daemon) health(ctx context.Context) []string {
 	if n, age := d.queueDepth(); age > stuckQueue {
 		problems = append(problems, fmt.Sprintf("queue: %d copies waiting, the oldest for %s (isaclist queue list)", n, age.Round(time.Minute)))
 	}
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(d.Config.DataDir, &st); err == nil && st.Bavail*uint64(st.Bsize) < minFreeBytes {
-		problems = append(problems, fmt.Sprintf("disk: %d MB free in %s", st.Bavail*uint64(st.Bsize)>>20, d.Config.DataDir))
+	// The threshold below which intake refuses mail (452 at MAIL FROM).
+	if free, err := store.FreeBytes(d.Config.DataDir); err == nil && free < store.MinFree(d.Config.SMTP.MaxMessageBytes) {
+		problems = append(problems, fmt.Sprintf("disk: %d MB free in %s, below the %d MB needed to take mail", free>>20, d.Config.DataDir, store.MinFree(d.Config.SMTP.MaxMessageBytes)>>20))
 	}
 	return problems
 }

@@ -1,33 +1,17 @@
 package smtpd
 
 import (
-	"syscall"
-
 	"github.com/emersion/go-smtp"
+	"github.com/isaclist/isaclist/store"
 )
 
-// diskReserve is free space kept beyond the message itself: the database
-// grows with each post (its queue entries, the audit trail), and a
-// database that cannot grow cannot record that copies were delivered.
-const diskReserve = 64 << 20
-
-// freeBytes is the space an unprivileged process may still write in dir.
-func freeBytes(dir string) (uint64, error) {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
-		return 0, err
-	}
-	return uint64(st.Bavail) * uint64(st.Bsize), nil
-}
-
-// minFree is the free space below which MAIL FROM is answered 452: room
-// for a message of the largest size the list takes, twice (its body file
-// is written beside the old one before the rename), and diskReserve.
+// minFree is the free space below which MAIL FROM is answered 452: the
+// threshold /healthz reports against too.
 func (s *Server) minFree() uint64 {
 	if s.opts.MinFreeBytes > 0 {
 		return uint64(s.opts.MinFreeBytes)
 	}
-	return uint64(2*s.opts.MaxMessageBytes) + diskReserve
+	return store.MinFree(s.opts.MaxMessageBytes)
 }
 
 // checkDisk refuses a transaction, before anything of it is read or
@@ -39,7 +23,7 @@ func (sess *session) checkDisk() error {
 	if dir == "" {
 		return nil
 	}
-	free, err := freeBytes(dir)
+	free, err := store.FreeBytes(dir)
 	if err != nil {
 		// Not knowing is no reason to refuse: the write itself is checked.
 		sess.log.Warn("cannot read free disk space", "dir", dir, "err", err)
