@@ -23,7 +23,7 @@ import (
 // the checks before it pass: no DNS for a spoof that cannot align, no
 // decryption for a stranger), lets decidePost decide, and commits.
 func (r *Receiver) receivePost(ctx context.Context, env message.Envelope, t Target, raw []byte) (acc *Accepted, refusal *reply.Refusal) {
-	a := r.arrive(env, t, raw)
+	a, snap, auth, refusal := r.admit(ctx, env, t, raw, postNullSender, checkPoster)
 	// Every refused post is recorded in the audit trail (metadata only:
 	// a hash of the sender, the list, the size, the refusal's kind).
 	defer func() {
@@ -35,15 +35,7 @@ func (r *Receiver) receivePost(ctx context.Context, env message.Envelope, t Targ
 			r.Governance.RecordRefusal(t.List, from, len(raw), refusal)
 		}
 	}()
-	snap, refusal := r.snapshot(a)
 	if refusal != nil {
-		return nil, refusal
-	}
-	if refusal := opening(a, snap, postNullSender(snap.List)); refusal != nil {
-		return nil, refusal
-	}
-	auth := r.authenticate(ctx, a)
-	if refusal := checkPoster(a, snap, auth); refusal != nil {
 		return nil, refusal
 	}
 	opened, openRefusal := r.open(snap, snap.Author, a.msg)

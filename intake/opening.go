@@ -10,6 +10,7 @@ import (
 	"github.com/isaclist/isaclist/mailhdr"
 	"github.com/isaclist/isaclist/message"
 	"github.com/isaclist/isaclist/reply"
+	"github.com/isaclist/isaclist/store"
 )
 
 // opening is the check every kind of mail that acts on a list shares
@@ -111,4 +112,24 @@ func authRefusal(a *arrival, auth mailauth.Result, policy string) *reply.Refusal
 	}
 	return reply.New(reply.NotAuthenticated, "%s, and this message from %s is not authenticated for %s (%s); send it through your organisation's mail server, which should sign it with DKIM",
 		policy, a.from.Key(), a.from.Domain, auth.Summary())
+}
+
+// admit is the way in that posts, mail to the owners and votes share:
+// parse once, one snapshot, the opening checks (nullSender says what the
+// address does not take from the null sender), authentication, and the
+// kind's own check of its sender (which repeats the opening: it is the
+// whole rule, as the table tests call it). Nothing is authenticated for
+// mail that the opening refuses.
+func (r *Receiver) admit(ctx context.Context, env message.Envelope, t Target, raw []byte,
+	nullSender func(*store.List) string, check func(*arrival, *snapshot, mailauth.Result) *reply.Refusal) (*arrival, *snapshot, mailauth.Result, *reply.Refusal) {
+	a := r.arrive(env, t, raw)
+	snap, refusal := r.snapshot(a)
+	if refusal != nil {
+		return a, nil, mailauth.Result{}, refusal
+	}
+	if refusal := opening(a, snap, nullSender(snap.List)); refusal != nil {
+		return a, snap, mailauth.Result{}, refusal
+	}
+	auth := r.authenticate(ctx, a)
+	return a, snap, auth, check(a, snap, auth)
 }

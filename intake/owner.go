@@ -33,16 +33,8 @@ func decideOwner(a *arrival, snap *snapshot, auth mailauth.Result) *reply.Refusa
 }
 
 func (r *Receiver) receiveOwner(ctx context.Context, env message.Envelope, t Target, raw []byte) (*Accepted, *reply.Refusal) {
-	a := r.arrive(env, t, raw)
-	snap, refusal := r.snapshot(a)
+	a, snap, auth, refusal := r.admit(ctx, env, t, raw, ownerNullSender, decideOwner)
 	if refusal != nil {
-		return nil, refusal
-	}
-	if refusal := opening(a, snap, ownerNullSender(snap.List)); refusal != nil {
-		return nil, refusal
-	}
-	auth := r.authenticate(ctx, a)
-	if refusal := decideOwner(a, snap, auth); refusal != nil {
 		return nil, refusal
 	}
 	now := snap.Now

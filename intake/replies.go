@@ -28,6 +28,10 @@ type replyVerdict struct {
 	Yes     bool // a vote's yes or no
 }
 
+func replyNullSender(*store.List) string {
+	return "votes and acceptances are not taken from the null sender"
+}
+
 func replyPolicy(l *store.List) string {
 	return l.DisplayName() + " counts votes and acceptances only from its members' own mail servers"
 }
@@ -35,7 +39,7 @@ func replyPolicy(l *store.List) string {
 // checkReplier is what a vote or an acceptance must pass before it is
 // read: the opening checks, authentication and membership.
 func checkReplier(a *arrival, snap *snapshot, auth mailauth.Result) *reply.Refusal {
-	if r := opening(a, snap, "votes and acceptances are not taken from the null sender"); r != nil {
+	if r := opening(a, snap, replyNullSender(snap.List)); r != nil {
 		return r
 	}
 	if r := authRefusal(a, auth, replyPolicy(snap.List)); r != nil {
@@ -79,16 +83,8 @@ func decideReply(a *arrival, snap *snapshot, auth mailauth.Result, opened *opene
 }
 
 func (r *Receiver) receiveReply(ctx context.Context, env message.Envelope, t Target, raw []byte) (*Accepted, *reply.Refusal) {
-	a := r.arrive(env, t, raw)
-	snap, refusal := r.snapshot(a)
+	a, snap, auth, refusal := r.admit(ctx, env, t, raw, replyNullSender, checkReplier)
 	if refusal != nil {
-		return nil, refusal
-	}
-	if refusal := opening(a, snap, "votes and acceptances are not taken from the null sender"); refusal != nil {
-		return nil, refusal
-	}
-	auth := r.authenticate(ctx, a)
-	if refusal := checkReplier(a, snap, auth); refusal != nil {
 		return nil, refusal
 	}
 	opened, openRefusal := r.open(snap, snap.Author, a.msg)
