@@ -26,8 +26,11 @@ import (
 //     busy: from 3/4 of max_connections in use until fewer than half are,
 //     a client must complete a command within stress_command_timeout of its
 //     last one (a NOOP does not reset that clock), and every read and write
-//     waits at most that long. Entering stress applies it at once to every
-//     connection held.
+//     waits at most that long; a message must arrive at minStressDataRate
+//     on average (after its first stress_command_timeout), so that one sent
+//     a byte at a time, which cannot be shed, does not hold its place for
+//     the whole session_timeout. Entering stress applies it at once to
+//     every connection held.
 //
 //   - Keep a share for members (member_connections): clients (an IPv4
 //     address, an IPv6 /64) that delivered an accepted member post within
@@ -59,6 +62,11 @@ const (
 	shedGrace     = 2 * time.Second
 	shedGraceMail = 5 * time.Second
 )
+
+// minStressDataRate is the slowest a message may arrive under stress, in
+// bytes a second on average since DATA (or the first BDAT): far below any
+// real mail server's, far above a slowloris's.
+const minStressDataRate = 1024
 
 // Remembered members: at most maxRemembered client addresses and as many
 // MAIL FROM domains. Only accepted member posts add to them, so an
@@ -269,7 +277,12 @@ func (l *connLimiter) readLimit(c *limitedConn, now time.Time) time.Time {
 	switch {
 	case c.stage == stageData:
 		if l.stressed {
-			return now.Add(l.stressTimeout)
+			d := now.Add(l.stressTimeout)
+			got := c.read.Load() - c.dataRead
+			if due := c.dataStart.Add(l.stressTimeout + time.Duration(got)*time.Second/minStressDataRate); due.Before(d) {
+				d = due
+			}
+			return d
 		}
 	case l.stressed:
 		return c.active.Add(l.stressTimeout)
@@ -313,6 +326,28 @@ func (l *connLimiter) setWriteDeadline(c *limitedConn, t time.Time) error {
 	return c.Conn.SetWriteDeadline(t)
 }
 
+// refreshDataDeadline gives each read of a message from the socket one
+// command timeout (under stress, the shorter one, and no later than the
+// slowest average rate allows): a message that arrives slowly but steadily
+// is not cut off because go-smtp's reader waits to fill a whole buffer
+// under one deadline, and one that stalls is.
+func (l *connLimiter) refreshDataDeadline(c *limitedConn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c.shed || !c.tracked || c.stage != stageData {
+		return
+	}
+	now := l.now()
+	var d time.Time
+	if l.commandTimeout > 0 {
+		d = now.Add(l.commandTimeout)
+	}
+	if limit := l.readLimit(c, now); !limit.IsZero() && (d.IsZero() || limit.Before(d)) {
+		d = limit
+	}
+	c.Conn.SetReadDeadline(d) //nolint:errcheck
+}
+
 // progress records that c completed a command that moves its session to
 // st. Only real progress counts: EHLO (a new session: always), MAIL, a
 // recipient taken, DATA and its end, the end of a transaction; a reset or
@@ -325,6 +360,10 @@ func (l *connLimiter) progress(c *limitedConn, st stage, always bool) {
 	}
 	c.list.remove(c)
 	c.stage, c.active = st, l.now()
+	if st == stageData {
+		c.dataStart, c.dataRead = c.active, c.read.Load()
+	}
+	c.inData.Store(st == stageData)
 	l.lists[b2i(c.member)][st].push(c)
 }
 

@@ -241,9 +241,14 @@ type limitedConn struct {
 	accepted time.Time
 	active   time.Time // the last command that counted as progress
 	deadline time.Time // the read deadline go-smtp last asked for
-	prev     *limitedConn
-	next     *limitedConn
-	list     *connList
+	// dataStart and dataRead: when the message began, and the bytes read
+	// before it (for the slowest rate under stress).
+	dataStart time.Time
+	dataRead  int64
+	inData    atomic.Bool // stage == stageData, read without mu
+	prev      *limitedConn
+	next      *limitedConn
+	list      *connList
 
 	// readCap, once set, is how many bytes in all the connection may still
 	// deliver; past it onCap runs (it replies and closes). It stops a
@@ -255,6 +260,9 @@ type limitedConn struct {
 }
 
 func (c *limitedConn) Read(p []byte) (int, error) {
+	if c.inData.Load() {
+		c.lim.refreshDataDeadline(c)
+	}
 	n, err := c.Conn.Read(p)
 	total := c.read.Add(int64(n))
 	if limit := c.readCap.Load(); limit > 0 && total > limit {

@@ -242,6 +242,18 @@ func TestStressTimeouts(t *testing.T) {
 	if got := l.readLimit(a, clock.now()); !got.Equal(start.Add(time.Minute + 10*time.Second)) {
 		t.Errorf("under stress: limit %v after connecting, want the last command + 10s", got.Sub(start))
 	}
+	// A message must arrive at 1 KB/s on average after its first 10 s.
+	l.progress(a, stageData, false)
+	dataStart := clock.now()
+	a.read.Add(5 << 10)
+	clock.add(2 * time.Second)
+	if got := l.readLimit(a, clock.now()); !got.Equal(clock.now().Add(10 * time.Second)) {
+		t.Errorf("a message arriving at 2.5 KB/s: limit %v after its start, want 10s from now", got.Sub(dataStart))
+	}
+	clock.add(10 * time.Second)
+	if got := l.readLimit(a, clock.now()); !got.Equal(dataStart.Add(15 * time.Second)) {
+		t.Errorf("a message of 5 KB in 12 s: limit %v after its start, want 15s (10s + 5 KB at 1 KB/s)", got.Sub(dataStart))
+	}
 	a.Close()
 	if !l.stats().Stressed {
 		t.Error("left stress at 2 of 4 (it leaves below half)")

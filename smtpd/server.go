@@ -202,7 +202,9 @@ func reply(r *listcore.Refusal, id string) *smtp.SMTPError {
 
 // deadlineReader extends the connection's read deadline before each read:
 // a message may take long to arrive, but not stall for longer than one
-// command timeout.
+// command timeout. (go-smtp's reader fills a whole buffer under one such
+// deadline; the limitedConn beneath extends it before each read of the
+// socket too: capacity.go, refreshDataDeadline.)
 type deadlineReader struct {
 	r       io.Reader
 	conn    net.Conn
