@@ -139,8 +139,8 @@ func (r *recentSet) has(key string, now time.Time, within time.Duration) bool {
 	return ok
 }
 
-// admit decides on a new connection: it returns the tracked connection, or
-// why it is turned away. It may shed another connection to make room.
+// admit decides on a new connection and, if it is taken, tracks c;
+// otherwise it says why not. It may shed another connection to make room.
 func (l *connLimiter) admit(c *limitedConn, ip string) (ok bool, why string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

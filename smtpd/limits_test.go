@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -125,7 +126,7 @@ func TestRefusalAddressAggregate(t *testing.T) {
 func TestRefusalMapsBounded(t *testing.T) {
 	l, _ := testLimiter(limitOptions{max: 100, maxIP: 10, maxRefused: 3})
 	for i := range maxRefusalClients + 10 {
-		l.noteRefusal("192.0.2.1", string(rune(i))+".example")
+		l.noteRefusal("192.0.2.1", strconv.Itoa(i)+".example")
 	}
 	if len(l.refused) > maxRefusalClients || len(l.refusedAddr) > maxRefusalClients {
 		t.Errorf("%d pairs and %d addresses counted; bound %d", len(l.refused), len(l.refusedAddr), maxRefusalClients)
