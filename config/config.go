@@ -51,13 +51,24 @@ type SMTP struct {
 	CommandTimeout Duration `toml:"command_timeout"`
 	// SessionTimeout bounds a whole SMTP session.
 	SessionTimeout Duration `toml:"session_timeout"`
-	// MaxConnections caps concurrent sessions; MaxConnectionsPerIP caps one
-	// client address's share so one host cannot exhaust the cap.
+	// MaxConnections caps the connections held; when they run short, the
+	// ones that have gone longest without a command are shed.
+	// MaxConnectionsPerIP caps one client address's share so one host
+	// cannot exhaust the cap.
 	MaxConnections      int `toml:"max_connections"`
 	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
+	// MemberConnections of MaxConnections are kept for clients (an
+	// address, an IPv6 /64) that delivered an accepted member post within
+	// MemberMemory; not set: a tenth of MaxConnections.
+	MemberConnections int      `toml:"member_connections"`
+	MemberMemory      Duration `toml:"member_memory"`
+	// StressCommandTimeout replaces CommandTimeout while the server is
+	// under stress (3/4 of MaxConnections in use).
+	StressCommandTimeout Duration `toml:"stress_command_timeout"`
 	// MaxRefusalsPerMinute: a client address (an IPv6 /64) whose
-	// recipients or messages were refused this often in the last minute is
-	// answered 421 at connect until the minute ends; 0 disables.
+	// recipients or messages with one MAIL FROM domain were refused this
+	// often in the last minute is answered 421 at MAIL FROM with that
+	// domain until the minute ends; 0 disables.
 	MaxRefusalsPerMinute int `toml:"max_refusals_per_minute"`
 }
 
@@ -161,8 +172,10 @@ func Defaults() Config {
 			MaxRecipients:        50,
 			CommandTimeout:       Duration{Duration: 5 * time.Minute},
 			SessionTimeout:       Duration{Duration: 30 * time.Minute},
-			MaxConnections:       200,
+			MaxConnections:       5000,
 			MaxConnectionsPerIP:  10,
+			MemberMemory:         Duration{Duration: 30 * 24 * time.Hour},
+			StressCommandTimeout: Duration{Duration: 10 * time.Second},
 			MaxRefusalsPerMinute: 30,
 		},
 		DNS: DNS{Timeout: Duration{Duration: 10 * time.Second}, Cache: Duration{Duration: time.Minute}},
@@ -273,6 +286,7 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 		p = append(p, Problem{Key: key, Reason: fmt.Sprintf(format, a...)})
 	}
 	for key, d := range map[string]Duration{"smtp.command_timeout": c.SMTP.CommandTimeout, "smtp.session_timeout": c.SMTP.SessionTimeout,
+		"smtp.member_memory": c.SMTP.MemberMemory, "smtp.stress_command_timeout": c.SMTP.StressCommandTimeout,
 		"dns.timeout": c.DNS.Timeout, "dns.cache": c.DNS.Cache, "delivery.retry_min": c.Delivery.RetryMin, "delivery.retry_max": c.Delivery.RetryMax, "delivery.max_age": c.Delivery.MaxAge,
 		"delivery.keep_results": c.Delivery.KeepResults, "delivery.timeout": c.Delivery.Timeout} {
 		if msg := d.problem(); msg != "" {
@@ -321,8 +335,23 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 	if c.SMTP.SessionTimeout.Duration < c.SMTP.CommandTimeout.Duration {
 		bad("smtp.session_timeout", "must be at least smtp.command_timeout")
 	}
-	if c.SMTP.MaxConnections < 1 {
-		bad("smtp.max_connections", "must be at least 1")
+	if c.SMTP.MaxConnections < 1 || c.SMTP.MaxConnections > 1000000 {
+		bad("smtp.max_connections", "%d is out of range (1 to 1000000)", c.SMTP.MaxConnections)
+	}
+	if !md.IsDefined("smtp", "member_connections") {
+		c.SMTP.MemberConnections = c.SMTP.MaxConnections / 10
+	}
+	if c.SMTP.MemberConnections < 0 || c.SMTP.MemberConnections >= c.SMTP.MaxConnections {
+		bad("smtp.member_connections", "must be 0 or more and less than smtp.max_connections (%d)", c.SMTP.MaxConnections)
+	}
+	if c.SMTP.MemberMemory.Duration < 0 {
+		bad("smtp.member_memory", "must be 0 (remember no one) or more")
+	}
+	if !md.IsDefined("smtp", "stress_command_timeout") {
+		c.SMTP.StressCommandTimeout.Duration = min(c.SMTP.StressCommandTimeout.Duration, c.SMTP.CommandTimeout.Duration)
+	}
+	if d := c.SMTP.StressCommandTimeout.Duration; d < time.Second || d > c.SMTP.CommandTimeout.Duration {
+		bad("smtp.stress_command_timeout", "must be between 1s and smtp.command_timeout (%s)", c.SMTP.CommandTimeout.Duration)
 	}
 	if c.SMTP.MaxConnectionsPerIP < 1 || c.SMTP.MaxConnectionsPerIP > c.SMTP.MaxConnections {
 		bad("smtp.max_connections_per_ip", "must be between 1 and smtp.max_connections (%d)", c.SMTP.MaxConnections)

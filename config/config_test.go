@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 const minimal = `hostname = "lists.example.net"
@@ -122,7 +123,8 @@ func TestExampleConfigParses(t *testing.T) {
 	}
 	// Every key of Config appears in the example.
 	for _, key := range []string{"hostname", "data_dir", "listen", "tls_cert", "tls_key", "max_message_bytes", "max_recipients",
-		"command_timeout", "session_timeout", "max_connections", "max_connections_per_ip", "resolver", "timeout", "mode", "relay",
+		"command_timeout", "session_timeout", "max_connections", "max_connections_per_ip", "member_connections", "member_memory",
+		"stress_command_timeout", "max_refusals_per_minute", "resolver", "timeout", "mode", "relay",
 		"relay_tls", "relay_ca_file", "relay_username", "relay_password_file", "maildir", "concurrency", "retry_min", "retry_max", "max_age", "keep_results", "per_domain", "direct_ca_file",
 		"socket", "group", "level", "format", "listen"} {
 		if !strings.Contains(string(data), key+" ") && !strings.Contains(string(data), key+"=") {
@@ -136,5 +138,32 @@ func TestTypeErrorNamesTheKey(t *testing.T) {
 	_, err := Parse("t.toml", []byte(minimal+"[smtp]\nmax_message_bytes = \"big\"\n"))
 	if err == nil || !strings.Contains(err.Error(), "smtp.max_message_bytes") {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// The connection keys: the members' share defaults to a tenth of
+// max_connections and must leave room for strangers; the stress timeout
+// follows command_timeout down unless set, and may not exceed it.
+func TestConnectionKeys(t *testing.T) {
+	c, err := Parse("t.toml", []byte(minimal+"[smtp]\nmax_connections = 300\ncommand_timeout = \"5s\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SMTP.MemberConnections != 30 || c.SMTP.StressCommandTimeout.Duration != 5*time.Second || c.SMTP.MemberMemory.Duration != 720*time.Hour {
+		t.Errorf("member_connections %d, stress_command_timeout %s, member_memory %s; want 30, 5s, 720h",
+			c.SMTP.MemberConnections, c.SMTP.StressCommandTimeout.Duration, c.SMTP.MemberMemory.Duration)
+	}
+	d, err := Parse("t.toml", []byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.SMTP.MaxConnections != 5000 || d.SMTP.MemberConnections != 500 || d.SMTP.StressCommandTimeout.Duration != 10*time.Second {
+		t.Errorf("defaults: max_connections %d, member_connections %d, stress_command_timeout %s", d.SMTP.MaxConnections, d.SMTP.MemberConnections, d.SMTP.StressCommandTimeout.Duration)
+	}
+	_, err = Parse("t.toml", []byte(minimal+"[smtp]\nmax_connections = 100\nmember_connections = 100\nstress_command_timeout = \"10m\"\nmember_memory = \"-1h\"\n"))
+	for _, key := range []string{"smtp.member_connections", "smtp.stress_command_timeout", "smtp.member_memory"} {
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("want a problem with %s, got %v", key, err)
+		}
 	}
 }

@@ -192,6 +192,7 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 		Hostname: cfg.Hostname, MaxMessageBytes: cfg.SMTP.MaxMessageBytes, MaxRecipients: cfg.SMTP.MaxRecipients,
 		CommandTimeout: cfg.SMTP.CommandTimeout.Duration, SessionTimeout: cfg.SMTP.SessionTimeout.Duration,
 		MaxConnections: cfg.SMTP.MaxConnections, MaxConnectionsPerIP: cfg.SMTP.MaxConnectionsPerIP, MaxRefusalsPerMinute: cfg.SMTP.MaxRefusalsPerMinute, TLS: tlsConfig,
+		MemberConnections: cfg.SMTP.MemberConnections, MemberMemory: cfg.SMTP.MemberMemory.Duration, StressCommandTimeout: cfg.SMTP.StressCommandTimeout.Duration,
 		SpoolDir: cfg.DataDir,
 	}, d.Intake, log)
 

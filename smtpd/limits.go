@@ -3,40 +3,80 @@ package smtpd
 import (
 	"crypto/tls"
 	"errors"
+	"hash/maphash"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// connLimiter caps concurrent sessions in all and per client address, so
-// one host holding connections open (or a slowloris) cannot use up what a
-// member's mail server needs.
+// connLimiter holds the connections (capacity.go: how many, which are
+// shed, stress, the members' share) and counts refusals.
 type connLimiter struct {
-	mu    sync.Mutex
-	total int
-	perIP map[string]int
-	max   int
-	maxIP int
-	// Refusals per client address in the current minute: an address that
-	// keeps sending what is refused (a spoofer trying addresses, a
-	// scanner) is turned away at connect for the rest of the minute, so
-	// its attempts cost nothing more.
-	refused       map[string]int
+	mu          sync.Mutex
+	log         *slog.Logger
+	now         func() time.Time
+	total       int
+	memberConns int
+	perIP       map[string]int
+	max         int
+	maxIP       int
+	reserve     int
+	// lists holds the tracked connections that may be shed, by member
+	// (1) or not (0) and stage, oldest command first.
+	lists          [2][numStages]connList
+	commandTimeout time.Duration
+	stressTimeout  time.Duration
+	stressed       bool
+	shed           int // connections shed since start
+
+	// members are the client keys that delivered an accepted member post,
+	// trusted the MAIL FROM domains of those posts, both within memory.
+	members *recentSet
+	trusted *recentSet
+	memory  time.Duration
+
+	// Refusals in the current minute, per client key and MAIL FROM
+	// domain (refused) and per client key (refusedAddr): see noteRefusal.
+	refused       map[uint64]int // by pairKey
+	refusedAddr   map[string]int
+	seed          maphash.Seed
 	refusedWindow time.Time
 	maxRefused    int
-	now           func() time.Time
+}
+
+// limitOptions configure a connLimiter (Options has their meaning).
+type limitOptions struct {
+	max, maxIP, reserve int
+	commandTimeout      time.Duration
+	stressTimeout       time.Duration
+	memory              time.Duration
+	maxRefused          int
+	log                 *slog.Logger
 }
 
 // maxRefusalClients bounds the refusal counts kept for one minute: past
-// it, new addresses are not counted (an attacker with many IPv6 /64s
-// cannot grow the map), while the ones already counted stay blocked.
+// it, new addresses (and address and domain pairs) are not counted (an
+// attacker with many IPv6 /64s or domains cannot grow the maps), while
+// the ones already counted stay blocked.
 const maxRefusalClients = 100000
 
-func newConnLimiter(max, maxIP, maxRefused int) *connLimiter {
-	return &connLimiter{perIP: map[string]int{}, max: max, maxIP: maxIP,
-		refused: map[string]int{}, maxRefused: maxRefused, now: time.Now}
+// addressRefusalFactor: an address whose refusals over all sender domains
+// reach this many times the limit in a minute (someone trying domain after
+// domain) is turned away at connect, unless it delivered a member post
+// within member_memory.
+const addressRefusalFactor = 10
+
+func newConnLimiter(o limitOptions) *connLimiter {
+	if o.log == nil {
+		o.log = discard
+	}
+	return &connLimiter{log: o.log, now: time.Now, perIP: map[string]int{}, max: o.max, maxIP: o.maxIP, reserve: o.reserve,
+		commandTimeout: o.commandTimeout, stressTimeout: o.stressTimeout,
+		members: newRecentSet(maxRemembered), trusted: newRecentSet(maxRemembered), memory: o.memory,
+		refused: map[uint64]int{}, refusedAddr: map[string]int{}, seed: maphash.MakeSeed(), maxRefused: o.maxRefused}
 }
 
 // clientKey groups addresses that one client controls: an IPv4 address,
@@ -49,57 +89,92 @@ func clientKey(ip string) string {
 	return parsed.Mask(net.CIDRMask(64, 128)).String() + "/64"
 }
 
-// noteRefusal counts a refusal against a client address and says whether
-// the address is now over its limit (its session should end).
-func (l *connLimiter) noteRefusal(ip string) (over bool) {
+// senderDomain is the domain of a MAIL FROM address, lower case, at most
+// 255 bytes; "" for the null sender.
+func senderDomain(from string) string {
+	d := from[strings.LastIndexByte(from, '@')+1:]
+	if d == from {
+		d = ""
+	}
+	d = strings.ToLower(strings.TrimSuffix(d, "."))
+	if len(d) > 255 {
+		d = d[:255]
+	}
+	return d
+}
+
+// Refusals are counted per client address (an IPv6 /64) and MAIL FROM
+// domain, for a minute:
+//
+//   - A pair that reaches max_refusals_per_minute ends its session (421 at
+//     the next command) and is answered 421 at MAIL FROM for the rest of
+//     the minute. The same address with another sender domain (the member
+//     whose provider's outbound address a stranger shares) is served.
+//   - Unless the domain is trusted: it delivered an accepted member post
+//     within member_memory. Someone who spoofs a member's domain from the
+//     member's own outbound address cannot lock the member out; past the
+//     limit, each of that pair's sessions ends at its first refusal, so
+//     the spoofer gets one refused attempt per connection, and the
+//     member's post, which is not refused, goes through.
+//   - An address whose refusals over all domains reach addressRefusalFactor
+//     times the limit (someone trying domain after domain) is turned away
+//     at connect, unless it delivered a member post within member_memory.
+//   - Under stress a session from an address not known as a member's ends
+//     at its first refusal (Postfix: smtpd_hard_error_limit = ${stress?{1}:{20}}).
+//
+// A pair is kept as a hash with a seed of this process's (an attacker
+// cannot aim collisions), so 100,000 of them take about 2 MB whatever the
+// domains' length.
+func (l *connLimiter) pairKey(key, domain string) uint64 {
+	return maphash.String(l.seed, key+"\x00"+domain)
+}
+
+// noteRefusal counts a refusal against a client address and MAIL FROM
+// domain and says whether the session should end (at its next command).
+func (l *connLimiter) noteRefusal(ip, domain string) (over bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	key := clientKey(ip)
+	if l.stressed && !l.members.has(key, now, l.memory) {
+		over = true
+	}
 	if l.maxRefused <= 0 {
-		return false
+		return over
+	}
+	l.roll(now)
+	pair := l.pairKey(key, domain)
+	if _, known := l.refused[pair]; known || len(l.refused) < maxRefusalClients {
+		l.refused[pair]++
+	}
+	if _, known := l.refusedAddr[key]; known || len(l.refusedAddr) < maxRefusalClients {
+		l.refusedAddr[key]++
+	}
+	return over || l.refused[pair] >= l.maxRefused ||
+		l.refusedAddr[key] >= addressRefusalFactor*l.maxRefused && !l.members.has(key, now, l.memory)
+}
+
+// senderRefused says why MAIL FROM domain from ip is answered 421, or "".
+func (l *connLimiter) senderRefused(ip, domain string) string {
+	if l.maxRefused <= 0 {
+		return ""
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.roll()
-	key := clientKey(ip)
-	if _, known := l.refused[key]; !known && len(l.refused) >= maxRefusalClients {
-		return false
+	now := l.now()
+	l.roll(now)
+	if l.refused[l.pairKey(clientKey(ip), domain)] >= l.maxRefused && !l.trusted.has(domain, now, l.memory) {
+		return "too many refused attempts from your address with this sender; wait a minute"
 	}
-	l.refused[key]++
-	return l.refused[key] >= l.maxRefused
+	return ""
 }
 
-// roll starts a new minute.
-func (l *connLimiter) roll() {
-	if now := l.now(); now.Sub(l.refusedWindow) >= time.Minute {
+// roll starts a new minute; mu held.
+func (l *connLimiter) roll(now time.Time) {
+	if now.Sub(l.refusedWindow) >= time.Minute {
 		l.refusedWindow = now
 		clear(l.refused)
-	}
-}
-
-func (l *connLimiter) acquire(ip string) (ok bool, why string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	ip = clientKey(ip)
-	l.roll()
-	if l.maxRefused > 0 && l.refused[ip] >= l.maxRefused {
-		return false, "too many refused attempts from your address; wait a minute"
-	}
-	if l.max > 0 && l.total >= l.max {
-		return false, "too many connections to this server"
-	}
-	if l.maxIP > 0 && l.perIP[ip] >= l.maxIP {
-		return false, "too many connections from your address"
-	}
-	l.total++
-	l.perIP[ip]++
-	return true, ""
-}
-
-func (l *connLimiter) release(ip string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	ip = clientKey(ip)
-	l.total--
-	if l.perIP[ip]--; l.perIP[ip] <= 0 {
-		delete(l.perIP, ip)
+		clear(l.refusedAddr)
 	}
 }
 
@@ -121,7 +196,8 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 			return nil, err
 		}
 		ip := clientIP(c.RemoteAddr())
-		if ok, why := l.limit.acquire(ip); !ok {
+		lc := &limitedConn{Conn: c}
+		if ok, why := l.limit.admit(lc, ip); !ok {
 			l.log.Debug("connection refused", "remote", ip, "reason", why)
 			select {
 			case l.refusing <- struct{}{}:
@@ -138,14 +214,41 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 			}
 			continue
 		}
-		return &limitedConn{Conn: c, release: func() { l.limit.release(ip) }}, nil
+		// Before EHLO a client has no reason to send much either (the
+		// session raises the cap when it starts).
+		lc.capReads(maxChatterBytes, func() {
+			lc.Conn.SetWriteDeadline(time.Now().Add(2 * time.Second))                        //nolint:errcheck
+			lc.Conn.Write([]byte("421 4.7.0 too much input without a message; closing\r\n")) //nolint:errcheck
+			lc.Close()
+		})
+		return lc, nil
 	}
 }
 
+// limitedConn is one connection the limiter holds.
 type limitedConn struct {
 	net.Conn
-	once    sync.Once
-	release func()
+	once sync.Once
+
+	// Under the limiter's mu (capacity.go): nil lim for a connection
+	// that was never admitted.
+	lim      *connLimiter
+	tracked  bool // holds a place (false once closed or shed)
+	shed     bool
+	key      string
+	member   bool
+	stage    stage
+	accepted time.Time
+	active   time.Time // the last command that counted as progress
+	deadline time.Time // the read deadline go-smtp last asked for
+	// dataStart and dataRead: when the message began, and the bytes read
+	// before it (for the slowest rate under stress).
+	dataStart time.Time
+	dataRead  int64
+	inData    atomic.Bool // stage == stageData, read without mu
+	prev      *limitedConn
+	next      *limitedConn
+	list      *connList
 
 	// readCap, once set, is how many bytes in all the connection may still
 	// deliver; past it onCap runs (it replies and closes). It stops a
@@ -157,6 +260,9 @@ type limitedConn struct {
 }
 
 func (c *limitedConn) Read(p []byte) (int, error) {
+	if c.inData.Load() {
+		c.lim.refreshDataDeadline(c)
+	}
 	n, err := c.Conn.Read(p)
 	total := c.read.Add(int64(n))
 	if limit := c.readCap.Load(); limit > 0 && total > limit {
@@ -193,8 +299,54 @@ func underlyingLimited(c net.Conn) *limitedConn {
 }
 
 func (c *limitedConn) Close() error {
-	c.once.Do(c.release)
+	if c.lim != nil {
+		c.once.Do(func() {
+			c.lim.mu.Lock()
+			c.lim.untrack(c)
+			c.lim.mu.Unlock()
+		})
+	}
 	return c.Conn.Close()
+}
+
+// SetReadDeadline, SetWriteDeadline and SetDeadline pass through the
+// limiter, which shortens them under stress and for a shed connection.
+// go-smtp sets a read deadline before every command line.
+func (c *limitedConn) SetReadDeadline(t time.Time) error {
+	if c.lim == nil {
+		return c.Conn.SetReadDeadline(t)
+	}
+	return c.lim.setReadDeadline(c, t)
+}
+
+func (c *limitedConn) SetWriteDeadline(t time.Time) error {
+	if c.lim == nil {
+		return c.Conn.SetWriteDeadline(t)
+	}
+	return c.lim.setWriteDeadline(c, t)
+}
+
+func (c *limitedConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
+}
+
+// progress and accepted are the session's reports (nil-safe: a session
+// not from our listener has no limitedConn).
+func (c *limitedConn) progress(st stage) {
+	if c != nil && c.lim != nil {
+		c.lim.progress(c, st, false)
+	}
+}
+
+// greeted is progress to stageHello that always counts: a new session
+// (EHLO, and EHLO again after STARTTLS, at most twice a connection).
+func (c *limitedConn) greeted() {
+	if c != nil && c.lim != nil {
+		c.lim.progress(c, stageHello, true)
+	}
 }
 
 func clientIP(a net.Addr) string {

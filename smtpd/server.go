@@ -30,15 +30,27 @@ const maxLineLength = 2000
 
 // Options are the SMTP listener's settings (config [smtp]).
 type Options struct {
-	Hostname            string
-	MaxMessageBytes     int64
-	MaxRecipients       int
-	CommandTimeout      time.Duration
-	SessionTimeout      time.Duration
+	Hostname        string
+	MaxMessageBytes int64
+	MaxRecipients   int
+	CommandTimeout  time.Duration
+	SessionTimeout  time.Duration
+	// MaxConnections caps the connections held; when they run short, the
+	// one idle longest is shed (capacity.go). MaxConnectionsPerIP caps one
+	// client address's (an IPv6 /64's).
 	MaxConnections      int
 	MaxConnectionsPerIP int
+	// MemberConnections of MaxConnections are kept for clients that
+	// delivered an accepted member post within MemberMemory.
+	MemberConnections int
+	MemberMemory      time.Duration
+	// StressCommandTimeout replaces CommandTimeout from 3/4 of
+	// MaxConnections in use (stress) until fewer than half are; 0 means
+	// 10 seconds.
+	StressCommandTimeout time.Duration
 	// MaxRefusalsPerMinute turns away, for the rest of the minute, a
-	// client address that caused this many 5xx refusals; 0 disables.
+	// client address and MAIL FROM domain that caused this many 5xx
+	// refusals (limits.go has the details); 0 disables.
 	MaxRefusalsPerMinute int
 	// SpoolDir is where accepted mail is written (the data directory):
 	// with too little space free there, MAIL FROM is answered 452 4.3.1.
@@ -78,7 +90,16 @@ func New(opts Options, core *intake.Receiver, log *slog.Logger) *Server {
 		opts.MessageMemory = max(4*opts.MaxMessageBytes, 2*budgetNeed(opts.MaxMessageBytes))
 	}
 	s.budget = newByteBudget(opts.MessageMemory, budgetNeed(opts.MaxMessageBytes))
-	s.limit = newConnLimiter(opts.MaxConnections, opts.MaxConnectionsPerIP, opts.MaxRefusalsPerMinute)
+	if opts.StressCommandTimeout == 0 {
+		// Postfix: smtpd_timeout = ${stress?{10}:{300}}s.
+		opts.StressCommandTimeout = 10 * time.Second
+		if opts.CommandTimeout > 0 {
+			opts.StressCommandTimeout = min(opts.StressCommandTimeout, opts.CommandTimeout)
+		}
+	}
+	s.limit = newConnLimiter(limitOptions{max: opts.MaxConnections, maxIP: opts.MaxConnectionsPerIP, reserve: opts.MemberConnections,
+		commandTimeout: opts.CommandTimeout, stressTimeout: opts.StressCommandTimeout, memory: opts.MemberMemory,
+		maxRefused: opts.MaxRefusalsPerMinute, log: log})
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = opts.Hostname
 	// go-smtp refuses a message that reaches its limit, even one that
@@ -178,7 +199,9 @@ func render(r *reply.Refusal, id string) *smtp.SMTPError {
 
 // deadlineReader extends the connection's read deadline before each read:
 // a message may take long to arrive, but not stall for longer than one
-// command timeout.
+// command timeout. (go-smtp's reader fills a whole buffer under one such
+// deadline; the limitedConn beneath extends it before each read of the
+// socket too: capacity.go, refreshDataDeadline.)
 type deadlineReader struct {
 	r       io.Reader
 	conn    net.Conn

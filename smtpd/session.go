@@ -64,6 +64,7 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	sess := &session{srv: s, conn: c, raw: raw, ip: ip, lc: underlyingLimited(raw), log: s.log.With("remote", ip.String())}
 	// Before the first MAIL FROM a client has no reason to send much.
 	sess.capInput(maxChatterBytes, "421 4.7.0 too much input without a message; closing")
+	sess.lc.greeted()
 	if s.opts.SessionTimeout > 0 {
 		// A whole session, however busy, ends after SessionTimeout: a slow
 		// client cannot hold a slot for ever by sending a byte now and then.
@@ -168,9 +169,12 @@ func (sess *session) noteRefusal(code int) {
 	if code < 500 || sess.ip == nil {
 		return
 	}
-	if sess.srv.limit.noteRefusal(sess.ip.String()) {
+	sess.mu.Lock()
+	domain := senderDomain(sess.mailFrom)
+	sess.mu.Unlock()
+	if sess.srv.limit.noteRefusal(sess.ip.String(), domain) {
 		sess.mu.Lock()
-		sess.overLimit = "too many refused attempts from your address; wait a minute"
+		sess.overLimit = "too many refused attempts from your address with this sender; wait a minute"
 		sess.mu.Unlock()
 	}
 }
@@ -203,6 +207,7 @@ func (sess *session) Reset() {
 	sess.commands++
 	sess.inTx = false
 	sess.id, sess.mailFrom, sess.target, sess.rcpts = "", "", nil, nil
+	sess.lc.progress(stageHello)
 }
 
 // Logout implements smtp.Session.
@@ -228,6 +233,9 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 	if err := sess.checkDisk(); err != nil {
 		return err
 	}
+	if err := sess.senderTurnedAway(from); err != nil {
+		return err
+	}
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
 	sess.inTx = true
@@ -245,6 +253,7 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 	if opts != nil && opts.Size > 0 {
 		sess.declaredSize = opts.Size
 	}
+	sess.lc.progress(stageMail)
 	return nil
 }
 
@@ -272,6 +281,7 @@ func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if sess.target == nil {
 		sess.target = &t
 	}
+	sess.lc.progress(stageMail)
 	for _, r := range sess.rcpts {
 		if strings.EqualFold(r, to) {
 			return nil
@@ -283,6 +293,8 @@ func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 
 // Data implements smtp.Session.
 func (sess *session) Data(r io.Reader) error {
+	sess.lc.progress(stageData)
+	defer sess.lc.progress(stageHello)
 	defer func() {
 		sess.mu.Lock()
 		sess.inTx = false
@@ -347,6 +359,7 @@ func (sess *session) Data(r io.Reader) error {
 	}
 	if target.Kind == intake.TargetPost && !acc.Duplicate {
 		sess.srv.core.Metrics.PostAccepted(acc.Label.String())
+		sess.memberPostAccepted(mailFrom)
 	}
 	log.Info("message accepted", "label", acc.Label.String(), "copies", acc.Copies, "encrypted", acc.Encrypted,
 		"excluded", acc.Excluded, "openpgp", acc.OpenPGP, "raised", acc.Raised, "duplicate", acc.Duplicate)
