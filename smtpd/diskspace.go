@@ -1,7 +1,7 @@
 package smtpd
 
 import (
-	"github.com/emersion/go-smtp"
+	"github.com/isaclist/isaclist/reply"
 	"github.com/isaclist/isaclist/store"
 )
 
@@ -32,8 +32,7 @@ func (sess *session) checkDisk() error {
 	if need := sess.srv.minFree(); free < need {
 		sess.log.Warn("disk nearly full: refusing mail", "dir", dir, "free_bytes", free, "needed_bytes", need)
 		sess.srv.core.Metrics.PostRefused("disk-full")
-		return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 3, 1},
-			Message: "the list server's storage is full for now; your server will retry later"}
+		return render(reply.New(reply.DiskFull, "the list server's storage is full for now; your server will retry later"), sess.traceID())
 	}
 	return nil
 }

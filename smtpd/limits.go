@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/isaclist/isaclist/reply"
 )
 
 // connLimiter holds the connections (capacity.go: how many, which are
@@ -205,7 +207,7 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 					defer func() { <-l.refusing }()
 					c.SetWriteDeadline(time.Now().Add(5 * time.Second)) //nolint:errcheck
 					// RFC 5321 §3.1: a server may answer 421 instead of 220.
-					c.Write([]byte("421 4.7.0 " + why + "; try again later\r\n")) //nolint:errcheck
+					c.Write([]byte(reply.New(reply.TooMuch, "%s; try again later", why).Line("") + "\r\n")) //nolint:errcheck
 					c.Close()
 				}()
 			default:
@@ -217,8 +219,8 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 		// Before EHLO a client has no reason to send much either (the
 		// session raises the cap when it starts).
 		lc.capReads(maxChatterBytes, func() {
-			lc.Conn.SetWriteDeadline(time.Now().Add(2 * time.Second))                        //nolint:errcheck
-			lc.Conn.Write([]byte("421 4.7.0 too much input without a message; closing\r\n")) //nolint:errcheck
+			lc.Conn.SetWriteDeadline(time.Now().Add(2 * time.Second)) //nolint:errcheck
+			lc.Conn.Write([]byte(tooMuchChatter().Line("") + "\r\n")) //nolint:errcheck
 			lc.Close()
 		})
 		return lc, nil

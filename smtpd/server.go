@@ -197,6 +197,21 @@ func render(r *reply.Refusal, id string) *smtp.SMTPError {
 	return &smtp.SMTPError{Code: r.Code, EnhancedCode: smtp.EnhancedCode(r.Enhanced), Message: r.Text(id)}
 }
 
+func shuttingDown() *reply.Refusal {
+	return reply.New(reply.ShuttingDown, "the list server is shutting down; try again later")
+}
+
+func tooMuchChatter() *reply.Refusal {
+	return reply.New(reply.TooMuch, "too much input without a message; closing")
+}
+
+// traceID is the ID of the transaction in progress, "" between them.
+func (sess *session) traceID() string {
+	sess.mu.Lock()
+	defer sess.mu.Unlock()
+	return sess.id
+}
+
 // deadlineReader extends the connection's read deadline before each read:
 // a message may take long to arrive, but not stall for longer than one
 // command timeout. (go-smtp's reader fills a whole buffer under one such

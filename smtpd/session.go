@@ -54,7 +54,7 @@ type session struct {
 
 func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	if s.isDraining() {
-		return nil, &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "the list server is shutting down; try again later"}
+		return nil, render(shuttingDown(), "")
 	}
 	raw := c.Conn()
 	var ip net.IP
@@ -63,14 +63,14 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	}
 	sess := &session{srv: s, conn: c, raw: raw, ip: ip, lc: underlyingLimited(raw), log: s.log.With("remote", ip.String())}
 	// Before the first MAIL FROM a client has no reason to send much.
-	sess.capInput(maxChatterBytes, "421 4.7.0 too much input without a message; closing")
+	sess.capInput(maxChatterBytes, tooMuchChatter())
 	sess.lc.greeted()
 	if s.opts.SessionTimeout > 0 {
 		// A whole session, however busy, ends after SessionTimeout: a slow
 		// client cannot hold a slot for ever by sending a byte now and then.
 		sess.timer = time.AfterFunc(s.opts.SessionTimeout, func() {
 			sess.log.Info("session time limit reached; closing")
-			sess.abortWith("421 4.4.2 session time limit reached; try again")
+			sess.abortWith(reply.New(reply.SessionTimeout, "session time limit reached; try again"))
 		})
 	}
 	s.track(sess, true)
@@ -90,12 +90,12 @@ func (sess *session) drain() {
 }
 
 func (sess *session) abort() {
-	sess.abortWith("421 4.3.2 the list server is shutting down; try again later")
+	sess.abortWith(shuttingDown())
 }
 
 // abortWith writes a last reply and closes the connection under go-smtp's
 // feet; its read fails and the session ends.
-func (sess *session) abortWith(line string) {
+func (sess *session) abortWith(r *reply.Refusal) {
 	sess.mu.Lock()
 	if sess.closed {
 		sess.mu.Unlock()
@@ -104,7 +104,7 @@ func (sess *session) abortWith(line string) {
 	sess.closed = true
 	sess.mu.Unlock()
 	sess.raw.SetWriteDeadline(time.Now().Add(2 * time.Second)) //nolint:errcheck
-	fmt.Fprintf(sess.raw, "%s\r\n", line)
+	fmt.Fprintf(sess.raw, "%s\r\n", r.Line(sess.traceID()))
 	sess.raw.Close()
 }
 
@@ -118,11 +118,11 @@ const (
 )
 
 // capInput bounds what the client may still send from now on; past it the
-// session ends with line. It is what stops a client that goes on sending
+// session ends with r. It is what stops a client that goes on sending
 // long after its message passed the size limit (go-smtp reads and
 // discards the rest of a refused message, a BDAT chunk too large, without
 // a bound of its own).
-func (sess *session) capInput(more int64, line string) {
+func (sess *session) capInput(more int64, r *reply.Refusal) {
 	if sess.lc == nil {
 		return
 	}
@@ -130,10 +130,10 @@ func (sess *session) capInput(more int64, line string) {
 		if _, isTLS := sess.raw.(*tls.Conn); isTLS {
 			// A write through TLS from inside one of its reads could wait
 			// on the handshake lock that read holds.
-			go sess.abortWith(line)
+			go sess.abortWith(r)
 			return
 		}
-		sess.abortWith(line)
+		sess.abortWith(r)
 	})
 }
 
@@ -158,8 +158,9 @@ func (sess *session) countCommand(transaction bool) error {
 		return nil
 	}
 	sess.log.Info("session closed", "reason", why)
-	sess.abortWith("421 4.7.0 " + why + "; try again later")
-	return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: why}
+	r := reply.New(reply.TooMuch, "%s; try again later", why)
+	sess.abortWith(r)
+	return render(r, sess.traceID())
 }
 
 // noteRefusal counts a permanent refusal against the client's address;
@@ -182,8 +183,7 @@ func (sess *session) noteRefusal(code int) {
 // tooLarge is the reply to a message over the size limit, found while it
 // was read (go-smtp's limit) or after (BDAT, which go-smtp counts by chunk).
 func (sess *session) tooLarge(id string) error {
-	return render(&reply.Refusal{Code: 552, Enhanced: [3]int{5, 3, 4},
-		Reason: fmt.Sprintf("the message is larger than the %d bytes this list takes; send a link or a smaller attachment", sess.srv.opts.MaxMessageBytes)}, id)
+	return render(reply.New(reply.TooBig, "the message is larger than the %d bytes this list takes; send a link or a smaller attachment", sess.srv.opts.MaxMessageBytes), id)
 }
 
 func (sess *session) tlsVersion() string {
@@ -229,7 +229,7 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 	// a BDAT chunk past the limit is skipped), it may not take more than
 	// about twice the size limit from the network.
 	max := sess.srv.opts.MaxMessageBytes
-	sess.capInput(2*max+maxChatterBytes, fmt.Sprintf("552 5.3.4 you sent far more than the %d bytes this list takes; closing", max))
+	sess.capInput(2*max+maxChatterBytes, reply.New(reply.TooBig, "you sent far more than the %d bytes this list takes; closing", max))
 	if err := sess.checkDisk(); err != nil {
 		return err
 	}
@@ -240,13 +240,12 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 	defer sess.mu.Unlock()
 	sess.inTx = true
 	if sess.draining {
-		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 3, 2}, Message: "the list server is shutting down; try again later"}
+		return render(shuttingDown(), "")
 	}
 	sess.id = message.NewID(sess.srv.core.Clock.Now())
 	if opts != nil && opts.Size > sess.srv.opts.MaxMessageBytes {
 		// RFC 1870 §6.2: refuse a declared size we would not take.
-		return render(&reply.Refusal{Code: 552, Enhanced: [3]int{5, 3, 4},
-			Reason: fmt.Sprintf("the message is %d bytes; this list takes at most %d", opts.Size, sess.srv.opts.MaxMessageBytes)}, sess.id)
+		return render(reply.New(reply.TooBig, "the message is %d bytes; this list takes at most %d", opts.Size, sess.srv.opts.MaxMessageBytes), sess.id)
 	}
 	sess.mailFrom = from
 	sess.declaredSize = 0
@@ -274,8 +273,7 @@ func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
 	if sess.target != nil && !sess.target.Same(t) {
-		r := &reply.Refusal{Code: reply.OneListPerTransaction.Code, Enhanced: reply.OneListPerTransaction.Enhanced,
-			Reason: "one list address per message, please; this recipient will be retried in a separate transaction"}
+		r := reply.New(reply.OneListPerTransaction, "one list address per message, please; this recipient will be retried in a separate transaction")
 		return render(r, sess.id)
 	}
 	if sess.target == nil {
@@ -312,8 +310,7 @@ func (sess *session) Data(r io.Reader) error {
 	data, err := readMessage(deadlineReader{r: r, conn: sess.raw, timeout: sess.srv.opts.CommandTimeout}, declared, acct)
 	if errors.Is(err, errBusy) {
 		// RFC 3463 X.3.1: mail system full, for now.
-		return render(&reply.Refusal{Code: 451, Enhanced: [3]int{4, 3, 1},
-			Reason: "the list server is receiving too much mail at once; your server will retry shortly"}, id)
+		return render(reply.New(reply.Busy, "the list server is receiving too much mail at once; your server will retry shortly"), id)
 	}
 	if err != nil {
 		var se *smtp.SMTPError
@@ -323,11 +320,10 @@ func (sess *session) Data(r io.Reader) error {
 		if errors.Is(err, smtp.ErrTooLongLine) {
 			// go-smtp cannot resynchronise after this; the connection ends
 			// after the reply.
-			return render(&reply.Refusal{Code: 554, Enhanced: [3]int{5, 6, 0},
-				Reason: fmt.Sprintf("a line of the message is longer than %d characters (RFC 5321 §4.5.3.1.6 allows 1000); your mail server should encode long lines (quoted-printable or base64)", maxLineLength)}, id)
+			return render(reply.New(reply.LineTooLong, "a line of the message is longer than %d characters (RFC 5321 §4.5.3.1.6 allows 1000); your mail server should encode long lines (quoted-printable or base64)", maxLineLength), id)
 		}
 		sess.log.Info("message not received", "id", id, "err", err)
-		return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 4, 2}, Message: "the message did not arrive completely [" + id + "]"}
+		return render(reply.New(reply.Incomplete, "the message did not arrive completely"), id)
 	}
 	if int64(len(data)) > sess.srv.opts.MaxMessageBytes {
 		return sess.tooLarge(id)
@@ -335,7 +331,7 @@ func (sess *session) Data(r io.Reader) error {
 	if target == nil {
 		// Not reached through go-smtp, which takes no data without a
 		// recipient; a BDAT goroutine that starts after a reset would.
-		return &smtp.SMTPError{Code: 503, EnhancedCode: smtp.EnhancedCode{5, 5, 1}, Message: "no recipient for this message; start again with MAIL FROM [" + id + "]"}
+		return render(reply.New(reply.BadSequence, "no recipient for this message; start again with MAIL FROM"), id)
 	}
 	env := message.Envelope{ID: id, RemoteIP: sess.ip, HELO: sess.conn.Hostname(), MailFrom: mailFrom, TLS: sess.tlsVersion()}
 	ctx, cancel := context.WithTimeout(context.Background(), sess.srv.opts.CommandTimeout)

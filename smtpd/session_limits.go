@@ -1,6 +1,6 @@
 package smtpd
 
-import "github.com/emersion/go-smtp"
+import "github.com/isaclist/isaclist/reply"
 
 // The session's side of the connection and refusal limits (capacity.go,
 // limits.go), kept apart from the protocol in session.go.
@@ -16,8 +16,9 @@ func (sess *session) senderTurnedAway(from string) error {
 		return nil
 	}
 	sess.log.Info("session closed", "reason", why, "sender_domain", senderDomain(from))
-	sess.abortWith("421 4.7.0 " + why + "; try again later")
-	return &smtp.SMTPError{Code: 421, EnhancedCode: smtp.EnhancedCode{4, 7, 0}, Message: why}
+	r := reply.New(reply.TooMuch, "%s; try again later", why)
+	sess.abortWith(r)
+	return render(r, sess.traceID())
 }
 
 // memberPostAccepted records that this client delivered a post that was
