@@ -21,6 +21,7 @@ import (
 
 	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/config"
+	"github.com/isaclist/isaclist/internal/version"
 	"github.com/isaclist/isaclist/listcore"
 	"github.com/isaclist/isaclist/listcore/mailauth"
 	"github.com/isaclist/isaclist/metrics"
@@ -252,7 +253,7 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 			}
 		}(l)
 	}
-	log.Info("isaclist started", "hostname", cfg.Hostname, "smtp", d.SMTPAddrs, "admin", cfg.Admin.Socket,
+	log.Info("isaclist started", "version", version.Get().Version, "hostname", cfg.Hostname, "smtp", d.SMTPAddrs, "admin", cfg.Admin.Socket,
 		"delivery", cfg.Delivery.Mode, "starttls", tlsConfig != nil, "data_dir", cfg.DataDir)
 	return d, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/isaclist/isaclist/doctor"
+	"github.com/isaclist/isaclist/internal/version"
 	"github.com/spf13/cobra"
 )
 
@@ -24,6 +25,7 @@ func doctorCmd(g *globals) *cobra.Command {
 		Long: `Check the running deployment and say, for each check, pass, warn, fail or
 unknown, with what to do:
 
+  version          this isaclist's version, commit and Go version
   config           the configuration loads, with every check the daemon makes
   admin.socket     the admin socket exists, is a socket, mode 0600 (0660 and
                    [admin] group with a group); its owner is the daemon's user
@@ -63,6 +65,8 @@ Exit status 1 if any check fails.`,
 				List:          g.list,
 				Timeout:       timeout,
 			})
+			// Which isaclist made the checks, first: the advice is this version's.
+			rep = append(doctor.Report{{Name: "version", State: doctor.Pass, Detail: version.Get().String()}}, rep...)
 			if err := printReport(g, rep); err != nil {
 				return err
 			}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/config"
+	"github.com/isaclist/isaclist/internal/version"
 	"github.com/spf13/cobra"
 )
 
@@ -60,7 +61,10 @@ admin socket, so they work while it runs.`,
   isaclist member list --list isac@lists.example.net`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Get().Version,
 	}
+	// --version prints what `isaclist version` prints.
+	root.SetVersionTemplate(version.Get().String() + "\n")
 	root.SetOut(out)
 	root.SetErr(errOut)
 	defaultConfig := os.Getenv("ISACLIST_CONFIG")

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -13,59 +12,6 @@ import (
 	"github.com/isaclist/isaclist/daemon"
 	"github.com/spf13/cobra"
 )
-
-// Set by the build (-ldflags "-X main.version=... -X main.commit=... -X main.date=...").
-var (
-	version = ""
-	commit  = ""
-	date    = ""
-)
-
-func buildInfo() (v, c, d string) {
-	v, c, d = version, commit, date
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if v == "" {
-			v = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			switch {
-			case s.Key == "vcs.revision" && c == "":
-				c = s.Value
-			case s.Key == "vcs.time" && d == "":
-				d = s.Value
-			case s.Key == "vcs.modified" && s.Value == "true" && c != "" && c != "unknown":
-				c += "+dirty"
-			}
-		}
-	}
-	if v == "" || v == "(devel)" {
-		v = "devel"
-	}
-	if c == "" {
-		c = "unknown"
-	}
-	if d == "" {
-		d = "unknown"
-	}
-	return v, c, d
-}
-
-func versionCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:     "version",
-		Short:   "Print the version, commit and build date",
-		Example: "  isaclist version",
-		Args:    cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			v, c, d := buildInfo()
-			if g.json {
-				return g.print(map[string]string{"version": v, "commit": c, "date": d}, nil)
-			}
-			fmt.Fprintf(g.out, "isaclist %s (commit %s, built %s)\n", v, c, d)
-			return nil
-		},
-	}
-}
 
 func checkCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
