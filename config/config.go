@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -179,7 +180,7 @@ func Defaults() Config {
 			Timeout:     Duration{Duration: 2 * time.Minute},
 		},
 		Admin:   Admin{Socket: "/run/isaclist/admin.sock"},
-		Metrics: Metrics{Listen: "127.0.0.1:9125"},
+		Metrics: Metrics{Listen: "127.0.0.1:9025"},
 		Log:     Log{Level: "info", Format: "text"},
 	}
 }
@@ -221,7 +222,7 @@ func Load(path string) (*Config, error) {
 // LoadClient reads the file for an admin command: every key is checked
 // as for the daemon, but not the files only the daemon reads (TLS
 // certificate and key, relay CA and password), which the secretary's
-// account need not be able to see.
+// account need not be able to see, nor that the admin group exists.
 func LoadClient(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -406,6 +407,11 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 		bad("delivery.keep_results", "must not be negative")
 	}
 
+	if c.Admin.Group != "" && statFiles {
+		if _, err := user.LookupGroup(c.Admin.Group); err != nil {
+			bad("admin.group", "the group %q does not exist: create it (groupadd --system %s; the Debian package creates isaclist-admin), or set group = \"\" to let only root and the daemon's user administer", c.Admin.Group, c.Admin.Group)
+		}
+	}
 	if c.Admin.Socket == "" {
 		bad("admin.socket", "must not be empty")
 	} else if !filepath.IsAbs(c.Admin.Socket) {
