@@ -26,7 +26,6 @@ import (
 	"github.com/isaclist/isaclist/listcore/mailauth"
 	"github.com/isaclist/isaclist/metrics"
 	"github.com/isaclist/isaclist/smtpd"
-	"github.com/isaclist/isaclist/smtpd/outbound"
 	"github.com/isaclist/isaclist/store"
 )
 
@@ -46,6 +45,8 @@ type Daemon struct {
 	certs     *certHolder
 	metrics   *metrics.Server
 
+	reloadState // reload.go
+
 	cancelRunner context.CancelFunc
 	runnerDone   chan struct{}
 	serveErr     chan error
@@ -54,9 +55,12 @@ type Daemon struct {
 
 // NewLogger returns the slog logger the configuration asks for, on stderr
 // (journald adds its own timestamps, and keeps the keys of the JSON form).
-func NewLogger(c config.Log) *slog.Logger {
-	var level slog.Level
-	level.UnmarshalText([]byte(c.Level)) //nolint:errcheck // checked by config
+func NewLogger(c config.Log) *slog.Logger { return NewLevelLogger(c, new(slog.LevelVar)) }
+
+// NewLevelLogger is NewLogger with its level in level, set from c.Level;
+// give level to the Daemon (LogLevel) and a reload changes it.
+func NewLevelLogger(c config.Log, level *slog.LevelVar) *slog.Logger {
+	level.Set(logLevel(c.Level))
 	opts := &slog.HandlerOptions{Level: level}
 	var w io.Writer = os.Stderr
 	if os.Getenv("JOURNAL_STREAM") != "" {
@@ -128,43 +132,15 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	d.Core.Metrics = metrics.New()
 	d.Core.Metrics.QueueGauges(d.queueDepth)
 
-	var transport listcore.Transport
-	switch cfg.Delivery.Mode {
-	case "relay":
-		r := &outbound.Relay{Addr: cfg.Delivery.Relay, Hostname: cfg.Hostname, TLS: cfg.Delivery.RelayTLS, Username: cfg.Delivery.RelayUsername, Timeout: cfg.Delivery.Timeout.Duration}
-		if cfg.Delivery.RelayPasswordFile != "" {
-			pw, err := os.ReadFile(cfg.Delivery.RelayPasswordFile)
-			if err != nil {
-				return nil, fmt.Errorf("delivery.relay_password_file: %w", err)
-			}
-			r.Password = string(trimNewline(pw))
-		}
-		if cfg.Delivery.RelayCAFile != "" {
-			pool, err := certPool(cfg.Delivery.RelayCAFile)
-			if err != nil {
-				return nil, fmt.Errorf("delivery.relay_ca_file: %w", err)
-			}
-			r.TLSConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-		}
-		transport, d.transport = r, r
-	case "direct":
-		dd := &outbound.Direct{Hostname: cfg.Hostname, Resolver: resolver, PerDomain: cfg.Delivery.PerDomain, Timeout: cfg.Delivery.Timeout.Duration}
-		if cfg.Delivery.DirectCAFile != "" {
-			if dd.RootCAs, err = certPool(cfg.Delivery.DirectCAFile); err != nil {
-				return nil, fmt.Errorf("delivery.direct_ca_file: %w", err)
-			}
-		}
-		transport, d.transport = dd, dd
-	case "maildir":
-		m := &outbound.Maildir{Dir: cfg.Delivery.Maildir, Hostname: cfg.Hostname}
-		if err := m.Init(); err != nil {
-			return nil, fmt.Errorf("delivery.maildir: %w", err)
-		}
-		transport, d.transport = m, m
-	default:
-		return nil, fmt.Errorf("delivery.mode %q is not supported", cfg.Delivery.Mode)
+	transport, closeTransport, err := newTransport(cfg, resolver)
+	if err != nil {
+		return nil, err
 	}
-	d.runner = &listcore.Runner{Core: d.Core, Transport: transport, Concurrency: cfg.Delivery.Concurrency,
+	d.xport = newSwapTransport(transport, closeTransport)
+	d.transport, d.resolver = d.xport, resolver
+	running := *cfg
+	d.running = &running
+	d.runner = &listcore.Runner{Core: d.Core, Transport: d.xport, Concurrency: cfg.Delivery.Concurrency,
 		RetryMin: cfg.Delivery.RetryMin.Duration, RetryMax: cfg.Delivery.RetryMax.Duration, MaxAge: cfg.Delivery.MaxAge.Duration}
 	d.Core.Queued = d.runner.Wake
 
@@ -334,19 +310,6 @@ func (d *Daemon) pruneResults() {
 
 // Errors reports a listener that stopped on its own.
 func (d *Daemon) Errors() <-chan error { return d.serveErr }
-
-// Reload re-reads the TLS certificate (SIGHUP), so a renewed certificate is
-// used without a restart.
-func (d *Daemon) Reload() error {
-	if d.certs == nil {
-		return nil
-	}
-	if err := d.certs.load(); err != nil {
-		return err
-	}
-	d.Log.Info("TLS certificate reloaded", "cert", d.Config.SMTP.TLSCert)
-	return nil
-}
 
 // Shutdown stops in order: no new SMTP sessions; sessions in a
 // transaction get until ctx ends, then 421; copies in flight finish; the
