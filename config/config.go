@@ -231,6 +231,10 @@ func LoadClient(path string) (*Config, error) {
 	return parse(path, data, false)
 }
 
+// ParseClient checks the TOML text data as if read from file by
+// LoadClient: without looking at the files only the daemon reads.
+func ParseClient(file string, data []byte) (*Config, error) { return parse(file, data, false) }
+
 // Parse checks the TOML text data as if read from file.
 func Parse(file string, data []byte) (*Config, error) { return parse(file, data, true) }
 
@@ -457,6 +461,10 @@ func checkHostPort(s string) error {
 	}
 	return nil
 }
+
+// IsHostname says whether s is a DNS host name (letters, digits and
+// hyphens in dot-separated labels).
+func IsHostname(s string) bool { return isHostname(s) }
 
 func isHostname(s string) bool {
 	if len(s) == 0 || len(s) > 253 {

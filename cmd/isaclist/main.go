@@ -57,6 +57,7 @@ TLP label, and every member receives their own signed copy.
 ` + "`isaclist serve`" + ` runs the daemon; the other commands administer it through its
 admin socket, so they work while it runs.`,
 		Example: `  isaclist demo                      # see the whole pipeline on this machine
+  isaclist init --hostname lists.energy-isac.eu   # a first /etc/isaclist/isaclist.toml
   isaclist serve --config /etc/isaclist/isaclist.toml
   isaclist member list --list isac@lists.example.net`,
 		SilenceUsage:  true,
@@ -76,7 +77,7 @@ admin socket, so they work while it runs.`,
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "machine-readable output")
 	root.PersistentFlags().StringVar(&g.as, "as", "secretary", "the board role you act in (chair, vice-chair, secretary), recorded in the audit trail")
 	root.AddCommand(
-		serveCmd(g), checkCmd(g), versionCmd(g), demoCmd(g),
+		initCmd(g), serveCmd(g), checkCmd(g), versionCmd(g), demoCmd(g),
 		listCmd(g), orgCmd(g), memberCmd(g), queueCmd(g), auditCmd(g), roleCmd(g), admissionCmd(g), guidelinesCmd(g), reportCmd(g), backupCmd(g), restoreCmd(g),
 		doctorCmd(g),
 	)
