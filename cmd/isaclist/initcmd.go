@@ -96,7 +96,7 @@ Next (deploy/OPERATIONS.md explains each; %s needs A/AAAA and reverse DNS record
   2. Start the daemon:
        systemctl enable --now isaclist
   3. Create the list, publish the DNS records it prints, and check the whole:
-       isaclist list create isac@%s --name "Energy ISAC" --owner you@your-organisation.example
+       isaclist list create isac@%s --name "Your ISAC" --owner secretary@member-organisation.example
        isaclist list dns
        isaclist doctor
 `, path, hostname, hostname, hostname, hook, hostname)
