@@ -81,8 +81,14 @@ admin socket, so they work while it runs.`,
 		listCmd(g), orgCmd(g), memberCmd(g), queueCmd(g), auditCmd(g), roleCmd(g), admissionCmd(g), guidelinesCmd(g), reportCmd(g), backupCmd(g), restoreCmd(g),
 		doctorCmd(g),
 	)
+	for _, c := range extraCommands {
+		root.AddCommand(c(g))
+	}
 	return root
 }
+
+// extraCommands are added by files built only with a tag (gendocs.go).
+var extraCommands []func(*globals) *cobra.Command
 
 // call sends an admin request to the daemon named by --config, and
 // prints the warnings it answers with.
