@@ -92,8 +92,8 @@ func gendocs(root *cobra.Command, dir string) error {
 		return err
 	}
 	for path, gen := range map[string]func(f *os.File) error{
-		"share/bash-completion/completions/isaclist":   func(f *os.File) error { return root.GenBashCompletionV2(f, true) },
-		"share/zsh/vendor-completions/_isaclist":       func(f *os.File) error { return root.GenZshCompletion(f) },
+		"share/bash-completion/completions/isaclist":    func(f *os.File) error { return root.GenBashCompletionV2(f, true) },
+		"share/zsh/vendor-completions/_isaclist":        func(f *os.File) error { return root.GenZshCompletion(f) },
 		"share/fish/vendor_completions.d/isaclist.fish": func(f *os.File) error { return root.GenFishCompletion(f, true) },
 	} {
 		f, err := os.OpenFile(filepath.Join(dir, path), os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
