@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/user"
@@ -310,7 +311,9 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 		if f == "" || !statFiles {
 			continue
 		}
-		if _, err := os.Stat(f); err != nil {
+		if _, err := os.Stat(f); errors.Is(err, fs.ErrNotExist) {
+			bad(key, "cannot read %s: %v (install the certificate first: isaclist-install-cert, deploy/OPERATIONS.md section 3)", f, errors.Unwrap(err))
+		} else if err != nil {
 			bad(key, "cannot read %s: %v", f, errors.Unwrap(err))
 		}
 	}
