@@ -312,7 +312,7 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 			continue
 		}
 		if _, err := os.Stat(f); errors.Is(err, fs.ErrNotExist) {
-			bad(key, "cannot read %s: %v (install the certificate first: isaclist-install-cert, deploy/OPERATIONS.md section 3)", f, errors.Unwrap(err))
+			bad(key, "cannot read %s: %v (install the certificate first: isaclist-install-cert, deploy/OPERATIONS.md section 2)", f, errors.Unwrap(err))
 		} else if err != nil {
 			bad(key, "cannot read %s: %v", f, errors.Unwrap(err))
 		}
