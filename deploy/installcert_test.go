@@ -47,7 +47,7 @@ func testPair(t *testing.T, name string) (cert, key string) {
 	kder, _ := x509.MarshalPKCS8PrivateKey(k)
 	dir := t.TempDir()
 	cert, key = filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "privkey.pem")
-	os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)  //nolint:errcheck
+	os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644) //nolint:errcheck
 	os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600) //nolint:errcheck
 	return cert, key
 }

@@ -114,7 +114,7 @@ func writeConfig(path string, text []byte, old fs.FileInfo) error {
 		return fmt.Errorf("writing the configuration: %w", err)
 	}
 	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(text); err == nil {
+	if _, err = tmp.Write(text); err == nil {
 		err = tmp.Sync()
 	}
 	if err := errors.Join(err, tmp.Close(), os.Chmod(tmp.Name(), 0o640)); err != nil {
