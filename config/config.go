@@ -7,8 +7,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -192,7 +194,7 @@ func Defaults() Config {
 			Timeout:     Duration{Duration: 2 * time.Minute},
 		},
 		Admin:   Admin{Socket: "/run/isaclist/admin.sock"},
-		Metrics: Metrics{Listen: "127.0.0.1:9125"},
+		Metrics: Metrics{Listen: "127.0.0.1:9025"},
 		Log:     Log{Level: "info", Format: "text"},
 	}
 }
@@ -234,7 +236,7 @@ func Load(path string) (*Config, error) {
 // LoadClient reads the file for an admin command: every key is checked
 // as for the daemon, but not the files only the daemon reads (TLS
 // certificate and key, relay CA and password), which the secretary's
-// account need not be able to see.
+// account need not be able to see, nor that the admin group exists.
 func LoadClient(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -242,6 +244,10 @@ func LoadClient(path string) (*Config, error) {
 	}
 	return parse(path, data, false)
 }
+
+// ParseClient checks the TOML text data as if read from file by
+// LoadClient: without looking at the files only the daemon reads.
+func ParseClient(file string, data []byte) (*Config, error) { return parse(file, data, false) }
 
 // Parse checks the TOML text data as if read from file.
 func Parse(file string, data []byte) (*Config, error) { return parse(file, data, true) }
@@ -319,7 +325,9 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 		if f == "" || !statFiles {
 			continue
 		}
-		if _, err := os.Stat(f); err != nil {
+		if _, err := os.Stat(f); errors.Is(err, fs.ErrNotExist) {
+			bad(key, "cannot read %s: %v (install the certificate first: isaclist-install-cert, deploy/OPERATIONS.md section 2)", f, errors.Unwrap(err))
+		} else if err != nil {
 			bad(key, "cannot read %s: %v", f, errors.Unwrap(err))
 		}
 	}
@@ -435,6 +443,11 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 		bad("delivery.keep_results", "must not be negative")
 	}
 
+	if c.Admin.Group != "" && statFiles {
+		if _, err := user.LookupGroup(c.Admin.Group); err != nil {
+			bad("admin.group", "the group %q does not exist: create it (groupadd --system %s; the Debian package creates isaclist-admin), or set group = \"\" to let only root and the daemon's user administer", c.Admin.Group, c.Admin.Group)
+		}
+	}
 	if c.Admin.Socket == "" {
 		bad("admin.socket", "must not be empty")
 	} else if !filepath.IsAbs(c.Admin.Socket) {
@@ -480,6 +493,10 @@ func checkHostPort(s string) error {
 	}
 	return nil
 }
+
+// IsHostname says whether s is a DNS host name (letters, digits and
+// hyphens in dot-separated labels).
+func IsHostname(s string) bool { return isHostname(s) }
 
 func isHostname(s string) bool {
 	if len(s) == 0 || len(s) > 253 {

@@ -117,7 +117,9 @@ func TestExampleConfigParses(t *testing.T) {
 		t.Skip("deploy/isaclist.example.toml not present")
 	}
 	// The example names a certificate the test machine does not have.
-	text := strings.NewReplacer(`tls_cert = "/etc/isaclist/tls/fullchain.pem"`, `tls_cert = ""`, `tls_key  = "/etc/isaclist/tls/privkey.pem"`, `tls_key = ""`, `tls_key = "/etc/isaclist/tls/privkey.pem"`, `tls_key = ""`).Replace(string(data))
+	text := strings.NewReplacer(`tls_cert = "/etc/isaclist/tls/fullchain.pem"`, `tls_cert = ""`, `tls_key  = "/etc/isaclist/tls/privkey.pem"`, `tls_key = ""`, `tls_key = "/etc/isaclist/tls/privkey.pem"`, `tls_key = ""`,
+		// ...nor, unless the package is installed, the admin group.
+		`group = "isaclist-admin"`, `group = ""`).Replace(string(data))
 	if _, err := Parse("isaclist.example.toml", []byte(text)); err != nil {
 		t.Fatal(err)
 	}
@@ -165,5 +167,20 @@ func TestConnectionKeys(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("want a problem with %s, got %v", key, err)
 		}
+	}
+}
+
+// An admin group that does not exist is a configuration error that says
+// what to do; the secretary's commands (LoadClient) do not check it.
+func TestAdminGroupMustExist(t *testing.T) {
+	text := minimal + "[admin]\ngroup = \"isaclist-no-such-group\"\n"
+	_, err := Parse("t.toml", []byte(text))
+	if err == nil || !strings.Contains(err.Error(), "admin.group") || !strings.Contains(err.Error(), "groupadd --system isaclist-no-such-group") {
+		t.Fatalf("got %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "c.toml")
+	os.WriteFile(path, []byte(text), 0o600) //nolint:errcheck
+	if _, err := LoadClient(path); err != nil {
+		t.Fatalf("LoadClient: %v", err)
 	}
 }

@@ -24,12 +24,12 @@ import (
 	"github.com/isaclist/isaclist/governance"
 	"github.com/isaclist/isaclist/intake"
 	"github.com/isaclist/isaclist/internal/clock"
+	"github.com/isaclist/isaclist/internal/version"
 	"github.com/isaclist/isaclist/mailhdr"
 	"github.com/isaclist/isaclist/metrics"
 	"github.com/isaclist/isaclist/queue"
 	"github.com/isaclist/isaclist/resolver"
 	"github.com/isaclist/isaclist/smtpd"
-	"github.com/isaclist/isaclist/smtpd/outbound"
 	"github.com/isaclist/isaclist/store"
 )
 
@@ -54,6 +54,8 @@ type Daemon struct {
 	certs     *certHolder
 	metrics   *metrics.Server
 
+	reloadState // reload.go
+
 	cancelRunner context.CancelFunc
 	runnerDone   chan struct{}
 	serveErr     chan error
@@ -62,9 +64,12 @@ type Daemon struct {
 
 // NewLogger returns the slog logger the configuration asks for, on stderr
 // (journald adds its own timestamps, and keeps the keys of the JSON form).
-func NewLogger(c config.Log) *slog.Logger {
-	var level slog.Level
-	level.UnmarshalText([]byte(c.Level)) //nolint:errcheck // checked by config
+func NewLogger(c config.Log) *slog.Logger { return NewLevelLogger(c, new(slog.LevelVar)) }
+
+// NewLevelLogger is NewLogger with its level in level, set from c.Level;
+// give level to the Daemon (LogLevel) and a reload changes it.
+func NewLevelLogger(c config.Log, level *slog.LevelVar) *slog.Logger {
+	level.Set(logLevel(c.Level))
 	opts := &slog.HandlerOptions{Level: level}
 	var w io.Writer = os.Stderr
 	if os.Getenv("JOURNAL_STREAM") != "" {
@@ -138,43 +143,15 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 		Limits: mailhdr.DefaultLimits(), Metrics: d.counters, Keys: keys, Governance: d.Governance}
 	d.Governance.Announcer = d.Intake
 
-	var transport queue.Transport
-	switch cfg.Delivery.Mode {
-	case "relay":
-		r := &outbound.Relay{Addr: cfg.Delivery.Relay, Hostname: cfg.Hostname, TLS: cfg.Delivery.RelayTLS, Username: cfg.Delivery.RelayUsername, Timeout: cfg.Delivery.Timeout.Duration}
-		if cfg.Delivery.RelayPasswordFile != "" {
-			pw, err := os.ReadFile(cfg.Delivery.RelayPasswordFile)
-			if err != nil {
-				return nil, fmt.Errorf("delivery.relay_password_file: %w", err)
-			}
-			r.Password = string(trimNewline(pw))
-		}
-		if cfg.Delivery.RelayCAFile != "" {
-			pool, err := certPool(cfg.Delivery.RelayCAFile)
-			if err != nil {
-				return nil, fmt.Errorf("delivery.relay_ca_file: %w", err)
-			}
-			r.TLSConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-		}
-		transport, d.transport = r, r
-	case "direct":
-		dd := &outbound.Direct{Hostname: cfg.Hostname, Resolver: dns, PerDomain: cfg.Delivery.PerDomain, Timeout: cfg.Delivery.Timeout.Duration}
-		if cfg.Delivery.DirectCAFile != "" {
-			if dd.RootCAs, err = certPool(cfg.Delivery.DirectCAFile); err != nil {
-				return nil, fmt.Errorf("delivery.direct_ca_file: %w", err)
-			}
-		}
-		transport, d.transport = dd, dd
-	case "maildir":
-		m := &outbound.Maildir{Dir: cfg.Delivery.Maildir, Hostname: cfg.Hostname}
-		if err := m.Init(); err != nil {
-			return nil, fmt.Errorf("delivery.maildir: %w", err)
-		}
-		transport, d.transport = m, m
-	default:
-		return nil, fmt.Errorf("delivery.mode %q is not supported", cfg.Delivery.Mode)
+	transport, closeTransport, err := newTransport(cfg, dns)
+	if err != nil {
+		return nil, err
 	}
-	d.runner = &queue.Runner{DB: d.db, Transport: transport, Concurrency: cfg.Delivery.Concurrency,
+	d.xport = newSwapTransport(transport, closeTransport)
+	d.transport, d.resolver = d.xport, dns
+	running := *cfg
+	d.running = &running
+	d.runner = &queue.Runner{DB: d.db, Transport: d.xport, Concurrency: cfg.Delivery.Concurrency,
 		RetryMin: cfg.Delivery.RetryMin.Duration, RetryMax: cfg.Delivery.RetryMax.Duration, MaxAge: cfg.Delivery.MaxAge.Duration,
 		Clock: d.Clock, Log: log, Metrics: d.counters, Hostname: cfg.Hostname, Keys: keys}
 	d.Intake.Queued = d.runner.Wake
@@ -266,7 +243,7 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 			}
 		}(l)
 	}
-	log.Info("isaclist started", "hostname", cfg.Hostname, "smtp", d.SMTPAddrs, "admin", cfg.Admin.Socket,
+	log.Info("isaclist started", "version", version.Get().Version, "hostname", cfg.Hostname, "smtp", d.SMTPAddrs, "admin", cfg.Admin.Socket,
 		"delivery", cfg.Delivery.Mode, "starttls", tlsConfig != nil, "data_dir", cfg.DataDir)
 	return d, nil
 }
@@ -344,19 +321,6 @@ func (d *Daemon) pruneResults() {
 
 // Errors reports a listener that stopped on its own.
 func (d *Daemon) Errors() <-chan error { return d.serveErr }
-
-// Reload re-reads the TLS certificate (SIGHUP), so a renewed certificate is
-// used without a restart.
-func (d *Daemon) Reload() error {
-	if d.certs == nil {
-		return nil
-	}
-	if err := d.certs.load(); err != nil {
-		return err
-	}
-	d.Log.Info("TLS certificate reloaded", "cert", d.Config.SMTP.TLSCert)
-	return nil
-}
 
 // Shutdown stops in order: no new SMTP sessions; sessions in a
 // transaction get until ctx ends, then 421; copies in flight finish; the

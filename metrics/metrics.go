@@ -5,6 +5,8 @@ package metrics
 import (
 	"time"
 
+	"github.com/isaclist/isaclist/internal/version"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -47,8 +49,20 @@ func New() *Metrics {
 		}),
 	}
 	m.Registry.MustRegister(m.postsAccepted, m.postsRefused, m.auth, m.tlsIn, m.deliveries, m.latency,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfo(version.Get()))
 	return m
+}
+
+// buildInfo is the constant gauge isaclist_build_info{version, revision,
+// goversion} 1, in the form Prometheus's own components use, so that a
+// dashboard can show which version runs where.
+func buildInfo(v version.Info) prometheus.Collector {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "isaclist_build_info", Help: "A metric with a constant '1' value labelled by the version, revision (commit) and Go version isaclist was built with.",
+	}, []string{"version", "revision", "goversion"})
+	g.WithLabelValues(v.Version, v.Commit, v.GoVersion).Set(1)
+	return g
 }
 
 // PostAccepted counts an accepted post.

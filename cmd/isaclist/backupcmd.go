@@ -19,9 +19,10 @@ func backupCmd(g *globals) *cobra.Command {
 		Long: `Take a consistent copy of the whole state (lists with their private DKIM
 and OpenPGP keys, organisations, members, keys, the queue, the audit trail)
 while the daemon runs. The daemon streams it through the admin socket and
-this command writes FILE (mode 0600) and checks it. FILE holds private
+this command writes FILE (mode 0600): a tar archive of the database and
+the body files of the queued posts. It checks the copy before it says so. FILE holds private
 keys: store it encrypted (e.g. gpg --encrypt) and off the server.`,
-		Example: "  isaclist backup /var/backups/isaclist-$(date +%F).db\n  isaclist restore /var/backups/isaclist-2026-11-27.db   # daemon stopped",
+		Example: "  isaclist backup /var/backups/isaclist-$(date +%F).tar\n  isaclist restore /var/backups/isaclist-2026-11-27.tar   # daemon stopped",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			cfg, err := config.LoadClient(g.configPath)
@@ -69,7 +70,7 @@ func restoreCmd(g *globals) *cobra.Command {
 it. The daemon must be stopped; a database already there is kept beside it
 as isaclist.db.before-restore-TIME. Then start the daemon: the queued copies
 in the backup are delivered.`,
-		Example: "  systemctl stop isaclist\n  isaclist restore /var/backups/isaclist-2026-11-27.db\n  systemctl start isaclist",
+		Example: "  systemctl stop isaclist\n  isaclist restore /var/backups/isaclist-2026-11-27.tar\n  systemctl start isaclist",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			cfg, err := config.LoadClient(g.configPath)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/config"
+	"github.com/isaclist/isaclist/internal/version"
 	"github.com/spf13/cobra"
 )
 
@@ -57,11 +58,15 @@ TLP label, and every member receives their own signed copy.
 ` + "`isaclist serve`" + ` runs the daemon; the other commands administer it through its
 admin socket, so they work while it runs.`,
 		Example: `  isaclist demo                      # see the whole pipeline on this machine
+  isaclist init --hostname lists.energy-isac.eu   # a first /etc/isaclist/isaclist.toml
   isaclist serve --config /etc/isaclist/isaclist.toml
   isaclist member list --list isac@lists.example.net`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.Get().Version,
 	}
+	// --version prints what `isaclist version` prints.
+	root.SetVersionTemplate(version.Get().String() + "\n")
 	root.SetOut(out)
 	root.SetErr(errOut)
 	defaultConfig := os.Getenv("ISACLIST_CONFIG")
@@ -73,12 +78,18 @@ admin socket, so they work while it runs.`,
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "machine-readable output")
 	root.PersistentFlags().StringVar(&g.as, "as", "secretary", "the board role you act in (chair, vice-chair, secretary), recorded in the audit trail")
 	root.AddCommand(
-		serveCmd(g), checkCmd(g), versionCmd(g), demoCmd(g),
+		initCmd(g), serveCmd(g), checkCmd(g), versionCmd(g), demoCmd(g),
 		listCmd(g), orgCmd(g), memberCmd(g), queueCmd(g), auditCmd(g), roleCmd(g), admissionCmd(g), guidelinesCmd(g), reportCmd(g), backupCmd(g), restoreCmd(g),
 		doctorCmd(g),
 	)
+	for _, c := range extraCommands {
+		root.AddCommand(c(g))
+	}
 	return root
 }
+
+// extraCommands are added by files built only with a tag (gendocs.go).
+var extraCommands []func(*globals) *cobra.Command
 
 // call sends an admin request to the daemon named by --config, and
 // prints the warnings it answers with.

@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -13,59 +13,6 @@ import (
 	"github.com/isaclist/isaclist/daemon"
 	"github.com/spf13/cobra"
 )
-
-// Set by the build (-ldflags "-X main.version=... -X main.commit=... -X main.date=...").
-var (
-	version = ""
-	commit  = ""
-	date    = ""
-)
-
-func buildInfo() (v, c, d string) {
-	v, c, d = version, commit, date
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		if v == "" {
-			v = bi.Main.Version
-		}
-		for _, s := range bi.Settings {
-			switch {
-			case s.Key == "vcs.revision" && c == "":
-				c = s.Value
-			case s.Key == "vcs.time" && d == "":
-				d = s.Value
-			case s.Key == "vcs.modified" && s.Value == "true" && c != "" && c != "unknown":
-				c += "+dirty"
-			}
-		}
-	}
-	if v == "" || v == "(devel)" {
-		v = "devel"
-	}
-	if c == "" {
-		c = "unknown"
-	}
-	if d == "" {
-		d = "unknown"
-	}
-	return v, c, d
-}
-
-func versionCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:     "version",
-		Short:   "Print the version, commit and build date",
-		Example: "  isaclist version",
-		Args:    cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
-			v, c, d := buildInfo()
-			if g.json {
-				return g.print(map[string]string{"version": v, "commit": c, "date": d}, nil)
-			}
-			fmt.Fprintf(g.out, "isaclist %s (commit %s, built %s)\n", v, c, d)
-			return nil
-		},
-	}
-}
 
 func checkCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
@@ -94,25 +41,41 @@ admin socket the other commands use.
 SIGTERM or SIGINT stops it: no new sessions are taken, sessions in the
 middle of a message get 30 seconds to finish (then 421), copies being
 delivered finish, and the store is closed. A second signal exits at once.
-SIGHUP reloads the TLS certificate. Under systemd (Type=notify) it
-reports READY=1 once it listens, and STOPPING=1 when it stops.`,
-		Example: "  isaclist serve --config /etc/isaclist/isaclist.toml",
-		Args:    cobra.NoArgs,
+
+SIGHUP (systemctl reload isaclist) re-reads the configuration file. What
+can change while it runs changes at once: [log] level, the TLS certificate
+and key ([smtp] tls_cert, tls_key, and the files they name), and how copies
+leave ([delivery] mode, relay, relay_tls, relay_ca_file, relay_username,
+relay_password_file, maildir, per_domain, direct_ca_file, timeout). Every
+other changed key is named in one log line saying a restart is needed
+(systemctl restart isaclist). A configuration with errors is reported and
+the running one is kept.
+
+Under systemd (Type=notify) it reports READY=1 once it listens, RELOADING=1
+and READY=1 around a reload, and STOPPING=1 when it stops.`,
+		Example: `  isaclist serve --config /etc/isaclist/isaclist.toml
+  systemctl reload isaclist      # SIGHUP: re-read the configuration
+  journalctl -u isaclist -g 'reload|restart'`,
+		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
 			cfg, err := config.Load(g.configPath)
 			if err != nil {
 				return err
 			}
-			log := daemon.NewLogger(cfg.Log)
+			// Caught from before the start: a SIGHUP that arrives as soon as
+			// the daemon is ready must not end it (SIGHUP's default action).
+			sigs := make(chan os.Signal, 2)
+			signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+			level := new(slog.LevelVar)
+			log := daemon.NewLevelLogger(cfg.Log, level)
 			d, err := daemon.Start(cfg, log)
 			if err != nil {
 				return err
 			}
+			d.LogLevel = level
 			if err := daemon.Notify("READY=1\nSTATUS=serving"); err != nil {
 				log.Warn("cannot tell systemd the daemon is ready", "err", err)
 			}
-			sigs := make(chan os.Signal, 2)
-			signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 			for {
 				select {
 				case err := <-d.Errors():
@@ -125,7 +88,7 @@ reports READY=1 once it listens, and STOPPING=1 when it stops.`,
 					if sig == syscall.SIGHUP {
 						daemon.Notify("RELOADING=1") //nolint:errcheck
 						if err := d.Reload(); err != nil {
-							log.Error("reload failed; keeping the current certificate", "err", err)
+							log.Error("reload failed; the running configuration stays as it was", "err", err)
 						}
 						daemon.Notify("READY=1") //nolint:errcheck
 						continue
