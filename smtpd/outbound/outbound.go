@@ -1,6 +1,6 @@
 // Package outbound hands the copies in the queue to the world: an SMTP relay
 // (smarthost) or a local Maildir. It knows nothing of lists; the fan-out
-// runner in listcore decides what to send to whom and when to retry.
+// runner in package queue decides what to send to whom and when to retry.
 package outbound
 
 import (
