@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/isaclist/isaclist/message"
 	"github.com/isaclist/isaclist/tlp"
 )
 
@@ -158,21 +159,25 @@ func TestFoldFieldKeepsLinesShort(t *testing.T) {
 func TestBounceTokens(t *testing.T) {
 	key := []byte("0123456789abcdef0123456789abcdef")
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	addr := BounceAddress("isac@lists.example.net", key, 42, now)
+	const maxAge = 10 * 24 * time.Hour
+	id := message.NewID(now)
+	addr := BounceAddress("isac@lists.example.net", key, 42, id)
 	local, domain, _ := strings.Cut(addr, "@")
 	if domain != "lists.example.net" || !strings.HasPrefix(local, "isac-bounces+") || len(local) > 64 {
 		t.Fatalf("bounce address %q", addr)
 	}
 	token := strings.TrimPrefix(local, "isac-bounces+")
-	if seq, err := ParseBounceToken("isac@lists.example.net", key, token, now.Add(48*time.Hour)); err != nil || seq != 42 {
-		t.Fatalf("token of 42 read as %d, %v", seq, err)
+	if tok, err := ParseBounceToken("isac@lists.example.net", key, token, now.Add(48*time.Hour), maxAge); err != nil || tok.Seq != 42 || tok.Copy != id {
+		t.Fatalf("token of 42 read as %+v, %v", tok, err)
 	}
-	if _, err := ParseBounceToken("isac@lists.example.net", key, strings.ToUpper(token), now); err != nil {
+	if _, err := ParseBounceToken("isac@lists.example.net", key, strings.ToUpper(token), now, maxAge); err != nil {
 		t.Errorf("upper-cased token (some MTAs do that) refused: %v", err)
 	}
+	other := strings.TrimPrefix(strings.Split(BounceAddress("isac@lists.example.net", key, 42, message.NewID(now)), "@")[0], "isac-bounces+")
 	for name, bad := range map[string]string{
 		"other list":   "", // checked below with another list
 		"other member": strings.Replace(token, "16-", "17-", 1),
+		"other copy":   strings.Split(token, "-")[0] + "-" + strings.Split(other, "-")[1] + "-" + strings.Split(token, "-")[2],
 		"garbage":      "x-y",
 		"empty":        "",
 	} {
@@ -180,12 +185,41 @@ func TestBounceTokens(t *testing.T) {
 		if name == "other list" {
 			list, bad = "water@lists.example.net", token
 		}
-		if _, err := ParseBounceToken(list, key, bad, now); err == nil {
+		if _, err := ParseBounceToken(list, key, bad, now, maxAge); err == nil {
 			t.Errorf("%s: forged token accepted", name)
 		}
 	}
-	if _, err := ParseBounceToken("isac@lists.example.net", key, token, now.Add(40*24*time.Hour)); err == nil {
-		t.Error("a 40-day-old token is still accepted")
+	if _, err := ParseBounceToken("isac@lists.example.net", key, token, now.Add(maxAge+time.Hour), maxAge); err == nil {
+		t.Error("a token older than its copy's life is still accepted")
+	}
+}
+
+func TestMemberTokens(t *testing.T) {
+	key := []byte("0123456789abcdef0123456789abcdef")
+	addr := VoteAddress("isac@lists.example.net", key, "A001", "Alice@member-a.example")
+	local, _, _ := strings.Cut(addr, "@")
+	subject, token, ok := SplitMemberToken(strings.TrimPrefix(local, "isac-vote+"))
+	if !ok || subject != "a001" {
+		t.Fatalf("%s: %q %q %v", addr, subject, token, ok)
+	}
+	if !MemberTokenValid("isac@lists.example.net", key, "vote", "A001", strings.ToUpper(token), "alice@member-a.example") {
+		t.Error("alice's token refused")
+	}
+	for name, c := range map[string][3]string{
+		"another member":   {"vote", "A001", "bob@member-b.example"},
+		"another proposal": {"vote", "A002", "alice@member-a.example"},
+		"an acceptance":    {"accept", "A001", "alice@member-a.example"},
+	} {
+		if MemberTokenValid("isac@lists.example.net", key, c[0], c[1], token, c[2]) {
+			t.Errorf("%s: token accepted", name)
+		}
+	}
+	if len(local) > 64 {
+		t.Errorf("local part of %d characters", len(local))
+	}
+	accept := AcceptAddress("isac@lists.example.net", key, "2026-1", "alice@member-a.example")
+	if v, _, _ := SplitMemberToken(strings.TrimPrefix(strings.Split(accept, "@")[0], "isac-accept+")); v != "2026-1" {
+		t.Errorf("version with a dash: %q from %s", v, accept)
 	}
 }
 

@@ -26,7 +26,10 @@ type OwnerForward struct {
 	// intake (a member's registered name; for anyone else, their address
 	// marked as external): never the display name the message carried.
 	FromName string
-	Rcpt     string // the -owner address it came for
+	// ReplyName is the name on the Reply-To: a member's registered name,
+	// none for anyone else.
+	ReplyName string
+	Rcpt      string // the -owner address it came for
 }
 
 // Build writes the forwarded message, DKIM-signed.
@@ -39,7 +42,7 @@ func (f *OwnerForward) Build() ([]byte, error) {
 		switch name := strings.ToLower(field.Name); {
 		case name == "from":
 			h.WriteString(FoldField("From", FormatAddress(f.FromName+" via "+f.List.DisplayName()+" owners", owner)))
-			h.WriteString(FoldField("Reply-To", FormatAddress(f.From.DisplayName, f.From.Local+"@"+f.From.Domain)))
+			h.WriteString(FoldField("Reply-To", FormatAddress(f.ReplyName, f.From.Local+"@"+f.From.Domain)))
 		case name == "subject":
 		case dropOnRedistribution[name]:
 		default:

@@ -72,6 +72,10 @@ type SMTP struct {
 	// often in the last minute is answered 421 at MAIL FROM with that
 	// domain until the minute ends; 0 disables.
 	MaxRefusalsPerMinute int `toml:"max_refusals_per_minute"`
+	// MaxSignatureAge: a DKIM signature authenticates mail that acts on a
+	// list only if it was made (t=, else a signed Date) at most this long
+	// ago.
+	MaxSignatureAge Duration `toml:"max_signature_age"`
 }
 
 // DNS is how every lookup (SPF, DKIM, DMARC, MX) is made.
@@ -179,6 +183,7 @@ func Defaults() Config {
 			MemberMemory:         Duration{Duration: 30 * 24 * time.Hour},
 			StressCommandTimeout: Duration{Duration: 10 * time.Second},
 			MaxRefusalsPerMinute: 30,
+			MaxSignatureAge:      Duration{Duration: 5 * 24 * time.Hour},
 		},
 		DNS: DNS{Timeout: Duration{Duration: 10 * time.Second}, Cache: Duration{Duration: time.Minute}},
 		Delivery: Delivery{
@@ -291,7 +296,7 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 	bad := func(key, format string, a ...any) {
 		p = append(p, Problem{Key: key, Reason: fmt.Sprintf(format, a...)})
 	}
-	for key, d := range map[string]Duration{"smtp.command_timeout": c.SMTP.CommandTimeout, "smtp.session_timeout": c.SMTP.SessionTimeout,
+	for key, d := range map[string]Duration{"smtp.command_timeout": c.SMTP.CommandTimeout, "smtp.session_timeout": c.SMTP.SessionTimeout, "smtp.max_signature_age": c.SMTP.MaxSignatureAge,
 		"smtp.member_memory": c.SMTP.MemberMemory, "smtp.stress_command_timeout": c.SMTP.StressCommandTimeout,
 		"dns.timeout": c.DNS.Timeout, "dns.cache": c.DNS.Cache, "delivery.retry_min": c.Delivery.RetryMin, "delivery.retry_max": c.Delivery.RetryMax, "delivery.max_age": c.Delivery.MaxAge,
 		"delivery.keep_results": c.Delivery.KeepResults, "delivery.timeout": c.Delivery.Timeout} {
@@ -363,6 +368,9 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 	}
 	if c.SMTP.MaxConnectionsPerIP < 1 || c.SMTP.MaxConnectionsPerIP > c.SMTP.MaxConnections {
 		bad("smtp.max_connections_per_ip", "must be between 1 and smtp.max_connections (%d)", c.SMTP.MaxConnections)
+	}
+	if c.SMTP.MaxSignatureAge.Duration < time.Hour {
+		bad("smtp.max_signature_age", "must be at least 1h: a member's server may hold a message for a while before it reaches the list")
 	}
 	if c.SMTP.MaxRefusalsPerMinute < 0 {
 		bad("smtp.max_refusals_per_minute", "must be 0 (no limit) or more")

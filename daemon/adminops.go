@@ -147,14 +147,14 @@ func (d *Daemon) adminMux() *admin.Mux {
 		if err != nil {
 			return nil, nil, err
 		}
-		return admin.Guidelines(*gl), nil, nil
+		return guidelinesView(gl), nil, nil
 	})
 	admin.Handle(m, admin.OpGuidelinesShow, func(_ context.Context, c admin.Call, _ admin.NoArgs) (any, []string, error) {
 		gl, err := g.CurrentGuidelines(c.List)
 		if err != nil {
 			return nil, nil, err
 		}
-		return admin.Guidelines(*gl), nil, nil
+		return guidelinesView(gl), nil, nil
 	})
 	admin.Handle(m, admin.OpGuidelinesSign, func(_ context.Context, c admin.Call, a admin.GuidelinesArgs) (any, []string, error) {
 		mem, err := g.SignGuidelines(actor(c), c.List, a.Email, a.Version, "command")

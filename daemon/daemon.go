@@ -140,7 +140,8 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	keys := &compose.Keyring{OnError: func(list string, err error) { log.Error("list key", "list", list, "err", err) }}
 	d.Governance = &governance.Service{DB: d.db, Clock: d.Clock, Hostname: cfg.Hostname, Log: log, Keys: keys, NewDKIMKey: compose.NewDKIMKey}
 	d.Intake = &intake.Receiver{DB: d.db, Resolver: dns, Hostname: cfg.Hostname, Log: log, Clock: d.Clock,
-		Limits: mailhdr.DefaultLimits(), Metrics: d.counters, Keys: keys, Governance: d.Governance}
+		Limits: mailhdr.DefaultLimits(), Metrics: d.counters, Keys: keys, Governance: d.Governance,
+		MaxSignatureAge: cfg.SMTP.MaxSignatureAge.Duration, BounceMaxAge: 2 * cfg.Delivery.MaxAge.Duration}
 	d.Governance.Announcer = d.Intake
 
 	transport, closeTransport, err := newTransport(cfg, dns)
@@ -306,16 +307,21 @@ func (d *Daemon) pruneResults() {
 	} else if n > 0 {
 		d.Log.Info("body files nothing refers to were removed", "count", n)
 	}
-	var n int
+	var n, seen int
 	err := d.db.Update(func(tx *store.Tx) error {
 		var err error
-		n, err = tx.PruneDeliveries(d.Clock.Now().Add(-d.Config.Delivery.KeepResults.Duration))
+		if n, err = tx.PruneDeliveries(d.Clock.Now().Add(-d.Config.Delivery.KeepResults.Duration)); err != nil {
+			return err
+		}
+		// Signatures, posts and bounces seen, once they could no longer
+		// come again.
+		seen, err = tx.PruneSeen(d.Clock.Now())
 		return err
 	})
 	if err != nil {
 		d.Log.Error("pruning delivery results", "err", err)
-	} else if n > 0 {
-		d.Log.Debug("delivery results pruned", "count", n)
+	} else if n > 0 || seen > 0 {
+		d.Log.Debug("delivery results and expired records pruned", "results", n, "seen", seen)
 	}
 }
 

@@ -126,3 +126,7 @@ func queueViews(in []store.QueueEntry) []admin.QueueEntry {
 	}
 	return out
 }
+
+func guidelinesView(g *store.Guidelines) admin.Guidelines {
+	return admin.Guidelines{Version: g.Version, Text: g.Text, Hash: g.Hash, Published: g.Published, PublishedBy: g.PublishedBy}
+}

@@ -143,9 +143,27 @@ You can also give your vote to the secretary.
 
 Organisations voting: %s
 `, adm.ID, name, orgID, l.DisplayName(), rep.Name, rep.Email, backupLine, a, strings.Join(adm.Electorate, ", "))
-	if err := g.announce(list, Announcement{Subject: fmt.Sprintf("Admission proposal %s: %s", adm.ID, name), Text: text,
-		Label: tlp.Amber, ReplyTo: compose.FormatAddress(l.DisplayName()+" admission "+adm.ID, compose.VoteAddress(list, adm.ID)),
-		Actor: a, Action: "admission.announce"}); err != nil {
+	_, secrets, err := g.listAndSecrets(list)
+	if err != nil {
+		return nil, err
+	}
+	msgID, err := g.announce(list, Announcement{Subject: fmt.Sprintf("Admission proposal %s: %s", adm.ID, name), Text: text,
+		Label: tlp.Amber, Actor: a, Action: "admission.announce",
+		ReplyTo: func(m *store.Member) string {
+			return compose.FormatAddress(l.DisplayName()+" admission "+adm.ID, compose.VoteAddress(list, secrets.VERPKey, adm.ID, m.Email))
+		}})
+	if err != nil {
+		return nil, err
+	}
+	// Votes by mail count only as replies to this announcement.
+	if err := g.DB.Update(func(tx *store.Tx) error {
+		cur, err := tx.Admission(list, adm.ID)
+		if err != nil {
+			return err
+		}
+		cur.Announcement, cur.AnnouncedAt = msgID, g.now()
+		return tx.PutAdmission(list, cur)
+	}); err != nil {
 		return nil, err
 	}
 	return g.Admission(list, adm.ID)
@@ -362,7 +380,7 @@ func (g *Service) announceOutcome(list string, adm *store.Admission, a Actor) {
 	default:
 		return
 	}
-	if err := g.announce(list, Announcement{Subject: fmt.Sprintf("Admission %s: %s %s", adm.ID, adm.OrgName, adm.State),
+	if _, err := g.announce(list, Announcement{Subject: fmt.Sprintf("Admission %s: %s %s", adm.ID, adm.OrgName, adm.State),
 		Text: text, Label: tlp.Amber, Actor: a, Action: "admission.announce"}); err != nil {
 		g.logger().Error("admission outcome not announced", "list", list, "id", adm.ID, "err", err)
 	}

@@ -67,9 +67,28 @@ SHA-256 of the text: %s
 %s
 ----------------------------------------------------------------------
 `, l.DisplayName(), version, gl.Hash, strings.TrimRight(text, "\n"))
-	if err := g.announce(list, Announcement{Subject: fmt.Sprintf("Membership guidelines version %s", version), Text: body,
-		Label: tlp.Green, ReplyTo: compose.FormatAddress(l.DisplayName()+" guidelines "+version, compose.AcceptAddress(list, version)),
-		Actor: a, Action: "guidelines.announce"}); err != nil {
+	_, secrets, err := g.listAndSecrets(list)
+	if err != nil {
+		return nil, err
+	}
+	msgID, err := g.announce(list, Announcement{Subject: fmt.Sprintf("Membership guidelines version %s", version), Text: body,
+		Label: tlp.Green, Actor: a, Action: "guidelines.announce",
+		ReplyTo: func(m *store.Member) string {
+			return compose.FormatAddress(l.DisplayName()+" guidelines "+version, compose.AcceptAddress(list, secrets.VERPKey, version, m.Email))
+		}})
+	if err != nil {
+		return nil, err
+	}
+	// Acceptances by mail count only as replies to this announcement.
+	if err := g.DB.Update(func(tx *store.Tx) error {
+		cur, err := tx.Guidelines(list, version)
+		if err != nil {
+			return err
+		}
+		cur.Announcement, cur.AnnouncedAt = msgID, g.now()
+		gl = cur
+		return tx.PutGuidelines(list, cur)
+	}); err != nil {
 		return nil, err
 	}
 	return gl, nil

@@ -34,14 +34,17 @@ type Announcement struct {
 	Subject string // without prefix and label
 	Text    string
 	Label   tlp.Label
-	ReplyTo string // where replies go (a vote address), "" for the owners
+	// ReplyTo, when set, is where each member's replies go (the member's
+	// own vote address); nil sends replies to the owners.
+	ReplyTo func(m *store.Member) string
 	Actor   Actor
 	Action  string // audit action
 }
 
-// Announcer sends announcements (intake does, as it distributes posts).
+// Announcer sends announcements (intake does, as it distributes posts)
+// and says with which Message-ID: replies that count name it.
 type Announcer interface {
-	Announce(list string, a Announcement) error
+	Announce(list string, a Announcement) (messageID string, err error)
 }
 
 // Service carries out the secretary's commands and governance by mail.
@@ -125,9 +128,9 @@ func (g *Service) outgoing(l *store.List, s *store.ListSecrets, now time.Time) c
 func truncate(s string, n int) string { return compose.Truncate(s, n) }
 
 // announce sends an announcement; its failure is the caller's to report.
-func (g *Service) announce(list string, a Announcement) error {
+func (g *Service) announce(list string, a Announcement) (string, error) {
 	if g.Announcer == nil {
-		return userErr("the announcement could not be sent: this server sends no mail")
+		return "", userErr("the announcement could not be sent: this server sends no mail")
 	}
 	return g.Announcer.Announce(list, a)
 }

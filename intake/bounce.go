@@ -3,6 +3,7 @@ package intake
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"strings"
 
@@ -35,7 +36,8 @@ func (r *Receiver) receiveBounce(env message.Envelope, t Target, raw []byte) (*A
 		return nil, reply.InternalError(err)
 	}
 	now := r.now()
-	seq, err := compose.ParseBounceToken(l.Address, secrets.VERPKey, t.Token, now)
+	token, err := compose.ParseBounceToken(l.Address, secrets.VERPKey, t.Token, now, r.bounceMaxAge())
+	seq := token.Seq
 	if err != nil {
 		return nil, reply.New(reply.BadBounce, "%s is not an address %s sent mail from; the bounce is not accepted", t.Address, l.DisplayName()).WithCause(err.Error())
 	}
@@ -51,11 +53,23 @@ func (r *Receiver) receiveBounce(env message.Envelope, t Target, raw []byte) (*A
 		log.Info("bounce ignored", "status", verdict.status)
 		return &Accepted{QueueID: env.ID}, nil
 	}
+	once := bounceKey(l.Address, t.Token)
+	counted := false
 	err = r.DB.Update(func(tx *store.Tx) error {
+		counted = false
+		// One copy bounces once: the same bounce address again (a
+		// replayed or repeated bounce) counts for nothing.
+		if _, err := tx.Seen(store.SeenBounce, once, now); err == nil {
+			return nil
+		}
+		if err := tx.PutSeen(store.SeenBounce, once, &store.Seen{Expires: now.Add(r.bounceMaxAge())}); err != nil {
+			return err
+		}
 		m, err := tx.MemberBySeq(l.Address, seq)
 		if err != nil {
 			return err
 		}
+		counted = true
 		m.Bounces++
 		m.LastBounce = now
 		m.LastBounceReason = verdict.reason()
@@ -68,8 +82,18 @@ func (r *Receiver) receiveBounce(env message.Envelope, t Target, raw []byte) (*A
 	if err != nil {
 		return nil, reply.StoreError(err)
 	}
+	if !counted {
+		log.Info("bounce of a copy that already bounced; not counted again")
+		return &Accepted{QueueID: env.ID}, nil
+	}
 	log.Info("bounce counted", "status", verdict.status)
 	return &Accepted{QueueID: env.ID}, nil
+}
+
+// bounceKey is what is remembered of a counted bounce address.
+func bounceKey(list, token string) []byte {
+	h := sha256.Sum256([]byte(list + "\x00" + strings.ToLower(token)))
+	return h[:16]
 }
 
 type bounceKind string

@@ -72,7 +72,8 @@ func (r *Receiver) commitPost(a *arrival, snap *snapshot, auth mailauth.Result, 
 			Member:   author, Author: a.from, Label: d.Label, Auth: auth, Env: a.env,
 			Header: a.msg.Header, Content: opened.content, MessageID: addMsgID, Signature: opened.header(),
 		},
-		plan: d.Plan, msgID: msgID, author: author, sizeIn: len(a.raw), dedupe: true, action: "post",
+		plan: d.Plan, msgID: msgID, author: author, sizeIn: len(a.raw), action: "post",
+		dedupe: contentKey(a), seen: r.signatureSeen(a, auth, now),
 	}
 	if d.Raised {
 		dist.notices = append(dist.notices, compose.RaisedNotice(snap.List, author, d.Own, d.Label, msgID, r.Hostname))
@@ -106,12 +107,38 @@ type distribution struct {
 	msgID  string        // bare Message-ID: thread label, notices
 	author *store.Member // nil for the list's own announcements
 	sizeIn int           // the size of the message as it arrived
-	// dedupe: a Message-ID already distributed is taken but not sent again.
-	dedupe bool
+	// dedupe, when set, is the message's contentKey: the same message
+	// from the same author, already distributed, is taken but not sent
+	// again (its author's server is retrying one whose 250 it did not
+	// see). Another author's message is never taken for a duplicate.
+	dedupe []byte
+	// seen are what to remember once the message is committed: the
+	// signature that authenticated it.
+	seen []seenRecord
 	// notices go with the message (to the author, to the owners).
 	notices []compose.Notice
 	action  string // audit action: "post", "announce"
 	actor   string // audit actor when there is no author
+	// quiet: no audit record (the caller writes one for several).
+	quiet bool
+}
+
+// seenRecord is something to remember in the commit of a message.
+type seenRecord struct {
+	kind string
+	key  []byte
+	seen store.Seen
+}
+
+// signatureSeen is what to remember of the signature that authenticated
+// a's message: until it is too old to authenticate anything, it
+// authenticates nothing but this message again.
+func (r *Receiver) signatureSeen(a *arrival, auth mailauth.Result, now time.Time) []seenRecord {
+	if auth.Method != "dkim" || auth.Signature.B == "" {
+		return nil
+	}
+	return []seenRecord{{kind: store.SeenSignature, key: signatureKey(auth.Signature),
+		seen: store.Seen{Expires: signatureExpiry(auth.Signature, now, r.maxSignatureAge()), Of: contentKey(a)}}}
 }
 
 // distribute makes the plain copy and the encrypted form of what the plan
@@ -186,12 +213,22 @@ func (r *Receiver) distribute(d *distribution) (*Accepted, *reply.Refusal) {
 	}
 	err = r.DB.Update(func(tx *store.Tx) error {
 		acc.Duplicate, acc.Copies = false, 0
-		threadLabel := pc.Label
-		if th, err := tx.Thread(l.Address, idHash); err == nil {
-			if d.dedupe && th.Posted && now.Sub(th.Seen) < duplicateWindow {
+		if d.dedupe != nil {
+			if _, err := tx.Seen(store.SeenPost, d.dedupe, now); err == nil {
 				acc.Duplicate = true
 				return nil
 			}
+			if err := tx.PutSeen(store.SeenPost, d.dedupe, &store.Seen{Expires: now.Add(duplicateWindow)}); err != nil {
+				return err
+			}
+		}
+		for _, s := range d.seen {
+			if err := tx.PutSeen(s.kind, s.key, &s.seen); err != nil {
+				return err
+			}
+		}
+		threadLabel := pc.Label
+		if th, err := tx.Thread(l.Address, idHash); err == nil {
 			threadLabel = tlp.Max(threadLabel, th.Label)
 		}
 		var ds []store.Delivery
@@ -221,24 +258,7 @@ func (r *Receiver) distribute(d *distribution) (*Accepted, *reply.Refusal) {
 		if err := tx.PutThread(l.Address, idHash, &store.Thread{Label: threadLabel, Seen: now, Posted: true}); err != nil {
 			return err
 		}
-		rec := &store.AuditRecord{Time: now, Actor: d.actor, Action: d.action, List: l.Address, Label: pc.Label,
-			MessageIDHash: m.MessageIDHash, Size: d.sizeIn, Verdict: store.VerdictAccepted, Copies: len(ds)}
-		if d.author != nil {
-			rec.Actor, rec.Org, rec.Member = d.author.Email, d.author.Org, d.author.Email
-			if org, err := tx.Org(l.Address, d.author.Org); err == nil {
-				org.LastPost = now
-				if err := tx.PutOrg(l.Address, org); err != nil {
-					return err
-				}
-			}
-		}
-		for _, m := range append(append([]store.Member{}, plan.plain...), plan.encrypted...) {
-			if !slices.Contains(rec.RecipientOrgs, m.Org) {
-				rec.RecipientOrgs = append(rec.RecipientOrgs, m.Org)
-			}
-		}
-		slices.Sort(rec.RecipientOrgs)
-		if err := tx.Audit(rec); err != nil {
+		if err := r.auditAccepted(tx, d, plan, m, now); err != nil {
 			return err
 		}
 		for _, n := range notices {
@@ -263,6 +283,39 @@ func (r *Receiver) distribute(d *distribution) (*Accepted, *reply.Refusal) {
 		r.queued()
 	}
 	return acc, nil
+}
+
+// auditAccepted writes the record of an accepted distribution, and notes
+// when its author's organisation last posted.
+func (r *Receiver) auditAccepted(tx *store.Tx, d *distribution, plan copyPlan, m *store.Message, now time.Time) error {
+	if d.quiet {
+		return nil
+	}
+	l := d.post.List
+	rec := &store.AuditRecord{Time: now, Actor: d.actor, Action: d.action, List: l.Address, Label: d.post.Label,
+		MessageIDHash: m.MessageIDHash, Size: d.sizeIn, Verdict: store.VerdictAccepted, Copies: len(plan.plain) + len(plan.encrypted)}
+	if d.author != nil {
+		rec.Actor, rec.Org, rec.Member = d.author.Email, d.author.Org, d.author.Email
+		if org, err := tx.Org(l.Address, d.author.Org); err == nil {
+			org.LastPost = now
+			if err := tx.PutOrg(l.Address, org); err != nil {
+				return err
+			}
+		}
+	}
+	rec.RecipientOrgs = recipientOrgs(plan)
+	return tx.Audit(rec)
+}
+
+func recipientOrgs(plan copyPlan) []string {
+	var orgs []string
+	for _, m := range slices.Concat(plan.plain, plan.encrypted) {
+		if !slices.Contains(orgs, m.Org) {
+			orgs = append(orgs, m.Org)
+		}
+	}
+	slices.Sort(orgs)
+	return orgs
 }
 
 // sealedPost is the encrypted form of a post, ready for the queue: one

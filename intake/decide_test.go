@@ -31,7 +31,9 @@ func fixture() *snapshot {
 		Roles: map[string]string{store.RoleSecretary: "carol@member-c.example"}}
 	other := store.List{Address: "water@lists.example.net", Name: "Water ISAC"}
 	return &snapshot{
-		List: l, Secrets: &store.ListSecrets{}, Lists: []store.List{*l, other}, Now: testNow,
+		List: l, Secrets: &store.ListSecrets{VERPKey: testVERPKey}, Lists: []store.List{*l, other}, Now: testNow,
+		UsedSignatures: map[string]store.Seen{},
+		Admission: &store.Admission{ID: "A001", State: store.AdmissionOpen, Announcement: "a001@lists.example.net", AnnouncedAt: testNow.Add(-time.Hour)},
 		Members: []store.Member{
 			{Email: "alice@member-a.example", Name: "Alice", Org: "member-a", Seq: 1, Key: []byte("k")},
 			{Email: "bob@member-b.example", Name: "Bob", Org: "member-b", Seq: 2},
@@ -40,16 +42,38 @@ func fixture() *snapshot {
 	}
 }
 
+var testVERPKey = []byte("0123456789abcdef0123456789abcdef")
+
 var (
-	dkimPass = mailauth.Result{Pass: true, Method: "dkim", DKIM: []mailauth.DKIMResult{{Domain: "member-a.example", Result: "pass", Aligned: true}}}
+	dkimPass = mailauth.Result{Pass: true, Method: "dkim", DKIM: []mailauth.DKIMResult{{Domain: "member-a.example", Result: "pass", Aligned: true}},
+		Signature: mailauth.Signature{Time: testNow.Add(-time.Minute), Covers: map[string]bool{"from": true, "to": true, "subject": true}, B: "b"}}
 	authFail = mailauth.Result{DKIM: []mailauth.DKIMResult{{Domain: "member-a.example", Result: "fail", Aligned: true}}, SPF: spf.Fail, SPFDomain: "member-a.example"}
 	authTemp = mailauth.Result{TempFail: true}
 )
 
 // post is a message from alice to the list unless the header says more.
 type post struct {
-	from, mailFrom, subject, extra, body string
-	target                               TargetKind
+	from, mailFrom, to, subject, extra, body string
+	target                                   TargetKind
+}
+
+// targetOf is the address a test message comes for, and the target.
+func targetOf(kind TargetKind, from string) Target {
+	switch kind {
+	case TargetOwner:
+		return Target{Kind: kind, List: testList, Address: "isac-owner@lists.example.net"}
+	case TargetVote:
+		addr := compose.VoteAddress(testList, testVERPKey, "A001", from)
+		local, _, _ := strings.Cut(addr, "@")
+		sub, tok, _ := compose.SplitMemberToken(strings.TrimPrefix(local, "isac-vote+"))
+		return Target{Kind: kind, List: testList, Address: addr, Token: sub, MemberToken: tok}
+	case TargetAccept:
+		addr := compose.AcceptAddress(testList, testVERPKey, "2026.1", from)
+		local, _, _ := strings.Cut(addr, "@")
+		sub, tok, _ := compose.SplitMemberToken(strings.TrimPrefix(local, "isac-accept+"))
+		return Target{Kind: kind, List: testList, Address: addr, Token: sub, MemberToken: tok}
+	}
+	return Target{Kind: TargetPost, List: testList, Address: testList}
 }
 
 func (p post) arrival(t *testing.T, snap *snapshot) *arrival {
@@ -72,11 +96,15 @@ func (p post) arrival(t *testing.T, snap *snapshot) *arrival {
 	if p.target == 0 {
 		p.target = TargetPost
 	}
-	raw := "From: " + p.from + "\r\nTo: " + testList + "\r\nSubject: " + p.subject +
+	target := targetOf(p.target, p.mailFrom)
+	if p.to == "" {
+		p.to = target.Address
+	}
+	raw := "From: " + p.from + "\r\nTo: " + p.to + "\r\nSubject: " + p.subject +
 		"\r\nDate: Mon, 07 Dec 2026 11:00:00 +0000\r\nMessage-ID: <m1@member-a.example>\r\n" + p.extra + "\r\n" + p.body
 	r := &Receiver{Limits: testLimits}
 	a := r.arrive(message.Envelope{ID: "t", RemoteIP: net.IPv4(127, 0, 0, 1), HELO: "mail.member-a.example", MailFrom: p.mailFrom},
-		Target{Kind: p.target, List: testList}, []byte(strings.ReplaceAll(raw, "\r\n", "\r\n")))
+		target, []byte(raw))
 	if a.msg != nil && a.fromErr == nil {
 		for i := range snap.Members {
 			if snap.Members[i].Email == a.from.Key() {
@@ -302,35 +330,151 @@ func TestDecideOwner(t *testing.T) {
 }
 
 func TestDecideReply(t *testing.T) {
-	for _, c := range []struct {
-		target TargetKind
-		from   string
-		body   string
+	const reply1 = "In-Reply-To: <a001@lists.example.net>\r\n"
+	guidelines := func(s *snapshot) {
+		s.List.GuidelinesVersion = "2026.1"
+		s.Guidelines = &store.Guidelines{Version: "2026.1", Announcement: "g1@lists.example.net", AnnouncedAt: testNow.Add(-time.Hour)}
+	}
+	alice := "alice@member-a.example"
+	cases := []struct {
+		name   string
+		p      post
+		auth   mailauth.Result
+		snap   func(*snapshot)
+		target func(a *arrival)
 		kind   reply.Code
 		yes    bool
 	}{
-		{TargetVote, "", "Yes, welcome\r\n\r\n> Proposal A001\r\n", reply.Code{}, true},
-		{TargetVote, "", "> do you agree?\r\n\r\nnee\r\n", reply.Code{}, false},
-		{TargetVote, "", "maybe later\r\n", reply.BadReply, false},
-		{TargetVote, "eve@outsider.example", "yes\r\n", reply.NotMember, false},
-		{TargetAccept, "", "I accept.\r\n", reply.Code{}, true},
-		{TargetAccept, "", "Ik ga akkoord\r\n", reply.Code{}, true},
-		{TargetAccept, "", "I do not accept\r\n", reply.BadReply, false},
+		{"yes, quoted text after", post{target: TargetVote, extra: reply1, body: "Yes, welcome\r\n\r\n> Proposal A001\r\n"}, dkimPass, nil, nil, reply.Code{}, true},
+		{"nee after a quote", post{target: TargetVote, extra: "References: <x@y> <a001@lists.example.net>\r\n", body: "> do you agree?\r\n\r\nnee\r\n"}, dkimPass, nil, nil, reply.Code{}, false},
+		{"neither yes nor no", post{target: TargetVote, extra: reply1, body: "maybe later\r\n"}, dkimPass, nil, nil, reply.BadReply, false},
+		{"a stranger", post{target: TargetVote, extra: reply1, from: "eve@outsider.example", mailFrom: "eve@outsider.example", body: "yes\r\n"}, dkimPass, nil, nil, reply.NotMember, false},
+		{"not a reply to the announcement", post{target: TargetVote, body: "Yes\r\n"}, dkimPass, nil, nil, reply.BadReply, false},
+		{"a reply to something else", post{target: TargetVote, extra: "In-Reply-To: <other@member-a.example>\r\n", body: "Yes\r\n"}, dkimPass, nil, nil, reply.BadReply, false},
+		{"signed before the announcement", post{target: TargetVote, extra: reply1, body: "Yes\r\n"},
+			mailauth.Result{Pass: true, Method: "dkim", Signature: mailauth.Signature{Time: testNow.Add(-2 * time.Hour)}}, nil, nil, reply.BadReply, false},
+		{"signed after the announcement", post{target: TargetVote, extra: reply1, body: "Yes\r\n"},
+			mailauth.Result{Pass: true, Method: "dkim", Signature: mailauth.Signature{Time: testNow.Add(-time.Minute)}}, nil, nil, reply.Code{}, true},
+		{"SPF: sent now", post{target: TargetVote, extra: reply1, body: "Yes\r\n"}, mailauth.Result{Pass: true, Method: "spf"}, nil, nil, reply.Code{}, true},
+		{"another member's vote address", post{target: TargetVote, to: targetOf(TargetVote, "bob@member-b.example").Address, extra: reply1, body: "yes\r\n"}, dkimPass, nil,
+			func(a *arrival) { a.target = targetOf(TargetVote, "bob@member-b.example") }, reply.BadReply, false},
+		{"a closed proposal", post{target: TargetVote, extra: reply1, body: "yes\r\n"}, dkimPass,
+			func(s *snapshot) { s.Admission.State = store.AdmissionRejected }, nil, reply.BadReply, false},
+		{"an unknown proposal", post{target: TargetVote, extra: reply1, body: "yes\r\n"}, dkimPass,
+			func(s *snapshot) { s.Admission = nil }, nil, reply.BadReply, false},
+		{"not addressed to the vote address", post{target: TargetVote, to: "journalist@news.example", extra: reply1, body: "yes\r\n"}, dkimPass, nil, nil, reply.NotAddressed, false},
+		{"I accept", post{target: TargetAccept, extra: "In-Reply-To: <g1@lists.example.net>\r\n", body: "I accept.\r\n"}, dkimPass, guidelines, nil, reply.Code{}, true},
+		{"Ik ga akkoord", post{target: TargetAccept, extra: "In-Reply-To: <g1@lists.example.net>\r\n", body: "Ik ga akkoord\r\n"}, dkimPass, guidelines, nil, reply.Code{}, true},
+		{"I do not accept", post{target: TargetAccept, extra: "In-Reply-To: <g1@lists.example.net>\r\n", body: "I do not accept\r\n"}, dkimPass, guidelines, nil, reply.BadReply, false},
+		{"Akkoord, but not a reply", post{target: TargetAccept, body: "Akkoord\r\n"}, dkimPass, guidelines, nil, reply.BadReply, false},
+		{"an old version", post{target: TargetAccept, extra: "In-Reply-To: <g1@lists.example.net>\r\n", body: "I accept\r\n"}, dkimPass,
+			func(s *snapshot) { guidelines(s); s.Guidelines = nil }, nil, reply.BadReply, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			snap := fixture()
+			if c.snap != nil {
+				c.snap(snap)
+			}
+			if c.p.from == "" {
+				c.p.mailFrom = alice
+			}
+			a := c.p.arrival(t, snap)
+			if c.target != nil {
+				c.target(a)
+			}
+			opened, openRefusal := openPlain(t, a, snap)
+			v := decideReply(a, snap, c.auth, opened, openRefusal)
+			switch {
+			case c.kind != (reply.Code{}):
+				if !v.Refusal.Of(c.kind) {
+					t.Errorf("%+v, want %s", v, c.kind.Kind)
+				}
+			case v.Refusal != nil:
+				t.Errorf("refused %v", v.Refusal)
+			case v.Yes != c.yes:
+				t.Errorf("yes = %v", v.Yes)
+			}
+		})
+	}
+}
+
+// The rules a DKIM signature must pass to authenticate mail that acts on
+// a list (trust.go).
+func TestSignatureRules(t *testing.T) {
+	full := map[string]bool{"from": true, "to": true, "subject": true, "date": true, "message-id": true}
+	without := func(f string) map[string]bool {
+		m := map[string]bool{}
+		for k := range full {
+			if k != f {
+				m[k] = true
+			}
+		}
+		return m
+	}
+	cases := []struct {
+		name  string
+		p     post
+		sig   mailauth.Signature
+		used  bool // the signature authenticated another message
+		ok    bool
+		words string
+	}{
+		{"covers all, recent", post{}, mailauth.Signature{Covers: full, Time: testNow.Add(-time.Hour), B: "b1"}, false, true, ""},
+		{"no Subject", post{}, mailauth.Signature{Covers: without("subject"), Time: testNow, B: "b1"}, false, false, "Subject"},
+		{"no To", post{}, mailauth.Signature{Covers: without("to"), Time: testNow, B: "b1"}, false, false, "To"},
+		{"a Cc it does not cover", post{extra: "Cc: bob@member-b.example\r\n"}, mailauth.Signature{Covers: full, Time: testNow, B: "b1"}, false, false, "Cc"},
+		{"six days old", post{}, mailauth.Signature{Covers: full, Time: testNow.Add(-6 * 24 * time.Hour), B: "b1"}, false, false, "more than 5 days ago"},
+		{"in the future", post{}, mailauth.Signature{Covers: full, Time: testNow.Add(time.Hour), B: "b1"}, false, false, "future"},
+		{"no t=, signed recent Date", post{}, mailauth.Signature{Covers: full, B: "b1"}, false, true, ""},
+		{"no t=, Date not signed", post{}, mailauth.Signature{Covers: without("date"), B: "b1"}, false, false, "t="},
+		{"used for another message", post{}, mailauth.Signature{Covers: full, Time: testNow, B: "b1"}, true, false, "already authenticated"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			snap := fixture()
+			a := c.p.arrival(t, snap)
+			if c.used {
+				snap.UsedSignatures[string(signatureKey(c.sig))] = store.Seen{Of: []byte("another message")}
+			}
+			ok, why := signatureRules(a, snap, DefaultMaxSignatureAge)(c.sig)
+			if ok != c.ok || !strings.Contains(why, c.words) {
+				t.Errorf("ok %v (%s)", ok, why)
+			}
+		})
+	}
+	// The same message again (its author's server retrying) is not a replay.
+	snap := fixture()
+	a := post{}.arrival(t, snap)
+	sig := mailauth.Signature{Covers: full, Time: testNow, B: "b1"}
+	snap.UsedSignatures[string(signatureKey(sig))] = store.Seen{Of: contentKey(a)}
+	if ok, why := signatureRules(a, snap, DefaultMaxSignatureAge)(sig); !ok {
+		t.Errorf("a retry of the same message: %s", why)
+	}
+}
+
+// Mail acts on a list only if it names the address it came for.
+func TestAddressed(t *testing.T) {
+	for _, c := range []struct {
+		to, cc string
+		ok     bool
+	}{
+		{"Energy ISAC <isac@lists.example.net>", "", true},
+		{"bob@member-b.example", "ISAC@Lists.Example.Net", true},
+		{"journalist@news.example", "", false},
+		{"isac-owner@lists.example.net", "", false},
+		{"undisclosed-recipients:;", "", false},
 	} {
 		snap := fixture()
-		p := post{target: c.target, body: c.body, from: c.from, mailFrom: c.from}
-		a := p.arrival(t, snap)
+		extra := ""
+		if c.cc != "" {
+			extra = "Cc: " + c.cc + "\r\n"
+		}
+		a := post{to: c.to, extra: extra}.arrival(t, snap)
 		opened, openRefusal := openPlain(t, a, snap)
-		v := decideReply(a, snap, dkimPass, opened, openRefusal)
-		switch {
-		case c.kind != (reply.Code{}):
-			if !v.Refusal.Of(c.kind) {
-				t.Errorf("%q: %+v, want %s", c.body, v, c.kind.Kind)
-			}
-		case v.Refusal != nil:
-			t.Errorf("%q: refused %v", c.body, v.Refusal)
-		case v.Yes != c.yes:
-			t.Errorf("%q: yes = %v", c.body, v.Yes)
+		d := decidePost(a, snap, dkimPass, opened, openRefusal)
+		if got := d.Refusal == nil || !d.Refusal.Of(reply.NotAddressed); got != c.ok {
+			t.Errorf("To %q Cc %q: %v", c.to, c.cc, d.Refusal)
 		}
 	}
 }

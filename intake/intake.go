@@ -48,6 +48,26 @@ type Receiver struct {
 	// Governance records votes and acceptances that arrive by mail, and
 	// the audit records of refused posts.
 	Governance *governance.Service
+	// MaxSignatureAge is how old a DKIM signature may be and still
+	// authenticate (0: DefaultMaxSignatureAge).
+	MaxSignatureAge time.Duration
+	// BounceMaxAge is how long after a copy was made a bounce of it is
+	// still attributed (0: DefaultBounceMaxAge).
+	BounceMaxAge time.Duration
+
+	strangers strangerCounter
+}
+
+// DefaultBounceMaxAge: a copy is retried for up to delivery.max_age (5
+// days by default), and a receiving server may retry it as long again
+// before it bounces.
+const DefaultBounceMaxAge = 10 * 24 * time.Hour
+
+func (r *Receiver) bounceMaxAge() time.Duration {
+	if r.BounceMaxAge > 0 {
+		return r.BounceMaxAge
+	}
+	return DefaultBounceMaxAge
 }
 
 func (r *Receiver) now() time.Time { return r.Clock.Now() }
@@ -90,6 +110,9 @@ type Target struct {
 	List    string // the list's address
 	Address string // the recipient address as given, lower-cased
 	Token   string // the VERP token of a bounce address, the proposal, the version
+	// MemberToken is the token of a vote or acceptance address, which
+	// names the member it was given to.
+	MemberToken string
 }
 
 // Same reports whether two targets can share one SMTP transaction: one
@@ -155,24 +178,26 @@ func (r *Receiver) ResolveRecipient(rcpt string) (Target, *reply.Refusal) {
 			}); err != nil {
 				return Target{}, reply.InternalError(err)
 			}
-			if _, err := compose.ParseBounceToken(l.Address, s.VERPKey, token, r.now()); err != nil {
+			if _, err := compose.ParseBounceToken(l.Address, s.VERPKey, token, r.now(), r.bounceMaxAge()); err != nil {
 				return Target{}, reply.New(reply.BadBounce, "%s is not an address %s sent mail from; the bounce is not accepted", addr, l.DisplayName()).WithCause(err.Error())
 			}
 			return Target{Kind: TargetBounce, List: l.Address, Address: addr, Token: token}, nil
 		case local == lLocal+compose.BounceSuffix:
 			return Target{}, reply.New(reply.BadRecipient, "%s only receives bounces addressed to one copy; it is not a mailbox", addr)
-		case strings.HasPrefix(local, lLocal+compose.VoteSuffix+"+"):
-			id := strings.ToUpper(strings.TrimPrefix(local, lLocal+compose.VoteSuffix+"+"))
-			if adm, err := r.Governance.Admission(l.Address, id); err != nil || adm.State != store.AdmissionOpen {
-				return Target{}, reply.New(reply.BadRecipient, "%s: there is no open admission proposal %s to vote on", addr, id)
+		case strings.HasPrefix(local, lLocal+compose.VoteSuffix+"+"), strings.HasPrefix(local, lLocal+compose.AcceptSuffix+"+"):
+			// Every vote and acceptance address gets the same answer here,
+			// whether its proposal is open, closed or unknown and whoever
+			// it belongs to: the answer to RCPT tells a stranger nothing.
+			// What it is worth is decided on the message (replies.go).
+			kind, suffix := TargetVote, compose.VoteSuffix
+			if strings.HasPrefix(local, lLocal+compose.AcceptSuffix+"+") {
+				kind, suffix = TargetAccept, compose.AcceptSuffix
 			}
-			return Target{Kind: TargetVote, List: l.Address, Address: addr, Token: id}, nil
-		case strings.HasPrefix(local, lLocal+compose.AcceptSuffix+"+"):
-			version := strings.TrimPrefix(local, lLocal+compose.AcceptSuffix+"+")
-			if !strings.EqualFold(version, l.GuidelinesVersion) {
-				return Target{}, reply.New(reply.BadRecipient, "%s: version %s is not the current membership guidelines of %s", addr, version, l.DisplayName())
+			subject, token, ok := compose.SplitMemberToken(strings.TrimPrefix(local, lLocal+suffix+"+"))
+			if !ok {
+				return Target{}, reply.New(reply.BadRecipient, "%s is not a vote or acceptance address %s gave out; reply to the announcement you received", addr, l.DisplayName())
 			}
-			return Target{Kind: TargetAccept, List: l.Address, Address: addr, Token: l.GuidelinesVersion}, nil
+			return Target{Kind: kind, List: l.Address, Address: addr, Token: subject, MemberToken: token}, nil
 		}
 	}
 	return Target{}, reply.New(reply.NoSuchList, "no list %s is hosted here; check the address", compose.Truncate(addr, 128))

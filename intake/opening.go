@@ -40,7 +40,10 @@ func opening(a *arrival, snap *snapshot, nullSender string) *reply.Refusal {
 	if isOurAddress(snap.Lists, a.from.Key()) {
 		return reply.New(reply.Loop, "the message is from a list address of this server (%s); it looks like the list's own mail coming back", a.from.Key())
 	}
-	return checkAutoReply(a.msg.Header)
+	if r := checkAutoReply(a.msg.Header); r != nil {
+		return r
+	}
+	return addressed(a, a.target.Address, door(a.target.Kind).what(snap.List))
 }
 
 // checkLoop refuses our own copies coming back: they carry our X-Loop or
@@ -84,10 +87,12 @@ func checkAutoReply(h *mailhdr.Header) *reply.Refusal {
 }
 
 // authenticate checks whether the message is authenticated for its From
-// domain (mailauth); the DNS queries are the only slow part of intake.
-func (r *Receiver) authenticate(ctx context.Context, a *arrival) mailauth.Result {
+// domain (mailauth) under the rules of signatureRules; the DNS queries are
+// the only slow part of intake.
+func (r *Receiver) authenticate(ctx context.Context, a *arrival, snap *snapshot) mailauth.Result {
 	auth := mailauth.Authenticate(ctx, r.Resolver, mailauth.Check{
-		Message: a.raw, FromDomain: a.from.Domain, IP: a.env.RemoteIP, HELO: a.env.HELO, MailFrom: a.env.MailFrom,
+		Message: a.raw, Signatures: a.signatures, FromDomain: a.from.Domain, IP: a.env.RemoteIP, HELO: a.env.HELO, MailFrom: a.env.MailFrom,
+		Acceptable: signatureRules(a, snap, r.maxSignatureAge(), door(a.target.Kind).needs...),
 	})
 	switch {
 	case auth.Pass:
@@ -130,6 +135,6 @@ func (r *Receiver) admit(ctx context.Context, env message.Envelope, t Target, ra
 	if refusal := opening(a, snap, nullSender(snap.List)); refusal != nil {
 		return a, snap, mailauth.Result{}, refusal
 	}
-	auth := r.authenticate(ctx, a)
+	auth := r.authenticate(ctx, a, snap)
 	return a, snap, auth, check(a, snap, auth)
 }

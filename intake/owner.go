@@ -3,12 +3,15 @@ package intake
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	"github.com/isaclist/isaclist/compose"
 	"github.com/isaclist/isaclist/mailauth"
 	"github.com/isaclist/isaclist/message"
 	"github.com/isaclist/isaclist/reply"
 	"github.com/isaclist/isaclist/store"
+	"github.com/isaclist/isaclist/tlp"
 )
 
 // Mail to list-owner@ is forwarded to the list's owners. Anyone may write
@@ -24,12 +27,31 @@ func ownerNullSender(l *store.List) string {
 	return "the owner address of " + l.DisplayName() + " takes no bounces or other mail from the null sender"
 }
 
-// decideOwner decides on mail to the owners.
+// decideOwner decides on mail to the owners. The owner address forwards
+// mail as it came, in plaintext and through the queue: TLP:RED, which is
+// never written down, is refused there.
 func decideOwner(a *arrival, snap *snapshot, auth mailauth.Result) *reply.Refusal {
 	if r := opening(a, snap, ownerNullSender(snap.List)); r != nil {
 		return r
 	}
-	return authRefusal(a, auth, ownerPolicy(snap.List))
+	if r := authRefusal(a, auth, ownerPolicy(snap.List)); r != nil {
+		return r
+	}
+	if label, err := tlp.Read(a.msg.Get("Subject")); err == nil && label == tlp.Red {
+		return reply.New(reply.RedToOwners, "TLP:RED is never written down, and the owner address of %s forwards mail as it came, in plaintext: share it in person (Rondje Rood), or post it to the list, which sends TLP:RED only encrypted", snap.List.DisplayName())
+	}
+	return nil
+}
+
+// ownerFromName is the name the owners see for the sender: a member's
+// registered name; for anyone else their address, marked as external.
+// Never the display name the message carried: a stranger could call
+// themselves "Alice de Vries (Member A, ISAC secretary)".
+func ownerFromName(a *arrival, snap *snapshot) string {
+	if snap.Author != nil && snap.Author.Name != "" {
+		return snap.Author.Name
+	}
+	return a.from.Key() + " (external)"
 }
 
 func (r *Receiver) receiveOwner(ctx context.Context, env message.Envelope, t Target, raw []byte) (*Accepted, *reply.Refusal) {
@@ -42,12 +64,16 @@ func (r *Receiver) receiveOwner(ctx context.Context, env message.Envelope, t Tar
 	if id == "" {
 		id = message.NewID(now)
 	}
-	name := a.from.DisplayName
-	if name == "" {
-		name = a.from.Key()
+	if snap.Author == nil {
+		if refusal := r.strangers.take(snap.List, a.from.Key(), now); refusal != nil {
+			return nil, refusal
+		}
 	}
 	fwd := &compose.OwnerForward{Outgoing: r.outgoing(snap, now, id), Env: env, Auth: auth, Msg: a.msg, From: a.from,
-		FromName: name, Rcpt: t.Address}
+		FromName: ownerFromName(a, snap), Rcpt: t.Address}
+	if snap.Author != nil {
+		fwd.ReplyName = snap.Author.Name
+	}
 	body, err := fwd.Build()
 	if err != nil {
 		return nil, reply.InternalError(err)
@@ -61,6 +87,11 @@ func (r *Receiver) receiveOwner(ctx context.Context, env message.Envelope, t Tar
 		if len(ds) == 0 {
 			return fmt.Errorf("list %s has no owners", snap.List.Address)
 		}
+		for _, s := range r.signatureSeen(a, auth, now) {
+			if err := tx.PutSeen(s.kind, s.key, &s.seen); err != nil {
+				return err
+			}
+		}
 		return tx.Enqueue(&store.Message{ID: id, List: snap.List.Address, Kind: store.KindOwner, Received: now, Size: len(body)}, body, ds)
 	})
 	if err != nil {
@@ -68,4 +99,43 @@ func (r *Receiver) receiveOwner(ctx context.Context, env message.Envelope, t Tar
 	}
 	r.queued()
 	return &Accepted{QueueID: id, Copies: len(owners)}, nil
+}
+
+// Mail from outside the list to its owners is bounded, so that a stranger
+// cannot make the list send the board unlimited mail: per sender and in
+// all, per day. Members are not counted.
+const (
+	strangerMailPerSender = 5
+	strangerMailPerDay    = 50
+	// maxStrangerSenders bounds the senders remembered in a day.
+	maxStrangerSenders = 10000
+)
+
+// strangerCounter counts a day's mail from strangers to each list's
+// owners (in memory: a restart forgets, which only resets a day's count).
+type strangerCounter struct {
+	mu     sync.Mutex
+	day    int64
+	list   map[string]int
+	sender map[string]int
+}
+
+// take counts one message from sender to the owners of l, or refuses it
+// when the day's share is used.
+func (c *strangerCounter) take(l *store.List, sender string, now time.Time) *reply.Refusal {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if day := now.Unix() / 86400; day != c.day || c.list == nil {
+		c.day, c.list, c.sender = day, map[string]int{}, map[string]int{}
+	}
+	key := l.Address + "\x00" + sender
+	switch {
+	case c.sender[key] >= strangerMailPerSender:
+		return reply.New(reply.OwnerLimit, "the owners of %s take at most %d messages a day from one address outside the list; write again tomorrow", l.DisplayName(), strangerMailPerSender)
+	case c.list[l.Address] >= strangerMailPerDay || len(c.sender) >= maxStrangerSenders:
+		return reply.New(reply.OwnerLimit, "the owners of %s have had all the mail from outside the list they take in a day; write again tomorrow", l.DisplayName())
+	}
+	c.sender[key]++
+	c.list[l.Address]++
+	return nil
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/isaclist/isaclist/compose"
@@ -51,10 +53,52 @@ func checkReplier(a *arrival, snap *snapshot, auth mailauth.Result) *reply.Refus
 	return nil
 }
 
+// checkReplyTo: a vote or an acceptance counts only from the member whose
+// address it came to (each member's copy of the announcement carries
+// their own), about a proposal still open or the current guidelines, as
+// a reply to the announcement (it names its Message-ID), written after
+// the announcement went out.
+func checkReplyTo(a *arrival, snap *snapshot, auth mailauth.Result) *reply.Refusal {
+	t := a.target
+	kind, what := "vote", "vote"
+	if t.Kind == TargetAccept {
+		kind, what = "accept", "acceptance"
+	}
+	if !compose.MemberTokenValid(snap.List.Address, snap.Secrets.VERPKey, kind, t.Token, t.MemberToken, snap.Author.Email) {
+		return reply.New(reply.BadReply, "%s is not your %s address: reply to the announcement you received yourself; nothing was recorded", t.Address, what)
+	}
+	var announcement string
+	var announced time.Time
+	switch {
+	case t.Kind == TargetVote && snap.Admission == nil:
+		return reply.New(reply.BadReply, "there is no admission proposal %s; nothing was recorded", strings.ToUpper(t.Token))
+	case t.Kind == TargetVote && snap.Admission.State != store.AdmissionOpen:
+		return reply.New(reply.BadReply, "proposal %s is %s; votes are closed; nothing was recorded", snap.Admission.ID, snap.Admission.State)
+	case t.Kind == TargetVote:
+		announcement, announced = snap.Admission.Announcement, snap.Admission.AnnouncedAt
+	case snap.Guidelines == nil:
+		return reply.New(reply.BadReply, "version %s is not the current membership guidelines of %s; accept the current version; nothing was recorded", t.Token, snap.List.DisplayName())
+	default:
+		announcement, announced = snap.Guidelines.Announcement, snap.Guidelines.AnnouncedAt
+	}
+	if announcement == "" || !slices.Contains(references(a.msg.Header), announcement) {
+		return reply.New(reply.BadReply, "a %s counts only as a reply to the announcement (naming it in In-Reply-To or References): reply to that mail; nothing was recorded", what)
+	}
+	if auth.Method == "dkim" {
+		if made, ok := signedAt(a, auth.Signature); !ok || made.Before(announced.Add(-clockSkew)) {
+			return reply.New(reply.BadReply, "your server's signature of this %s was made before the announcement went out, so it cannot be a reply to it; nothing was recorded", what)
+		}
+	}
+	return nil
+}
+
 // decideReply reads a vote or an acceptance from the text a reader sees
 // first.
 func decideReply(a *arrival, snap *snapshot, auth mailauth.Result, opened *opened, openRefusal *reply.Refusal) replyVerdict {
 	if r := checkReplier(a, snap, auth); r != nil {
+		return replyVerdict{Refusal: r}
+	}
+	if r := checkReplyTo(a, snap, auth); r != nil {
 		return replyVerdict{Refusal: r}
 	}
 	if openRefusal != nil {
@@ -97,7 +141,7 @@ func (r *Receiver) receiveReply(ctx context.Context, env message.Envelope, t Tar
 	var confirm, subject string
 	switch t.Kind {
 	case TargetVote:
-		adm, err := r.Governance.Vote(who, l.Address, t.Token, member.Org, v.Yes, "mail", member.Email)
+		adm, err := r.Governance.Vote(who, l.Address, snap.Admission.ID, member.Org, v.Yes, "mail", member.Email)
 		if err != nil {
 			return nil, governanceRefusal(err)
 		}
@@ -105,7 +149,7 @@ func (r *Receiver) receiveReply(ctx context.Context, env message.Envelope, t Tar
 		confirm = fmt.Sprintf("Your vote %s on proposal %s (admit %s) is recorded for %s.\nThe proposal is %s.\n",
 			yesNo(v.Yes), adm.ID, adm.OrgName, member.Org, adm.State)
 	case TargetAccept:
-		m, err := r.Governance.SignGuidelines(who, l.Address, member.Email, t.Token, "mail")
+		m, err := r.Governance.SignGuidelines(who, l.Address, member.Email, snap.Guidelines.Version, "mail")
 		if err != nil {
 			return nil, governanceRefusal(err)
 		}
@@ -114,6 +158,11 @@ func (r *Receiver) receiveReply(ctx context.Context, env message.Envelope, t Tar
 	}
 	now := r.now()
 	err := r.DB.Update(func(tx *store.Tx) error {
+		for _, s := range r.signatureSeen(a, auth, now) {
+			if err := tx.PutSeen(s.kind, s.key, &s.seen); err != nil {
+				return err
+			}
+		}
 		return queue.Notify(tx, r.outgoing(snap, now, message.NewID(now)), compose.Confirmation(member, subject, confirm, r.Hostname))
 	})
 	if err != nil {

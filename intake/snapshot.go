@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/isaclist/isaclist/mailauth"
 	"github.com/isaclist/isaclist/mailhdr"
 	"github.com/isaclist/isaclist/message"
 	"github.com/isaclist/isaclist/reply"
@@ -25,6 +26,9 @@ type arrival struct {
 	from     mailhdr.Mailbox
 	// fromErr: the From field is not exactly one acceptable mailbox.
 	fromErr error
+	// signatures are the message's DKIM-Signature fields, read before
+	// verification.
+	signatures []mailauth.Signature
 }
 
 func (r *Receiver) arrive(env message.Envelope, t Target, raw []byte) *arrival {
@@ -32,6 +36,7 @@ func (r *Receiver) arrive(env message.Envelope, t Target, raw []byte) *arrival {
 	a.msg, a.parseErr = message.Parse(raw, r.Limits)
 	if a.parseErr == nil {
 		a.from, a.fromErr = mailhdr.CheckFrom(a.msg.Header)
+		a.signatures = mailauth.Signatures(a.msg.Header)
 	}
 	return a
 }
@@ -49,7 +54,14 @@ type snapshot struct {
 	// ThreadLabel is the most restrictive label among the messages this
 	// one answers, or zero.
 	ThreadLabel tlp.Label
-	Now         time.Time
+	// Admission is the proposal a vote is about; Guidelines the version
+	// an acceptance is (the current one); nil if there is none.
+	Admission  *store.Admission
+	Guidelines *store.Guidelines
+	// UsedSignatures are those of the message's DKIM signatures that
+	// already authenticated accepted mail, by signatureKey.
+	UsedSignatures map[string]store.Seen
+	Now            time.Time
 }
 
 // maxReferences bounds the Message-IDs of In-Reply-To and References
@@ -58,7 +70,7 @@ const maxReferences = 50
 
 // snapshot reads what deciding on a's message for its list needs.
 func (r *Receiver) snapshot(a *arrival) (*snapshot, *reply.Refusal) {
-	s := &snapshot{Now: r.now()}
+	s := &snapshot{Now: r.now(), UsedSignatures: map[string]store.Seen{}}
 	list := a.target.List
 	var refs []string
 	if a.msg != nil {
@@ -83,6 +95,26 @@ func (r *Receiver) snapshot(a *arrival) (*snapshot, *reply.Refusal) {
 				if s.Members[i].Email == a.from.Key() {
 					s.Author = &s.Members[i]
 				}
+			}
+		}
+		switch a.target.Kind {
+		case TargetVote:
+			if adm, err := tx.Admission(list, strings.ToUpper(a.target.Token)); err == nil {
+				s.Admission = adm
+			}
+		case TargetAccept:
+			if strings.EqualFold(a.target.Token, s.List.GuidelinesVersion) {
+				if g, err := tx.Guidelines(list, s.List.GuidelinesVersion); err == nil {
+					s.Guidelines = g
+				}
+			}
+		}
+		for _, sig := range a.signatures {
+			key := signatureKey(sig)
+			if seen, err := tx.Seen(store.SeenSignature, key, s.Now); err == nil {
+				s.UsedSignatures[string(key)] = *seen
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return err
 			}
 		}
 		for _, id := range refs {

@@ -20,11 +20,20 @@ const maxSignatures = 5
 
 // Check is what Authenticate needs to know about one message.
 type Check struct {
-	Message    []byte // the whole message, CRLF line endings
+	Message []byte // the whole message, CRLF line endings
+	// Signatures are the message's DKIM-Signature fields, in order
+	// (Signatures(header)).
+	Signatures []Signature
 	FromDomain string // lower-case A-label of the one From address
 	IP         net.IP // the SMTP client's address
 	HELO       string
 	MailFrom   string // envelope sender, "" for the null sender
+	// Acceptable says whether a signature that verifies and aligns may
+	// authenticate this message, and if not, why (a sentence for the
+	// member's mail administrator): the caller's rules of what a
+	// signature must cover, how recent it must be, and that it was not
+	// used before. Nil accepts every one.
+	Acceptable func(Signature) (ok bool, why string)
 }
 
 // DKIMResult is the outcome for one DKIM signature.
@@ -34,6 +43,12 @@ type DKIMResult struct {
 	Result     string // pass, fail, neutral, temperror, permerror, policy
 	Reason     string // why, for the log and the Authentication-Results comment
 	Aligned    bool
+	// Authenticates: it passed, aligns, and Acceptable took it. Result
+	// stays "pass" for a signature that verified but was not acceptable
+	// (Authentication-Results says what DKIM found); Reason says why it
+	// did not count.
+	Authenticates bool
+	Signature     Signature
 }
 
 // Result is the outcome of Authenticate.
@@ -43,9 +58,11 @@ type Result struct {
 	// passed, or the MAIL FROM domain does not align).
 	SPF       spf.Result
 	SPFDomain string
-	// Pass: an aligned method passed. Method says which ("dkim" or "spf").
-	Pass   bool
-	Method string
+	// Pass: an aligned method passed. Method says which ("dkim" or "spf");
+	// Signature is the DKIM signature that authenticated the message.
+	Pass      bool
+	Method    string
+	Signature Signature
 	// TempFail: no aligned method passed, and at least one could not be
 	// evaluated for a reason that may go away (DNS timeout, SERVFAIL).
 	TempFail bool
@@ -91,8 +108,13 @@ func Authenticate(ctx context.Context, r resolver.Resolver, c Check) Result {
 	if err != nil && !errors.Is(err, dkim.ErrTooManySignatures) {
 		res.DKIM = append(res.DKIM, DKIMResult{Result: "permerror", Reason: trim(err.Error())})
 	}
-	for _, v := range verifs {
+	for i, v := range verifs {
 		dr := DKIMResult{Domain: strings.ToLower(v.Domain), Identifier: v.Identifier, Aligned: Aligned(v.Domain, c.FromDomain)}
+		// go-msgauth verifies the first signatures in header order, as
+		// Signatures lists them (the header readers agree; see mailhdr).
+		if i < len(c.Signatures) {
+			dr.Signature = c.Signatures[i]
+		}
 		switch {
 		case v.Err == nil:
 			dr.Result = "pass"
@@ -110,9 +132,17 @@ func Authenticate(ctx context.Context, r resolver.Resolver, c Check) Result {
 		if dr.Result == "pass" && !coversFrom(v.HeaderKeys) {
 			dr.Result, dr.Reason = "policy", "signature does not cover From"
 		}
+		if dr.Result == "pass" && dr.Aligned {
+			dr.Authenticates = true
+			if c.Acceptable != nil {
+				if ok, why := c.Acceptable(dr.Signature); !ok {
+					dr.Authenticates, dr.Reason = false, why
+				}
+			}
+		}
 		res.DKIM = append(res.DKIM, dr)
-		if dr.Result == "pass" && dr.Aligned && !res.Pass {
-			res.Pass, res.Method = true, "dkim"
+		if dr.Authenticates && !res.Pass {
+			res.Pass, res.Method, res.Signature = true, "dkim", dr.Signature
 		}
 		if dr.Result == "temperror" {
 			res.TempFail = true
@@ -177,7 +207,11 @@ func (r Result) Summary() string {
 		}
 		if d.Aligned {
 			aligned++
-			parts = append(parts, fmt.Sprintf("DKIM d=%s: %s", d.Domain, d.Result))
+			if d.Result == "pass" && !d.Authenticates && d.Reason != "" {
+				parts = append(parts, fmt.Sprintf("DKIM d=%s: valid, but %s", d.Domain, d.Reason))
+			} else {
+				parts = append(parts, fmt.Sprintf("DKIM d=%s: %s", d.Domain, d.Result))
+			}
 		}
 	}
 	if aligned == 0 {

@@ -20,3 +20,16 @@ func NewID(now time.Time) string {
 	rand.Read(b[6:]) //nolint:errcheck // crypto/rand does not fail
 	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
 }
+
+// IDTime is the time a trace ID (NewID) was made, to the millisecond.
+func IDTime(id string) (time.Time, bool) {
+	b, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(strings.ToUpper(id))
+	if err != nil || len(b) != 10 {
+		return time.Time{}, false
+	}
+	var ms uint64
+	for _, c := range b[:6] {
+		ms = ms<<8 | uint64(c)
+	}
+	return time.UnixMilli(int64(ms)), true
+}

@@ -397,7 +397,7 @@ func (r *Runner) envelopeSender(d store.Delivery) (string, error) {
 		if err != nil {
 			return err
 		}
-		from = compose.BounceAddress(m.List, s.VERPKey, d.MemberSeq, r.Clock.Now())
+		from = compose.BounceAddress(m.List, s.VERPKey, d.MemberSeq, d.MessageID)
 		return nil
 	})
 	return from, err

@@ -45,6 +45,9 @@ var (
 	Guidelines     = Code{"guidelines-not-accepted", 550, [3]int{5, 7, 1}}
 	BadReply       = Code{"bad-reply", 550, [3]int{5, 7, 1}}
 	NotAllKeys     = Code{"not-all-keys", 550, [3]int{5, 7, 1}}
+	NotAddressed   = Code{"not-addressed", 550, [3]int{5, 7, 1}}
+	OwnerLimit     = Code{"owner-limit", 550, [3]int{5, 7, 1}}
+	RedToOwners    = Code{"red-to-owners", 550, [3]int{5, 7, 1}}
 	// X.7.5: cryptographic failure; X.7.7: message integrity failure (a
 	// signature that does not verify).
 	Crypto   = Code{"crypto", 550, [3]int{5, 7, 5}}

@@ -57,6 +57,11 @@ type Admission struct {
 	State      string          `json:"state"`
 	DecidedAt  time.Time       `json:"decided_at,omitzero"`
 	Note       string          `json:"note,omitempty"` // why it was decided so
+	// Announcement is the Message-ID (without brackets) of the mail that
+	// announced the proposal, and when it went out: a vote by mail counts
+	// only as a reply to it, made after it.
+	Announcement string    `json:"announcement,omitempty"`
+	AnnouncedAt  time.Time `json:"announced_at,omitzero"`
 }
 
 // Guidelines is one published version of the membership guidelines.
@@ -66,6 +71,9 @@ type Guidelines struct {
 	Hash        string    `json:"hash"` // SHA-256 of Text, hex
 	Published   time.Time `json:"published"`
 	PublishedBy string    `json:"published_by"`
+	// Announcement and AnnouncedAt: as for an Admission.
+	Announcement string    `json:"announcement,omitempty"`
+	AnnouncedAt  time.Time `json:"announced_at,omitzero"`
 }
 
 var (

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-smtp"
 	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/internal/sandbox"
+	"github.com/isaclist/isaclist/internal/testmail"
 	"github.com/isaclist/isaclist/store"
 	"go.etcd.io/bbolt"
 )
@@ -32,6 +35,48 @@ func (w *world) reply(from, to, body string) error {
 	}
 	_, err := sandbox.Send(w.smtp, "mail."+domainOf(from), from, []string{to}, raw)
 	return err
+}
+
+// replyTo answers a copy the list sent, as a member's mail client does:
+// to its Reply-To, naming its Message-ID in In-Reply-To and References,
+// DKIM-signed by the member's domain.
+func (w *world) replyTo(copy testmail.Received, from, body string) error {
+	w.t.Helper()
+	h := header(w.t, copy.Data)
+	to, err := mail.ParseAddress(h.Get("Reply-To"))
+	if err != nil {
+		w.t.Fatalf("the copy has no Reply-To: %v", err)
+	}
+	m := sandbox.Message{From: from, To: to.Address, Subject: "Re: " + h.Get("Subject"), Body: body,
+		Extra: []string{"In-Reply-To: " + h.Get("Message-ID"), "References: " + h.Get("Message-ID")}}
+	return w.sendSigned(from, to.Address, m)
+}
+
+// sendSigned sends m from the member domain of from, DKIM-signed (with
+// In-Reply-To and References) as its mail server would.
+func (w *world) sendSigned(from, rcpt string, m sandbox.Message) error {
+	w.t.Helper()
+	raw := m.Bytes()
+	if d := w.domains[domainOf(from)]; d != nil {
+		var err error
+		if raw, err = d.SignWith(raw, &dkim.SignOptions{HeaderKeys: []string{"From", "To", "Cc", "Subject", "Date", "Message-ID", "In-Reply-To", "References"}}); err != nil {
+			w.t.Fatal(err)
+		}
+	}
+	_, err := sandbox.Send(w.smtp, "mail."+domainOf(from), from, []string{rcpt}, raw)
+	return err
+}
+
+// copyTo is the copy among copies that went to rcpt.
+func copyTo(t *testing.T, copies []testmail.Received, rcpt string) testmail.Received {
+	t.Helper()
+	for _, c := range copies {
+		if len(c.To) == 1 && c.To[0] == rcpt {
+			return c
+		}
+	}
+	t.Fatalf("no copy to %s", rcpt)
+	return testmail.Received{}
 }
 
 func (w *world) admission(id string) admin.AdmissionInfo {
@@ -91,14 +136,16 @@ func TestAdmissionByUnanimity(t *testing.T) {
 	if !strings.Contains(out, "A001") {
 		t.Fatalf("propose: %s", out)
 	}
-	// Announced to every member, TLP:AMBER, with the vote address to reply to.
+	// Announced to every member, TLP:AMBER, each with the member's own
+	// vote address to reply to.
 	ann := w.copies(0, 3)
-	voteAddr := "isac-vote+a001@" + listHost
+	seen := map[string]bool{}
 	for _, m := range ann {
 		h := header(t, m.Data)
-		if !strings.Contains(h.Get("Subject"), "[TLP:AMBER]") || !strings.Contains(h.Get("Reply-To"), voteAddr) {
+		if !strings.Contains(h.Get("Subject"), "[TLP:AMBER]") || !strings.Contains(h.Get("Reply-To"), "isac-vote+a001-") || seen[h.Get("Reply-To")] {
 			t.Errorf("announcement to %s: Subject %q Reply-To %q", m.To[0], h.Get("Subject"), h.Get("Reply-To"))
 		}
+		seen[h.Get("Reply-To")] = true
 		if !bytes.Contains(m.Data, []byte("dave@member-d.example")) {
 			t.Errorf("announcement does not name the candidate")
 		}
@@ -107,19 +154,25 @@ func TestAdmissionByUnanimity(t *testing.T) {
 	w.mustRun("admission", "vote", "A001", "--org", "member-a", "yes")
 	w.mustFail("a vote is final", "admission", "vote", "A001", "--org", "member-a", "no")
 	w.mustFail("not a member organisation", "admission", "vote", "A001", "--org", "member-z", "yes")
-	// By mail: Bob says yes; a non-member's reply is refused.
-	if err := w.reply("bob@member-b.example", voteAddr, "Yes, welcome!\n\n> Proposal A001: admit ..."); err != nil {
+	// By mail: Bob says yes, replying to his copy; a non-member's reply
+	// (to Bob's address, which Eve somehow learnt) is refused.
+	bobsCopy, alicesCopy := copyTo(t, ann, "bob@member-b.example"), copyTo(t, ann, "alice@member-a.example")
+	if err := w.replyTo(bobsCopy, "bob@member-b.example", "Yes, welcome!\n\n> Proposal A001: admit ..."); err != nil {
 		t.Fatalf("Bob's vote by mail: %v", err)
 	}
 	var se *smtp.SMTPError
-	if err := w.reply("eve@outsider.example", voteAddr, "no"); !errors.As(err, &se) || se.Code != 550 {
+	if err := w.replyTo(bobsCopy, "eve@outsider.example", "no"); !errors.As(err, &se) || se.Code != 550 {
 		t.Errorf("a non-member's vote: %v", err)
 	}
-	if err := w.reply("bob@member-b.example", voteAddr, "no, I changed my mind"); !errors.As(err, &se) || !strings.Contains(se.Message, "final") {
+	if err := w.replyTo(bobsCopy, "bob@member-b.example", "no, I changed my mind"); !errors.As(err, &se) || !strings.Contains(se.Message, "final") {
 		t.Errorf("a second vote by mail: %v", err)
 	}
-	if err := w.reply("alice@member-a.example", voteAddr, "Maybe later\n"); err == nil {
+	if err := w.replyTo(alicesCopy, "alice@member-a.example", "Maybe later\n"); err == nil {
 		t.Error("a reply that is neither yes nor no was taken")
+	}
+	// Each vote by mail is confirmed to the member's registered address.
+	if c := w.copies(3, 1)[0]; c.To[0] != "bob@member-b.example" || !bytes.Contains(c.Data, []byte("Your vote yes on proposal A001")) {
+		t.Errorf("no confirmation to Bob: %v\n%s", c.To, c.Data)
 	}
 	a := w.admission("A001")
 	if a.State != admin.AdmissionOpen || len(a.Pending) != 1 || a.Pending[0] != "member-c" || a.Votes["member-b"].Via != "mail" {
@@ -167,13 +220,12 @@ func TestGuidelines(t *testing.T) {
 	w.mustFail("no guidelines", "list", "set", "--require-guidelines")
 	w.mustRun("guidelines", "publish", file, "--version", "2026.1")
 	mails := w.copies(0, 3)
-	acceptAddr := "isac-accept+2026.1@" + listHost
 	for _, m := range mails {
-		if !bytes.Contains(m.Data, []byte("What is shared stays within the ISAC")) || !strings.Contains(header(t, m.Data).Get("Reply-To"), acceptAddr) {
+		if !bytes.Contains(m.Data, []byte("What is shared stays within the ISAC")) || !strings.Contains(header(t, m.Data).Get("Reply-To"), "isac-accept+2026.1-") {
 			t.Errorf("guidelines mail to %s:\n%.500s", m.To[0], m.Data)
 		}
 	}
-	if err := w.reply("alice@member-a.example", acceptAddr, "I accept.\n"); err != nil {
+	if err := w.replyTo(copyTo(t, mails, "alice@member-a.example"), "alice@member-a.example", "I accept.\n"); err != nil {
 		t.Fatalf("Alice accepts by mail: %v", err)
 	}
 	w.mustRun("guidelines", "sign", "bob@member-b.example", "--version", "2026.1")
@@ -191,7 +243,10 @@ func TestGuidelines(t *testing.T) {
 	}
 	// A new version: acceptances of the old one no longer count.
 	os.WriteFile(file, []byte("1. What is shared stays within the ISAC.\n2. TLP is respected.\n3. Meet twice a year.\n"), 0o600) //nolint:errcheck
+	w.waitQueueEmpty()
+	before := len(w.sink.Messages())
 	w.mustRun("guidelines", "publish", file, "--version", "2026.2")
+	mails2 := w.copies(before, 3)
 	if _, err := w.post("alice@member-a.example", sandbox.Message{Subject: "[TLP:GREEN] y", Body: "y\n"}); err == nil {
 		t.Error("a post under an old acceptance was taken")
 	}
@@ -199,7 +254,11 @@ func TestGuidelines(t *testing.T) {
 	if show := w.mustRun("list", "show"); !strings.Contains(show, "older version") {
 		t.Errorf("list show does not warn about old acceptances:\n%s", show)
 	}
-	if err := w.reply("alice@member-a.example", "isac-accept+2026.2@"+listHost, "I accept\n"); err != nil {
+	// Accepting the old version by replying to its mail no longer counts.
+	if err := w.replyTo(copyTo(t, mails, "alice@member-a.example"), "alice@member-a.example", "I accept\n"); err == nil {
+		t.Error("an acceptance of the old version was taken")
+	}
+	if err := w.replyTo(copyTo(t, mails2, "alice@member-a.example"), "alice@member-a.example", "I accept\n"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := w.post("alice@member-a.example", sandbox.Message{Subject: "[TLP:GREEN] z", Body: "z\n"}); err != nil {

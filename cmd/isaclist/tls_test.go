@@ -121,10 +121,15 @@ func TestOwnerAddressReachesTheOwners(t *testing.T) {
 		t.Error(err)
 	}
 	data := string(got[0].Data)
-	for _, want := range []string{"Reply-To: Olga Outsider <olga@outsider.example>", "We would like to join", "isac-owner@" + listHost} {
+	// A stranger's own display name never reaches the board: the owners
+	// see the address, marked as external.
+	for _, want := range []string{"Reply-To: <olga@outsider.example>", `From: "olga@outsider.example (external) via Energy ISAC owners"`, "We would like to join", "isac-owner@" + listHost} {
 		if !strings.Contains(data, want) {
 			t.Errorf("forwarded owner mail lacks %q:\n%s", want, data)
 		}
+	}
+	if strings.Contains(data, "Olga Outsider") {
+		t.Errorf("the stranger's display name reached the owners:\n%s", data)
 	}
 	// Unauthenticated mail to the owners is refused.
 	raw = sandbox.Message{From: "alice@member-a.example", To: owner, Subject: "Please add my friend", Body: "x\n"}.Bytes()
