@@ -253,7 +253,7 @@ func (p *Post) Inner() ([][]byte, error) {
 		if strings.EqualFold(f.Name, "Content-Type") {
 			mt, params, err := message.ParseMediaType(f.Value)
 			if err != nil {
-				return nil, fmt.Errorf("content type %q: %w", Truncate(f.Value, 80), err)
+				return nil, &ContentError{Reason: "its Content-Type cannot be read (RFC 2045 §5.1)"}
 			}
 			params["protected-headers"] = "v1"
 			b.WriteString(FoldField("Content-Type", formatMediaType(mt, params)))
@@ -350,6 +350,12 @@ func autocryptField(addr string, keydata []byte) string {
 	b.WriteString(" " + enc + "\r\n")
 	return b.String()
 }
+
+// ContentError is a post whose copies cannot be made because of what it
+// holds: a permanent problem of the message, not of the list server.
+type ContentError struct{ Reason string }
+
+func (e *ContentError) Error() string { return "the copies cannot be made: " + e.Reason }
 
 // formatMediaType writes a Content-Type value back (RFC 2045, with RFC
 // 2231 for parameters that need it).

@@ -157,13 +157,13 @@ func (r *Receiver) distribute(d *distribution) (*Accepted, *reply.Refusal) {
 	var err error
 	if len(plan.plain) > 0 {
 		if plainCopy, err = pc.Plain(); err != nil {
-			return nil, reply.InternalError(fmt.Errorf("building the copy: %w", err))
+			return nil, copyRefusal(fmt.Errorf("building the copy: %w", err))
 		}
 	}
 	var sealed *sealedPost
 	if len(plan.encrypted) > 0 {
 		if sealed, err = r.seal(pc, plan); err != nil {
-			return nil, reply.InternalError(fmt.Errorf("encrypting the copies: %w", err))
+			return nil, copyRefusal(fmt.Errorf("encrypting the copies: %w", err))
 		}
 		plan.encrypted, plan.excluded = sealed.recipients, append(plan.excluded, sealed.unusable...)
 	}
@@ -283,6 +283,17 @@ func (r *Receiver) distribute(d *distribution) (*Accepted, *reply.Refusal) {
 		r.queued()
 	}
 	return acc, nil
+}
+
+// copyRefusal refuses a post whose copies could not be made: for good (5xx)
+// when its content is the cause, so that nothing is accepted that can
+// never be delivered; for now (4xx) when the list server is.
+func copyRefusal(err error) *reply.Refusal {
+	var ce *compose.ContentError
+	if errors.As(err, &ce) {
+		return reply.New(reply.Malformed, "the list cannot make its members' copies of this message: %s; send it again with that corrected", ce.Reason).WithCause(err.Error())
+	}
+	return reply.InternalError(err)
 }
 
 // auditAccepted writes the record of an accepted distribution, and notes
