@@ -44,6 +44,13 @@ const (
 	OpAuditList   = "audit.list"   // AuditArgs → []AuditRecord
 	OpAuditVerify = "audit.verify" // → AuditVerification
 
+	OpHoldList    = "hold.list"    // → []Hold
+	OpHoldShow    = "hold.show"    // HoldArgs → Hold
+	OpHoldRelease = "hold.release" // HoldArgs → Hold (what was released)
+	OpHoldReject  = "hold.reject"  // HoldArgs
+
+	OpMemberConfirmKey = "member.confirm-key" // MemberRef → Member
+
 	OpQueueList  = "queue.list"  // QueueArgs → []QueueEntry
 	OpQueueRetry = "queue.retry" // QueueArgs → Count
 	OpQueueDrop  = "queue.drop"  // QueueArgs → Count

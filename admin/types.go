@@ -34,12 +34,15 @@ type ListSettings struct {
 	StrictDelivery *string `json:"strict_delivery,omitempty"`
 	// RequireGuidelines refuses posts from members who have not accepted
 	// the current membership guidelines.
-	RequireGuidelines *bool     `json:"require_guidelines,omitempty"`
-	Name              *string   `json:"name,omitempty"`
-	Prefix            *string   `json:"prefix,omitempty"`
-	DefaultLabel      *string   `json:"default_label,omitempty"` // "" or "none" to refuse unlabelled posts
-	ReplyTo           *string   `json:"reply_to,omitempty"`
-	Owners            *[]string `json:"owners,omitempty"`
+	RequireGuidelines *bool `json:"require_guidelines,omitempty"`
+	// RefuseUnauthenticated: refuse members' posts that fail
+	// authentication instead of holding them.
+	RefuseUnauthenticated *bool     `json:"refuse_unauthenticated,omitempty"`
+	Name                  *string   `json:"name,omitempty"`
+	Prefix                *string   `json:"prefix,omitempty"`
+	DefaultLabel          *string   `json:"default_label,omitempty"` // "" or "none" to refuse unlabelled posts
+	ReplyTo               *string   `json:"reply_to,omitempty"`
+	Owners                *[]string `json:"owners,omitempty"`
 }
 
 // OrgAdd is org.add.
@@ -111,6 +114,13 @@ type QueueArgs struct {
 	All  bool   `json:",omitempty"`
 }
 
+// HoldArgs names a held post (hold.show, hold.release, hold.reject) and
+// the reason a rejection gives its author.
+type HoldArgs struct {
+	ID     string
+	Reason string `json:",omitempty"`
+}
+
 // --- results ---
 
 // Ping is the daemon's answer to ping.
@@ -165,6 +175,9 @@ type List struct {
 	// accepted it.
 	GuidelinesVersion string `json:"guidelines_version,omitempty"`
 	RequireGuidelines bool   `json:"require_guidelines,omitempty"`
+	// RefuseUnauthenticated refuses a member's post that fails
+	// authentication, instead of holding it for the secretary.
+	RefuseUnauthenticated bool `json:"refuse_unauthenticated,omitempty"`
 }
 
 // ListInfo is list.show: a list's settings and its size.
@@ -228,6 +241,13 @@ type Member struct {
 	Bounces          int       `json:"bounces,omitempty"`
 	LastBounce       time.Time `json:"last_bounce,omitzero"`
 	LastBounceReason string    `json:"last_bounce_reason,omitempty"`
+
+	// Paused: the member paused delivery by mail.
+	Paused bool `json:"paused,omitempty"`
+	// PendingKeyFingerprint is a key the member sent by mail, unsigned by
+	// their registered key, waiting for the secretary (member
+	// confirm-key).
+	PendingKeyFingerprint string `json:"pending_key_fingerprint,omitempty"`
 }
 
 // Vote is one organisation's vote on an admission.
@@ -401,6 +421,28 @@ type Delivery struct {
 	// TLS: the copy was handed over with TLS (sent copies), or its last
 	// attempt was made over TLS (deferred and failed ones).
 	TLS bool `json:"tls,omitempty"`
+}
+
+// Hold is a member's post that failed authentication, held for the
+// secretary. The detail (From to DKIM) is in hold.show's answer only: it
+// is what the message and its authentication say, nothing verified.
+type Hold struct {
+	ID          string    `json:"id"`
+	Member      string    `json:"member"`
+	Received    time.Time `json:"received"`
+	Expires     time.Time `json:"expires"`
+	Size        int       `json:"size"`
+	From        string    `json:"from,omitempty"`
+	Subject     string    `json:"subject,omitempty"`
+	Date        string    `json:"date,omitempty"`
+	MessageID   string    `json:"message_id,omitempty"`
+	ClientIP    string    `json:"client_ip,omitempty"`
+	ReverseName []string  `json:"reverse_name,omitempty"`
+	HELO        string    `json:"helo,omitempty"`
+	MailFrom    string    `json:"mail_from,omitempty"`
+	SPF         string    `json:"spf,omitempty"`
+	DKIM        []string  `json:"dkim,omitempty"`
+	Why         string    `json:"why,omitempty"`
 }
 
 // QueueEntry is a queued message and its copies.

@@ -83,22 +83,33 @@ func memberLines(ms []store.Member) string {
 	return strings.Join(names, "\n")
 }
 
-// ExcludedNotice tells the author of a TLP:RED post who could not
-// receive it. It names members, never the post's subject or content.
-func ExcludedNotice(l *store.List, m *store.Member, label tlp.Label, msgID string, excluded []store.Member, host string) Notice {
-	return Notice{To: []string{m.Email}, ToName: m.Name, InReplyTo: msgID,
-		Subject: fmt.Sprintf("[%s] %d member(s) did not receive your %s message", l.DisplayName(), len(excluded), label),
-		Text: fmt.Sprintf(`Dear %s,
-
-Your %s message <%s> to %s went out encrypted. %s is shared only
-encrypted, and these members have no valid OpenPGP key on record, so they
-did NOT receive it:
+// ExcludedNotice tells the author of a TLP:RED or TLP:AMBER+STRICT post
+// who could not receive it: members without a valid key (RED), members
+// who paused delivery. It names members, never the post's subject or
+// content.
+func ExcludedNotice(l *store.List, m *store.Member, label tlp.Label, msgID string, keyless, paused []store.Member, host string) Notice {
+	var parts []string
+	if len(keyless) > 0 {
+		parts = append(parts, fmt.Sprintf(`%s is shared only encrypted, and these members have no valid OpenPGP
+key on record, so they did NOT receive it:
 
 %s
 
 Share it with them another way (in person: "Rondje Rood"), and ask them to
-give the secretary a current OpenPGP key.
-`, m.Name, label, msgID, l.DisplayName(), label, memberLines(excluded)) + signature(host)}
+give the secretary a current OpenPGP key.`, label, memberLines(keyless)))
+	}
+	if len(paused) > 0 {
+		parts = append(parts, fmt.Sprintf(`These members have paused delivery of the list's mail, and %s
+is not kept waiting for them, so they did NOT receive it:
+
+%s
+
+Share it with them another way when they are back.`, label, memberLines(paused)))
+	}
+	return Notice{To: []string{m.Email}, ToName: m.Name, InReplyTo: msgID,
+		Subject: fmt.Sprintf("[%s] %d member(s) did not receive your %s message", l.DisplayName(), len(keyless)+len(paused), label),
+		Text: fmt.Sprintf("Dear %s,\n\nYour %s message <%s> to %s went out, but not to everyone.\n\n%s\n",
+			m.Name, label, msgID, l.DisplayName(), strings.Join(parts, "\n\n")) + signature(host)}
 }
 
 // OwnersExcludedNotice tells the owners which members without a key
@@ -189,4 +200,64 @@ shows bounces per member) and ask the author to send the information again.
 // did (a vote, an acceptance).
 func Confirmation(m *store.Member, subject, text, host string) Notice {
 	return Notice{To: []string{m.Email}, ToName: m.Name, Subject: subject, Text: text + signature(host)}
+}
+
+// HeldNotice tells a member that their post failed authentication and
+// waits for the secretary. It names the Message-ID, never the subject.
+func HeldNotice(l *store.List, m *store.Member, msgID, why string, wait time.Duration, host string) Notice {
+	return Notice{To: []string{m.Email}, ToName: m.Name, InReplyTo: msgID,
+		Subject: fmt.Sprintf("[%s] your message is held for the secretary", l.DisplayName()),
+		Text: fmt.Sprintf(`Dear %s,
+
+Your message <%s> to %s was not authenticated as coming from
+your organisation's mail server, so it was not distributed. It is held
+for the list's secretary, who will release or reject it within %s.
+
+What the list found: %s
+
+If you did not send it, someone wrote in your name: tell the secretary.
+If you did, ask your mail administrator to make sure the organisation's
+mail server signs your mail with DKIM (covering From, To, Cc and Subject)
+or that its SPF record names the server that sent it.
+`, m.Name, msgID, l.DisplayName(), wait.Round(time.Hour), why) + signature(host)}
+}
+
+// HoldsNotice tells the owners that posts wait for them.
+func HoldsNotice(l *store.List, n int, host string) Notice {
+	return Notice{To: l.OwnerRecipients(),
+		Subject: fmt.Sprintf("[%s] %d post(s) held for review", l.DisplayName(), n),
+		Text: fmt.Sprintf(`%d post(s) from members of %s failed authentication and wait for
+your decision. You are told of new ones at most once an hour.
+
+  isaclist hold list --list %s
+  isaclist hold show ID
+  isaclist hold release ID      (or: isaclist hold reject ID --reason TEXT)
+`, n, l.DisplayName(), l.Address) + signature(host)}
+}
+
+// ReleasedNotice tells a member their held post was released.
+func ReleasedNotice(l *store.List, m *store.Member, id, by, host string) Notice {
+	return Notice{To: []string{m.Email}, ToName: m.Name,
+		Subject: fmt.Sprintf("[%s] your held message %s was released", l.DisplayName(), id),
+		Text:    fmt.Sprintf("Dear %s,\n\nYour held message %s was released by %s and went to the members.\n", m.Name, id, by) + signature(host)}
+}
+
+// RejectedNotice tells a member their held post was rejected, and why if
+// the secretary said.
+func RejectedNotice(l *store.List, m *store.Member, id, reason, host string) Notice {
+	why := ""
+	if reason != "" {
+		why = "\nThe secretary's reason: " + reason + "\n"
+	}
+	return Notice{To: []string{m.Email}, ToName: m.Name,
+		Subject: fmt.Sprintf("[%s] your held message %s was not distributed", l.DisplayName(), id),
+		Text:    fmt.Sprintf("Dear %s,\n\nYour held message %s was rejected by the secretary and not distributed.\n%s", m.Name, id, why) + signature(host)}
+}
+
+// ExpiredHoldNotice tells a member their held post expired unreviewed.
+func ExpiredHoldNotice(l *store.List, m *store.Member, id string, wait time.Duration, host string) Notice {
+	return Notice{To: []string{m.Email}, ToName: m.Name,
+		Subject: fmt.Sprintf("[%s] your held message %s expired", l.DisplayName(), id),
+		Text: fmt.Sprintf("Dear %s,\n\nYour held message %s was not reviewed within %s and was deleted,\nnot distributed. Send it again through your organisation's mail server.\n",
+			m.Name, id, wait.Round(time.Hour)) + signature(host)}
 }

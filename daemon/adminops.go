@@ -195,6 +195,39 @@ func (d *Daemon) adminMux() *admin.Mux {
 		return admin.AuditVerification(v), nil, err
 	})
 
+	admin.Handle(m, admin.OpHoldList, func(_ context.Context, c admin.Call, _ admin.NoArgs) (any, []string, error) {
+		holds, err := d.Intake.Holds(c.List)
+		return holdViews(holds), nil, err
+	})
+	admin.Handle(m, admin.OpHoldShow, func(_ context.Context, c admin.Call, a admin.HoldArgs) (any, []string, error) {
+		h, err := d.Intake.ShowHold(c.List, a.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		return holdView(h), nil, nil
+	})
+	admin.Handle(m, admin.OpHoldRelease, func(_ context.Context, c admin.Call, a admin.HoldArgs) (any, []string, error) {
+		h, err := d.Intake.ShowHold(c.List, a.ID)
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, err := d.Intake.ReleaseHold(actor(c), c.List, a.ID); err != nil {
+			return nil, nil, err
+		}
+		return holdView(h), nil, nil
+	})
+	admin.Handle(m, admin.OpHoldReject, func(_ context.Context, c admin.Call, a admin.HoldArgs) (any, []string, error) {
+		return nil, nil, d.Intake.RejectHold(actor(c), c.List, a.ID, a.Reason)
+	})
+	admin.Handle(m, admin.OpMemberConfirmKey, func(_ context.Context, c admin.Call, a admin.MemberRef) (any, []string, error) {
+		mem, err := g.ConfirmPendingKey(actor(c), c.List, a.Email)
+		if err != nil {
+			return nil, nil, err
+		}
+		d.checkKeys()
+		return memberView(mem), nil, nil
+	})
+
 	admin.Handle(m, admin.OpQueueList, func(_ context.Context, _ admin.Call, a admin.QueueArgs) (any, []string, error) {
 		var q []store.QueueEntry
 		err := d.db.View(func(tx *store.Tx) error {

@@ -3,6 +3,7 @@ package daemon
 import (
 	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/governance"
+	"github.com/isaclist/isaclist/intake"
 	"github.com/isaclist/isaclist/store"
 )
 
@@ -44,6 +45,7 @@ func memberView(m *store.Member) admin.Member {
 		KeyFingerprint: m.KeyFingerprint, KeyAlgorithm: m.KeyAlgorithm, KeyExpires: m.KeyExpires, KeyExpiryNotified: m.KeyExpiryNotified,
 		GuidelinesVersion: m.GuidelinesVersion, GuidelinesSigned: m.GuidelinesSigned,
 		Bounces: m.Bounces, LastBounce: m.LastBounce, LastBounceReason: m.LastBounceReason,
+		Paused: m.Paused, PendingKeyFingerprint: m.PendingKeyFingerprint,
 	}
 }
 
@@ -129,4 +131,14 @@ func queueViews(in []store.QueueEntry) []admin.QueueEntry {
 
 func guidelinesView(g *store.Guidelines) admin.Guidelines {
 	return admin.Guidelines{Version: g.Version, Text: g.Text, Hash: g.Hash, Published: g.Published, PublishedBy: g.PublishedBy}
+}
+
+func holdView(h *intake.HoldInfo) admin.Hold { return admin.Hold(*h) }
+
+func holdViews(in []intake.HoldInfo) []admin.Hold {
+	out := make([]admin.Hold, 0, len(in))
+	for i := range in {
+		out = append(out, holdView(&in[i]))
+	}
+	return out
 }

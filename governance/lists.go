@@ -153,8 +153,11 @@ type ListSettings struct {
 	StrictDelivery *string `json:"strict_delivery,omitempty"`
 	// RequireGuidelines refuses posts from members who have not accepted
 	// the current membership guidelines.
-	RequireGuidelines *bool     `json:"require_guidelines,omitempty"`
-	Name              *string   `json:"name,omitempty"`
+	RequireGuidelines *bool `json:"require_guidelines,omitempty"`
+	// RefuseUnauthenticated: refuse members' posts that fail
+	// authentication instead of holding them.
+	RefuseUnauthenticated *bool     `json:"refuse_unauthenticated,omitempty"`
+	Name                  *string   `json:"name,omitempty"`
 	Prefix            *string   `json:"prefix,omitempty"`
 	DefaultLabel      *string   `json:"default_label,omitempty"` // "" or "none" to refuse unlabelled posts
 	ReplyTo           *string   `json:"reply_to,omitempty"`
@@ -221,6 +224,9 @@ func (g *Service) SetList(a Actor, addr string, s ListSettings) (*store.List, er
 		if s.RequireSignature != nil {
 			l.RequireSignature = *s.RequireSignature
 		}
+		if s.RefuseUnauthenticated != nil {
+			l.RefuseUnauthenticated = *s.RefuseUnauthenticated
+		}
 		if s.RequireGuidelines != nil {
 			if *s.RequireGuidelines && l.GuidelinesVersion == "" {
 				return userErr("--require-guidelines: no guidelines are published yet; publish them first (isaclist guidelines publish FILE --version V)")
@@ -261,6 +267,7 @@ func (s ListSettings) summary() string {
 	add("owners", s.Owners != nil)
 	add("encryption", s.Encryption != nil)
 	add("require-signature", s.RequireSignature != nil)
+	add("refuse-unauthenticated", s.RefuseUnauthenticated != nil)
 	add("strict-delivery", s.StrictDelivery != nil)
 	add("require-guidelines", s.RequireGuidelines != nil)
 	return strings.Join(parts, ",")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/isaclist/isaclist/mailhdr"
 	"github.com/isaclist/isaclist/message"
+	"github.com/isaclist/isaclist/pgp"
 	"github.com/isaclist/isaclist/store"
 )
 
@@ -244,4 +245,110 @@ func (g *Service) Members(list string) ([]store.Member, error) {
 		out[i].Key = nil // listings show the fingerprint, not the key
 	}
 	return out, err
+}
+
+// SetPendingKey keeps a new key a member sent by mail without a signature
+// by their registered key: it takes effect only when the secretary
+// confirms it (ConfirmPendingKey), so that someone who can only send mail
+// as the member cannot swap the key copies are encrypted to.
+func (g *Service) SetPendingKey(a Actor, list, email string, key []byte) (*pgp.KeyInfo, error) {
+	info, mismatch, err := checkMemberKey(email, key, g.now())
+	if err != nil {
+		return nil, userErr("%v", err)
+	}
+	if mismatch {
+		return nil, userErr("the key %s has no user ID for %s (it names %s)", info.Fingerprint, email, strings.Join(info.UIDEmails, ", "))
+	}
+	err = g.DB.Update(func(tx *store.Tx) error {
+		m, err := tx.Member(list, email)
+		if err != nil {
+			return err
+		}
+		m.PendingKey, m.PendingKeyFingerprint, m.PendingKeySince = key, info.Fingerprint, g.now()
+		if err := tx.PutMember(list, m); err != nil {
+			return err
+		}
+		return g.audit(tx, a, "member.key-pending", list, func(r *store.AuditRecord) { r.Org, r.Member, r.Detail = m.Org, m.Email, info.Fingerprint })
+	})
+	return info, err
+}
+
+// ConfirmPendingKey makes the key a member sent by mail their registered
+// key (isaclist member confirm-key).
+func (g *Service) ConfirmPendingKey(a Actor, list, email string) (*store.Member, error) {
+	mb, err := normaliseAddress(email)
+	if err != nil {
+		return nil, err
+	}
+	var pending []byte
+	if err := g.DB.View(func(tx *store.Tx) error {
+		m, err := tx.Member(list, mb.Key())
+		if errors.Is(err, store.ErrNotFound) {
+			return userErr("%s is not a member of %s", mb.Key(), list)
+		}
+		if err != nil {
+			return err
+		}
+		pending = m.PendingKey
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if len(pending) == 0 {
+		return nil, userErr("%s has sent no new key to confirm (isaclist member list shows pending keys)", mb.Key())
+	}
+	m, err := g.SetMemberKey(a, list, mb.Key(), pending, false, "")
+	if err != nil {
+		return nil, err
+	}
+	err = g.DB.Update(func(tx *store.Tx) error {
+		cur, err := tx.Member(list, mb.Key())
+		if err != nil {
+			return err
+		}
+		cur.PendingKey, cur.PendingKeyFingerprint, cur.PendingKeySince = nil, "", time.Time{}
+		m = cur
+		return tx.PutMember(list, cur)
+	})
+	return m, err
+}
+
+// CheckMemberKey reads a key as SetMemberKey would take it for email.
+func (g *Service) CheckMemberKey(email string, key []byte) (*pgp.KeyInfo, error) {
+	info, mismatch, err := checkMemberKey(email, key, g.now())
+	if err != nil {
+		return nil, userErr("%v", err)
+	}
+	if mismatch {
+		return nil, userErr("the key %s has no user ID for %s (it names %s)", info.Fingerprint, email, strings.Join(info.UIDEmails, ", "))
+	}
+	return info, nil
+}
+
+// SetPaused pauses or resumes delivery to a member (a mail command). On
+// resume, the copies that waited are due at once; it returns how many.
+func (g *Service) SetPaused(a Actor, list, email string, paused bool) (int, error) {
+	n := 0
+	err := g.DB.Update(func(tx *store.Tx) error {
+		m, err := tx.Member(list, email)
+		if err != nil {
+			return err
+		}
+		m.Paused = paused
+		if err := tx.PutMember(list, m); err != nil {
+			return err
+		}
+		action := "member.pause"
+		if !paused {
+			action = "member.resume"
+			if n, err = tx.ResumeDeliveries(email, g.now()); err != nil {
+				return err
+			}
+		}
+		return g.audit(tx, a, action, list, func(r *store.AuditRecord) { r.Org, r.Member = m.Org, m.Email })
+	})
+	if err == nil && n > 0 {
+		g.queued()
+	}
+	return n, err
 }

@@ -36,6 +36,15 @@ func (r *Receiver) receivePost(ctx context.Context, env message.Envelope, t Targ
 		}
 	}()
 	if refusal != nil {
+		// A member's post that failed authentication is held for the
+		// secretary, and answered as every unauthenticated post is: the
+		// reply never tells a spoofer whether the address they forged is
+		// a member's.
+		if r.holdable(a, snap, refusal) {
+			if _, holdRefusal := r.hold(ctx, a, snap, auth, refusal); holdRefusal != nil && holdRefusal.Temporary() {
+				refusal = holdRefusal
+			}
+		}
 		return nil, refusal
 	}
 	opened, openRefusal := r.open(snap, snap.Author, a.msg)
@@ -171,8 +180,8 @@ func (r *Receiver) distribute(d *distribution) (*Accepted, *reply.Refusal) {
 		return nil, reply.New(reply.RedNoRecipient, "no member of %s has a valid OpenPGP key, and TLP:RED is shared only encrypted: nobody could receive this message; share it in person (Rondje Rood)", l.DisplayName())
 	}
 	notices := d.notices
-	if len(plan.excluded) > 0 && plan.tellAuthor && d.author != nil {
-		notices = append(notices, compose.ExcludedNotice(l, d.author, pc.Label, d.msgID, plan.excluded, r.Hostname))
+	if (len(plan.excluded) > 0 || len(plan.pausedOut) > 0) && plan.tellAuthor && d.author != nil {
+		notices = append(notices, compose.ExcludedNotice(l, d.author, pc.Label, d.msgID, plan.excluded, plan.pausedOut, r.Hostname))
 	}
 	if len(plan.excluded) > 0 && plan.tellOwners {
 		notices = append(notices, compose.OwnersExcludedNotice(l, plan.excluded, d.msgID, pc.Label, r.Hostname))
@@ -233,7 +242,7 @@ func (r *Receiver) distribute(d *distribution) (*Accepted, *reply.Refusal) {
 		}
 		var ds []store.Delivery
 		for _, m := range plan.plain {
-			ds = append(ds, store.Delivery{Rcpt: m.Email, MemberSeq: m.Seq, Next: now})
+			ds = append(ds, plan.delivery(m, now))
 		}
 		m := &store.Message{ID: id, List: l.Address, Kind: store.KindPost, Label: pc.Label, Received: now,
 			MessageIDHash: fmt.Sprintf("%x", idHash[:8]), Size: size}
@@ -243,7 +252,9 @@ func (r *Receiver) distribute(d *distribution) (*Accepted, *reply.Refusal) {
 		var frame *store.Frame
 		if sealed != nil {
 			for _, rc := range sealed.recipients {
-				ds = append(ds, store.Delivery{Rcpt: rc.Email, MemberSeq: rc.Seq, Next: now, KeyPacket: sealed.keyPackets[rc.Email]})
+				dv := plan.delivery(rc, now)
+				dv.KeyPacket = sealed.keyPackets[rc.Email]
+				ds = append(ds, dv)
 			}
 			frame = sealed.frame
 		}
@@ -283,6 +294,15 @@ func (r *Receiver) distribute(d *distribution) (*Accepted, *reply.Refusal) {
 		r.queued()
 	}
 	return acc, nil
+}
+
+// delivery is m's copy in the queue: due now, or waiting while m has
+// paused delivery.
+func (p copyPlan) delivery(m store.Member, now time.Time) store.Delivery {
+	if p.waiting[m.Email] {
+		return store.Delivery{Rcpt: m.Email, MemberSeq: m.Seq, Next: store.PausedNext, State: store.StatePaused}
+	}
+	return store.Delivery{Rcpt: m.Email, MemberSeq: m.Seq, Next: now}
 }
 
 // copyRefusal refuses a post whose copies could not be made: for good (5xx)

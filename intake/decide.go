@@ -35,9 +35,13 @@ type postDecision struct {
 	Outside []string
 }
 
-// postPolicy is the sentence that begins an authentication refusal.
+// postPolicy is the sentence that begins an authentication refusal. It
+// reads the same whether the From names a member or not.
 func postPolicy(l *store.List) string {
-	return l.DisplayName() + " accepts only mail that its members' own mail servers authenticate"
+	if l.RefuseUnauthenticated {
+		return l.DisplayName() + " accepts only mail that its members' own mail servers authenticate"
+	}
+	return l.DisplayName() + " distributes only mail that its members' own mail servers authenticate (a member's message that fails this is held for the list's secretary; TLP:RED never is)"
 }
 
 func postNullSender(l *store.List) string {
@@ -143,8 +147,13 @@ type copyPlan struct {
 	plain, encrypted []store.Member
 	// excluded received nothing: no valid key for a post that may only
 	// travel encrypted.
-	excluded   []store.Member
-	tellAuthor bool // the author is told who was excluded (TLP:RED)
+	excluded []store.Member
+	// pausedOut received nothing: they paused delivery, and a TLP:RED or
+	// TLP:AMBER+STRICT post is not queued for them. The other copies of
+	// members who paused wait in the queue (waiting).
+	pausedOut  []store.Member
+	waiting    map[string]bool
+	tellAuthor bool // the author is told who was excluded (TLP:RED) or paused out
 	tellOwners bool // the owners are (encryption "required")
 }
 
@@ -171,6 +180,17 @@ func planCopies(l *store.List, members []store.Member, label tlp.Label, snap *sn
 		p.tellOwners = true
 	}
 	for _, m := range members {
+		if m.Paused {
+			if strict {
+				p.pausedOut = append(p.pausedOut, m)
+				p.tellAuthor = true
+				continue
+			}
+			if p.waiting == nil {
+				p.waiting = map[string]bool{}
+			}
+			p.waiting[m.Email] = true
+		}
 		switch {
 		case policy == store.EncryptionOff:
 			p.plain = append(p.plain, m)

@@ -33,7 +33,7 @@ func fixture() *snapshot {
 	return &snapshot{
 		List: l, Secrets: &store.ListSecrets{VERPKey: testVERPKey}, Lists: []store.List{*l, other}, Now: testNow,
 		UsedSignatures: map[string]store.Seen{},
-		Admission: &store.Admission{ID: "A001", State: store.AdmissionOpen, Announcement: "a001@lists.example.net", AnnouncedAt: testNow.Add(-time.Hour)},
+		Admission:      &store.Admission{ID: "A001", State: store.AdmissionOpen, Announcement: "a001@lists.example.net", AnnouncedAt: testNow.Add(-time.Hour)},
 		Members: []store.Member{
 			{Email: "alice@member-a.example", Name: "Alice", Org: "member-a", Seq: 1, Key: []byte("k")},
 			{Email: "bob@member-b.example", Name: "Bob", Org: "member-b", Seq: 2},

@@ -55,6 +55,12 @@ type Receiver struct {
 	// still attributed (0: DefaultBounceMaxAge).
 	BounceMaxAge time.Duration
 
+	// HoldMaxAge is how long a held post waits for the secretary (0:
+	// DefaultHoldMaxAge); MaxMessageBytes bounds what holds may take
+	// (four times it in all).
+	HoldMaxAge      time.Duration
+	MaxMessageBytes int64
+
 	strangers strangerCounter
 }
 
@@ -135,6 +141,9 @@ type Accepted struct {
 	// found of the author's encryption and signature.
 	Encrypted int
 	OpenPGP   string
+	// Held: a member's post that failed authentication, kept for the
+	// secretary; nothing was distributed.
+	Held bool
 }
 
 // ResolveRecipient says which of our addresses rcpt is, or refuses it.

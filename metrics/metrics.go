@@ -22,6 +22,8 @@ type Metrics struct {
 	tlsIn         *prometheus.CounterVec
 	deliveries    *prometheus.CounterVec
 	latency       prometheus.Histogram
+	holds         *prometheus.CounterVec
+	commands      *prometheus.CounterVec
 }
 
 // New makes the metrics and registers them, with Go's runtime metrics.
@@ -43,12 +45,18 @@ func New() *Metrics {
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "isaclist_deliveries_total", Help: "Copies handed over or not: outcome (sent, deferred, failed) and TLS.",
 		}, []string{"outcome", "tls"}),
+		holds: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "isaclist_holds_total", Help: "Members' posts that failed authentication, held for the secretary: event (held, released, rejected, expired).",
+		}, []string{"event"}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "isaclist_mail_commands_total", Help: "Mail commands members sent to the -request address, by command.",
+		}, []string{"command"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "isaclist_delivery_latency_seconds", Help: "Time from a post's acceptance to a copy's hand-over.",
 			Buckets: []float64{0.1, 0.5, 1, 5, 30, 60, 300, 1800, 3600, 21600, 86400},
 		}),
 	}
-	m.Registry.MustRegister(m.postsAccepted, m.postsRefused, m.auth, m.tlsIn, m.deliveries, m.latency,
+	m.Registry.MustRegister(m.postsAccepted, m.postsRefused, m.auth, m.tlsIn, m.deliveries, m.latency, m.holds, m.commands,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfo(version.Get()))
 	return m
@@ -69,6 +77,20 @@ func buildInfo(v version.Info) prometheus.Collector {
 func (m *Metrics) PostAccepted(label string) {
 	if m != nil {
 		m.postsAccepted.WithLabelValues(label).Inc()
+	}
+}
+
+// Hold counts an event of a held post.
+func (m *Metrics) Hold(event string) {
+	if m != nil {
+		m.holds.WithLabelValues(event).Inc()
+	}
+}
+
+// Command counts a mail command.
+func (m *Metrics) Command(name string) {
+	if m != nil {
+		m.commands.WithLabelValues(name).Inc()
 	}
 }
 

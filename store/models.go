@@ -44,6 +44,10 @@ type List struct {
 	// accepted it.
 	GuidelinesVersion string `json:"guidelines_version,omitempty"`
 	RequireGuidelines bool   `json:"require_guidelines,omitempty"`
+	// RefuseUnauthenticated refuses a member's post that fails
+	// authentication, instead of holding it for the secretary (a hold
+	// answers 250, which tells a prober the address is a member's).
+	RefuseUnauthenticated bool `json:"refuse_unauthenticated,omitempty"`
 }
 
 // Encryption policies of a list.
@@ -71,6 +75,9 @@ type ListSecrets struct {
 	// is protected by the data directory's permissions, as the daemon
 	// must use it unattended.
 	PGPKey []byte `json:"pgp_key,omitempty"`
+	// HoldKey encrypts held posts at rest (AES-256-GCM); made when the
+	// first post is held.
+	HoldKey []byte `json:"hold_key,omitempty"`
 }
 
 // Org is a member organisation.
@@ -113,6 +120,17 @@ type Member struct {
 	Bounces          int       `json:"bounces,omitempty"`
 	LastBounce       time.Time `json:"last_bounce,omitzero"`
 	LastBounceReason string    `json:"last_bounce_reason,omitempty"`
+
+	// Paused: the member paused delivery to them (a mail command): posts
+	// wait in the queue until they resume, except TLP:RED and
+	// TLP:AMBER+STRICT, which are not queued for them at all.
+	Paused bool `json:"paused,omitempty"`
+	// PendingKey is a new OpenPGP key the member sent by mail without a
+	// signature by their registered key: it takes effect only when the
+	// secretary confirms it (isaclist member confirm-key).
+	PendingKey            []byte    `json:"pending_key,omitempty"`
+	PendingKeyFingerprint string    `json:"pending_key_fingerprint,omitempty"`
+	PendingKeySince       time.Time `json:"pending_key_since,omitzero"`
 }
 
 // Thread remembers the label a message was distributed with, so that a
@@ -169,7 +187,12 @@ const (
 	StateDeferred = "deferred" // tried, will retry
 	StateSent     = "sent"     // handed over
 	StateFailed   = "failed"   // refused permanently, or given up
+	// StatePaused: waiting for its member to resume delivery; never due.
+	StatePaused = "paused"
 )
+
+// PausedNext is the next attempt of a paused copy: never, until resumed.
+var PausedNext = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Delivery is one copy of a queued message for one recipient.
 type Delivery struct {

@@ -15,6 +15,8 @@ const (
 	SeenSignature = "sig"
 	SeenPost      = "post"
 	SeenBounce    = "bounce"
+	// SeenNotice: a notice sent, not to be sent again for a while.
+	SeenNotice = "notice"
 )
 
 var bucketSeen = []byte("seen")

@@ -139,7 +139,7 @@ var (
 )
 
 func createBuckets(tx *bbolt.Tx) error {
-	for _, name := range [][]byte{bucketLists, bucketSecrets, bucketMessages, bucketBodies, bucketDeliveries, bucketDue, bucketMeta, bucketAudit, bucketSeen} {
+	for _, name := range [][]byte{bucketLists, bucketSecrets, bucketMessages, bucketBodies, bucketDeliveries, bucketDue, bucketMeta, bucketAudit, bucketSeen, bucketHolds} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}

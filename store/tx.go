@@ -413,7 +413,9 @@ func (t *Tx) CompleteDelivery(d *Delivery, state, reply string, tls bool, at tim
 }
 
 // pending reports whether d still waits to be delivered.
-func (d *Delivery) pending() bool { return d.State == StateQueued || d.State == StateDeferred }
+func (d *Delivery) pending() bool {
+	return d.State == StateQueued || d.State == StateDeferred || d.State == StatePaused
+}
 
 // tidyMessage drops a message's bodies once none of its copies is pending,
 // and the message itself once no delivery record of it is left.

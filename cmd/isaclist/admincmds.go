@@ -89,7 +89,7 @@ func listCmd(g *globals) *cobra.Command {
 	}
 
 	var name, prefix, label, replyTo, encryption, strictDelivery string
-	var requireSignature, requireGuidelines bool
+	var requireSignature, requireGuidelines, refuseUnauthenticated bool
 	var owners []string
 	setCmd := &cobra.Command{
 		Use:   "set [ADDRESS] [flags]",
@@ -133,6 +133,9 @@ func listCmd(g *globals) *cobra.Command {
 			if f.Changed("require-guidelines") {
 				s.RequireGuidelines = &requireGuidelines
 			}
+			if f.Changed("refuse-unauthenticated") {
+				s.RefuseUnauthenticated = &refuseUnauthenticated
+			}
 			var info admin.ListInfo
 			if err := g.call(admin.OpListSet, s, &info); err != nil {
 				return err
@@ -152,6 +155,7 @@ func listCmd(g *globals) *cobra.Command {
 	setCmd.Flags().StringVar(&encryption, "encryption", "", "copies: off (plain), opportunistic (encrypted to members with a key, plain to the rest), required (encrypted only)")
 	setCmd.Flags().BoolVar(&requireSignature, "require-signature", false, "refuse posts without a valid OpenPGP signature by the author's registered key (--require-signature=false to stop)")
 	setCmd.Flags().BoolVar(&requireGuidelines, "require-guidelines", false, "refuse posts from members who have not accepted the current membership guidelines")
+	setCmd.Flags().BoolVar(&refuseUnauthenticated, "refuse-unauthenticated", false, "refuse members' posts that fail authentication instead of holding them for the secretary (isaclist hold); --refuse-unauthenticated=false to hold again")
 	setCmd.Flags().StringVar(&strictDelivery, "strict-delivery", "", "TLP:RED and TLP:AMBER+STRICT: available (encrypted to the members with a key) or all-or-nothing (refused unless every member has one)")
 
 	dnsCmd := &cobra.Command{
@@ -418,7 +422,29 @@ refused unless --force --reason TEXT.`,
 	}
 	key.Flags().BoolVar(&force, "force", false, "accept a key without a user ID for the address (needs --reason)")
 	key.Flags().StringVar(&reason, "reason", "", "why; recorded with the member")
-	c.AddCommand(add, remove, list, key)
+	confirm := &cobra.Command{
+		Use:   "confirm-key EMAIL",
+		Short: "Make the key a member sent by mail (the key command, unsigned by their old key) their registered key",
+		Long: `A member who already has a registered OpenPGP key and sends a new one to
+the list's -request address without signing the command with the old key
+gets the new key only when the secretary confirms it: check with the
+member (by phone, in person) that the fingerprint shown by "member list"
+as pending is theirs, then confirm.`,
+		Example: "  isaclist member confirm-key alice@member-a.example --list isac@lists.example.net",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			var m admin.Member
+			if err := g.call(admin.OpMemberConfirmKey, admin.MemberRef{Email: args[0]}, &m); err != nil {
+				return err
+			}
+			if g.json {
+				return g.print(m, nil)
+			}
+			fmt.Fprintf(g.out, "stored key %s for %s\n", m.KeyFingerprint, m.Email)
+			return nil
+		},
+	}
+	c.AddCommand(add, remove, list, key, confirm)
 	return c
 }
 

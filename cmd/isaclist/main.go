@@ -79,7 +79,7 @@ admin socket, so they work while it runs.`,
 	root.PersistentFlags().StringVar(&g.as, "as", "secretary", "the board role you act in (chair, vice-chair, secretary), recorded in the audit trail")
 	root.AddCommand(
 		initCmd(g), serveCmd(g), checkCmd(g), versionCmd(g), demoCmd(g),
-		listCmd(g), orgCmd(g), memberCmd(g), queueCmd(g), auditCmd(g), roleCmd(g), admissionCmd(g), guidelinesCmd(g), reportCmd(g), backupCmd(g), restoreCmd(g),
+		listCmd(g), orgCmd(g), memberCmd(g), holdCmd(g), queueCmd(g), auditCmd(g), roleCmd(g), admissionCmd(g), guidelinesCmd(g), reportCmd(g), backupCmd(g), restoreCmd(g),
 		doctorCmd(g),
 	)
 	for _, c := range extraCommands {
