@@ -1,0 +1,189 @@
+package doctor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"github.com/isaclist/isaclist/store"
+)
+
+// checkSocket also returns the socket's owner, the daemon's user (-1 if
+// unknown).
+func (d *doctor) checkSocket() (Check, int) {
+	path := d.cfg.Admin.Socket
+	c := Check{Name: "admin.socket"}
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		c.State, c.Detail = Fail, fmt.Sprintf("no admin socket at %s: the daemon is not running", path)
+		c.Fix = "start it: systemctl start isaclist (journalctl -u isaclist -n 50 says why it stopped)"
+		return c, -1
+	case errors.Is(err, os.ErrPermission):
+		c.State, c.Detail = Warn, fmt.Sprintf("cannot tell: %s may not look at %s", whoami(), path)
+		c.Fix = "run doctor as root or as a member of the admin group"
+		return c, -1
+	case err != nil:
+		c.State, c.Detail = Fail, err.Error()
+		return c, -1
+	case fi.Mode().Type() != os.ModeSocket:
+		kind := "a regular file"
+		if fi.IsDir() {
+			kind = "a directory"
+		} else if !fi.Mode().IsRegular() {
+			kind = "a " + fi.Mode().Type().String() + " file"
+		}
+		c.State, c.Detail = Fail, fmt.Sprintf("%s is not a socket but %s", path, kind)
+		c.Fix = fmt.Sprintf("stop the daemon, remove %s, start the daemon (it creates the socket)", path)
+		return c, -1
+	}
+	uid, gid := owner(fi)
+	perm := fi.Mode().Perm()
+	group := d.cfg.Admin.Group
+	var gidWant = -1
+	if group != "" {
+		g, err := user.LookupGroup(group)
+		if err != nil {
+			c.State, c.Detail = Fail, fmt.Sprintf("[admin] group %q does not exist", group)
+			c.Fix = fmt.Sprintf("groupadd --system %s (and name it in the unit's SupplementaryGroups=), or correct [admin] group", group)
+			return c, uid
+		}
+		gidWant, _ = strconv.Atoi(g.Gid)
+	}
+	base := fmt.Sprintf("%s: mode %04o, owner %s, group %s", path, perm, userName(uid), groupName(gid))
+	switch {
+	case perm&0o007 != 0:
+		c.State, c.Detail = Fail, base+": every local user may connect"
+		c.Fix = "restart the daemon (it makes the socket 0600, or 0660 with [admin] group); do not chmod it by hand"
+	case perm != 0o600 && perm != 0o660:
+		c.State, c.Detail = Warn, base+": expected 0600 or 0660"
+		c.Fix = "restart the daemon: it sets the socket's mode at start"
+	case group != "" && perm != 0o660:
+		c.State, c.Detail = Warn, base+fmt.Sprintf(": the admin group %s cannot use it", group)
+		c.Fix = "restart the daemon (it gives the socket to [admin] group with mode 0660 at start)"
+	case group != "" && gid != gidWant:
+		c.State, c.Detail = Fail, base+fmt.Sprintf(": its group is not [admin] group %s", group)
+		c.Fix = fmt.Sprintf("restart the daemon; the unit's SupplementaryGroups= must name %s (deploy/OPERATIONS.md section 7)", group)
+	case group == "" && perm != 0o600:
+		c.State, c.Detail = Warn, base+": group members may connect although [admin] group is empty"
+		c.Fix = "restart the daemon (it makes the socket 0600 without [admin] group)"
+	default:
+		c.State, c.Detail = Pass, base
+	}
+	return c, uid
+}
+
+func (d *doctor) checkDataDir() []Check {
+	dir := d.cfg.DataDir
+	c := Check{Name: "data_dir"}
+	daemonUser := "the daemon's user"
+	if d.daemonUID >= 0 {
+		daemonUser = userName(d.daemonUID)
+	}
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		c.State, c.Detail = Fail, fmt.Sprintf("%s does not exist", dir)
+		c.Fix = "start the daemon (systemd's StateDirectory= creates it), or: install -d -m 0700 -o isaclist -g isaclist " + dir
+		return []Check{c}
+	case errors.Is(err, os.ErrPermission):
+		c.State, c.Detail = Warn, fmt.Sprintf("cannot tell: %s may not look at %s", whoami(), dir)
+		c.Fix = "run doctor as root or as the daemon's user"
+		return []Check{c}
+	case err != nil:
+		c.State, c.Detail = Fail, err.Error()
+		return []Check{c}
+	case !fi.IsDir():
+		c.State, c.Detail = Fail, fmt.Sprintf("%s is not a directory", dir)
+		c.Fix = "set data_dir to a directory (the default is /var/lib/isaclist)"
+		return []Check{c}
+	}
+	uid, _ := owner(fi)
+	perm := fi.Mode().Perm()
+	base := fmt.Sprintf("%s: mode %04o, owner %s", dir, perm, userName(uid))
+	switch {
+	case perm != 0o700:
+		c.State, c.Detail = Fail, base+": it must be 0700 (it holds the lists' private keys)"
+		c.Fix = "chmod 700 " + dir
+	case d.daemonUID >= 0 && uid != d.daemonUID:
+		c.State, c.Detail = Fail, base+fmt.Sprintf(", but the daemon runs as %s", daemonUser)
+		c.Fix = fmt.Sprintf("chown -R %s: %s (as root, with the daemon stopped)", daemonUser, dir)
+	case d.daemonUID < 0:
+		c.State, c.Detail = Pass, base+" (the daemon is not running: its user is not known, the owner was not compared)"
+	default:
+		c.State, c.Detail = Pass, base+" (the daemon's user)"
+	}
+	return []Check{c, d.checkDatabase(dir, daemonUser)}
+}
+
+func (d *doctor) checkDatabase(dir, daemonUser string) Check {
+	db := filepath.Join(dir, store.FileName)
+	c := Check{Name: "database"}
+	fi, err := os.Stat(db)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		c.State, c.Detail = Warn, fmt.Sprintf("no database at %s yet", db)
+		c.Fix = "start the daemon: it creates the database at its first start"
+		return c
+	case errors.Is(err, os.ErrPermission):
+		c.State, c.Detail = Warn, fmt.Sprintf("cannot tell: %s may not look into %s", whoami(), dir)
+		c.Fix = "run doctor as root or as the daemon's user (sudo -u isaclist isaclist doctor)"
+		return c
+	case err != nil:
+		c.State, c.Detail = Fail, err.Error()
+		return c
+	case !fi.Mode().IsRegular():
+		c.State, c.Detail = Fail, fmt.Sprintf("%s is not a regular file", db)
+		return c
+	}
+	uid, _ := owner(fi)
+	perm := fi.Mode().Perm()
+	base := fmt.Sprintf("%s: mode %04o, owner %s, %s", db, perm, userName(uid), sizeString(fi.Size()))
+	switch {
+	case perm&0o077 != 0:
+		c.State, c.Detail = Fail, base+": readable by others, and it holds each list's private DKIM and OpenPGP keys"
+		c.Fix = "chmod 600 " + db
+	case d.daemonUID >= 0 && uid != d.daemonUID:
+		c.State, c.Detail = Fail, base+fmt.Sprintf(", but the daemon runs as %s", daemonUser)
+		c.Fix = fmt.Sprintf("chown %s: %s (as root, with the daemon stopped)", daemonUser, db)
+	case perm != 0o600:
+		c.State, c.Detail = Warn, base+": expected 0600"
+		c.Fix = "chmod 600 " + db
+	default:
+		c.State, c.Detail = Pass, base
+	}
+	return c
+}
+
+func owner(fi os.FileInfo) (uid, gid int) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid), int(st.Gid)
+	}
+	return -1, -1
+}
+
+func userName(uid int) string {
+	if uid < 0 {
+		return "?"
+	}
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return u.Username
+	}
+	return "uid " + strconv.Itoa(uid)
+}
+
+func groupName(gid int) string {
+	if gid < 0 {
+		return "?"
+	}
+	if g, err := user.LookupGroupId(strconv.Itoa(gid)); err == nil {
+		return g.Name
+	}
+	return "gid " + strconv.Itoa(gid)
+}
+
+func whoami() string { return userName(os.Getuid()) }
