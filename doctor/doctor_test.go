@@ -30,6 +30,7 @@ import (
 	"github.com/isaclist/isaclist/internal/minidns"
 	"github.com/isaclist/isaclist/internal/testmail"
 	"github.com/isaclist/isaclist/resolver"
+	"github.com/isaclist/isaclist/smtpd/outbound"
 	"github.com/isaclist/isaclist/store"
 )
 
@@ -525,7 +526,7 @@ func TestWrongRecords(t *testing.T) {
 		{"SPF ?all", func(f *fixture) { f.dns.SetTXT(tDomain, "v=spf1 mx ?all") }, "spf " + tDomain, Warn, []string{"without -all"}},
 		{"no MTA-STS", func(f *fixture) { f.dns.Remove("_mta-sts." + tDomain) }, "mta-sts " + tDomain, Warn,
 			[]string{"inbound TLS is not enforced; publish MTA-STS", "_mta-sts." + tDomain + `. IN TXT "v=STSv1; id=`}},
-		{"MTA-STS without id", func(f *fixture) { f.dns.SetTXT("_mta-sts."+tDomain, "v=STSv1;") }, "mta-sts " + tDomain, Fail, []string{"no id="}},
+		{"MTA-STS without id", func(f *fixture) { f.dns.SetTXT("_mta-sts."+tDomain, "v=STSv1;") }, "mta-sts " + tDomain, Fail, []string{"no id", "senders ignore it"}},
 		{"MTA-STS testing", func(f *fixture) {
 			f.set(func() { f.policy = strings.Replace(f.policy, "enforce", "testing", 1) })
 		}, "mta-sts " + tDomain, Warn, []string{"mode testing", "mode: enforce"}},
@@ -535,6 +536,16 @@ func TestWrongRecords(t *testing.T) {
 		{"MTA-STS wildcard", func(f *fixture) {
 			f.set(func() { f.policy = strings.Replace(f.policy, "mx: "+tHost, "mx: *.energy.example", 1) })
 		}, "mta-sts " + tDomain, Pass, nil},
+		// The daemon's own sender (mode direct) ignores a policy that says
+		// its mode twice; doctor must not pass it.
+		{"MTA-STS mode twice", func(f *fixture) {
+			f.set(func() {
+				f.policy = strings.Replace(f.policy, "mode: enforce\r\n", "mode: enforce\r\nmode: testing\r\n", 1)
+			})
+		}, "mta-sts " + tDomain, Fail, []string{"mode appears twice", "senders that enforce MTA-STS ignore it"}},
+		{"MTA-STS policy without max_age", func(f *fixture) {
+			f.set(func() { f.policy = strings.Replace(f.policy, "max_age: 604800\r\n", "", 1) })
+		}, "mta-sts " + tDomain, Fail, []string{"max_age"}},
 		{"MTA-STS policy missing", func(f *fixture) { f.set(func() { f.policyCode = 404 }) }, "mta-sts " + tDomain, Fail, []string{"404"}},
 		{"MTA-STS wrong content type", func(f *fixture) { f.set(func() { f.policyType = "text/html" }) }, "mta-sts " + tDomain, Warn, []string{"text/plain"}},
 		{"MTA-STS host without address", func(f *fixture) { f.dns.Remove("mta-sts." + tDomain) }, "mta-sts " + tDomain, Fail, []string{"fetching it failed"}},
@@ -979,6 +990,8 @@ func TestListFilter(t *testing.T) {
 	want(t, Run(context.Background(), o), "dkim "+tList, Pass)
 }
 
+// TestMXPatterns: doctor applies a policy's mx patterns as the daemon's
+// sender does ("*." stands for exactly one label).
 func TestMXPatterns(t *testing.T) {
 	for _, tc := range []struct {
 		pattern, host string
@@ -991,12 +1004,16 @@ func TestMXPatterns(t *testing.T) {
 		{"*.energy.example", "energy.example", false},
 		{"mx.energy.example", "lists.energy.example", false},
 	} {
-		if got := mxMatches(tc.pattern, tc.host); got != tc.ok {
-			t.Errorf("mxMatches(%q, %q) = %v", tc.pattern, tc.host, got)
+		p, err := outbound.ParseMTASTSPolicy([]byte("version: STSv1\nmode: enforce\nmx: " + tc.pattern + "\nmax_age: 86400\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Matches(tc.host); got != tc.ok {
+			t.Errorf("mx %q matches %q: %v", tc.pattern, tc.host, got)
 		}
 	}
-	p := parsePolicy([]byte("version: STSv1\nmode: enforce\nmx: A.example.\nmx: *.b.example\nmax_age: 86400\nextension: x\n"))
-	if p.version != "STSv1" || p.mode != "enforce" || len(p.mx) != 2 || p.mx[0] != "a.example" || p.maxAge != 86400 {
-		t.Fatalf("%+v", p)
+	p, err := outbound.ParseMTASTSPolicy([]byte("version: STSv1\nmode: enforce\nmx: A.example.\nmx: *.b.example\nmax_age: 86400\nextension: x\n"))
+	if err != nil || p.Mode != "enforce" || len(p.MX) != 2 || p.MX[0] != "a.example" || p.MaxAge != 86400*time.Second {
+		t.Fatalf("%+v %v", p, err)
 	}
 }

@@ -8,10 +8,11 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"strings"
+	"time"
 
 	"github.com/isaclist/isaclist/resolver"
+	"github.com/isaclist/isaclist/smtpd/outbound"
 )
 
 // NewHTTPClient is the client doctor fetches MTA-STS policies with: names
@@ -32,53 +33,6 @@ func NewHTTPClient(r resolver.Resolver, roots *x509.CertPool) *http.Client {
 		Timeout:       2 * dialTimeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-}
-
-// stsPolicy is an MTA-STS policy file (RFC 8461 §3.2).
-type stsPolicy struct {
-	version, mode string
-	mx            []string
-	maxAge        int
-	maxAgeErr     bool
-}
-
-func parsePolicy(b []byte) stsPolicy {
-	var p stsPolicy
-	p.maxAge = -1
-	for _, line := range strings.Split(string(b), "\n") {
-		k, v, ok := strings.Cut(strings.TrimRight(line, "\r"), ":")
-		if !ok {
-			continue
-		}
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		switch k {
-		case "version":
-			p.version = v
-		case "mode":
-			p.mode = v
-		case "mx":
-			p.mx = append(p.mx, strings.ToLower(strings.TrimSuffix(v, ".")))
-		case "max_age":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 || n > 31557600 {
-				p.maxAgeErr = true
-			} else {
-				p.maxAge = n
-			}
-		}
-	}
-	return p
-}
-
-// mxMatches applies an MTA-STS mx pattern: "*.example.com" matches exactly
-// one more label.
-func mxMatches(pattern, host string) bool {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	if rest, ok := strings.CutPrefix(pattern, "*."); ok {
-		label, parent, ok := strings.Cut(host, ".")
-		return ok && label != "" && parent == rest
-	}
-	return pattern == host
 }
 
 func (d *doctor) checkMTASTS(ctx context.Context, dom *domain) Check {
@@ -106,8 +60,10 @@ func (d *doctor) checkMTASTS(ctx context.Context, dom *domain) Check {
 		c.Fix = "keep one: " + zone(name, "TXT", "v=STSv1; id=...")
 		return c
 	}
-	if id := tags(recs[0])["id"]; id == "" {
-		c.State, c.Detail = Fail, fmt.Sprintf("%q has no id=: senders ignore it", recs[0])
+	// The record and the policy are read as the daemon's own sender reads
+	// them (mode direct), so doctor passes only what senders like it take.
+	if _, err := outbound.ParseMTASTSRecord(recs[0]); err != nil {
+		c.State, c.Detail = Fail, fmt.Sprintf("%q: %s: senders ignore it", recs[0], shortErr(err))
 		c.Fix = "publish " + zone(name, "TXT", "v=STSv1; id="+d.now.UTC().Format("20060102")+"01") + " and change the id at every policy change"
 		return c
 	}
@@ -136,41 +92,29 @@ func (d *doctor) checkMTASTS(ctx context.Context, dom *domain) Check {
 		c.State, c.Detail, c.Fix = Fail, fmt.Sprintf("reading %s: %s", policyURL, shortErr(err)), fetchFix
 		return c
 	}
-	p := parsePolicy(body)
 	policyFix := fmt.Sprintf("serve at %s the lines \"version: STSv1\", \"mode: enforce\", \"mx: %s\", \"max_age: 604800\", and change the id in %s", policyURL, h, name)
-	switch {
-	case p.version != "STSv1":
-		c.State, c.Detail, c.Fix = Fail, fmt.Sprintf("%s is not an MTA-STS policy (no \"version: STSv1\")", policyURL), policyFix
-		return c
-	case p.mode != "enforce" && p.mode != "testing" && p.mode != "none":
-		c.State, c.Detail, c.Fix = Fail, fmt.Sprintf("%s: mode %q is not enforce, testing or none", policyURL, p.mode), policyFix
-		return c
-	case p.maxAge < 0 || p.maxAgeErr:
-		c.State, c.Detail, c.Fix = Fail, fmt.Sprintf("%s has no valid max_age", policyURL), policyFix
+	p, err := outbound.ParseMTASTSPolicy(body)
+	if err != nil {
+		c.State, c.Detail, c.Fix = Fail, fmt.Sprintf("%s: %s: senders that enforce MTA-STS ignore it", policyURL, shortErr(err)), policyFix
 		return c
 	}
-	covered := false
-	for _, m := range p.mx {
-		if mxMatches(m, h) {
-			covered = true
-		}
-	}
+	covered := p.Matches(h)
 	ct := resp.Header.Get("Content-Type")
-	summary := fmt.Sprintf("%s: mode %s, mx %s, max_age %d", policyURL, p.mode, strings.Join(p.mx, ", "), p.maxAge)
+	summary := fmt.Sprintf("%s: mode %s, mx %s, max_age %d", policyURL, p.Mode, strings.Join(p.MX, ", "), int64(p.MaxAge/time.Second))
 	switch {
-	case p.mode == "none":
+	case p.Mode == "none":
 		c.State, c.Detail = Warn, summary+": the policy is withdrawn, inbound TLS is not enforced"
 		c.Fix = "serve mode: enforce (and change the id) once the certificate is in place"
-	case !covered && p.mode == "enforce":
+	case !covered && p.Mode == "enforce":
 		c.State, c.Detail = Fail, summary+fmt.Sprintf(": no mx pattern covers %s, so senders that enforce MTA-STS refuse to deliver to it", h)
 		c.Fix = policyFix
 	case !covered:
 		c.State, c.Detail = Warn, summary+fmt.Sprintf(": no mx pattern covers %s", h)
 		c.Fix = policyFix
-	case p.mode == "enforce" && d.cfg.SMTP.TLSCert == "":
+	case p.Mode == "enforce" && d.cfg.SMTP.TLSCert == "":
 		c.State, c.Detail = Fail, summary+": but the daemon offers no STARTTLS, so senders that enforce MTA-STS refuse to deliver"
 		c.Fix = "set [smtp] tls_cert and tls_key, or serve mode: testing until then"
-	case p.mode == "testing":
+	case p.Mode == "testing":
 		c.State, c.Detail = Warn, summary+": senders report TLS failures but still deliver without TLS"
 		c.Fix = "once the TLS reports are clean, serve mode: enforce and change the id in " + name
 	case !strings.HasPrefix(strings.ToLower(ct), "text/plain"):
