@@ -23,7 +23,7 @@ func (d *doctor) checkDaemon(ctx context.Context) (Check, bool) {
 	if err != nil {
 		c.Detail = oneLine(err.Error())
 		switch {
-		case errors.Is(err, ErrNotRunning):
+		case errors.Is(err, admin.ErrNotRunning):
 			c.State = Fail
 			c.Fix = "start it: systemctl start isaclist (journalctl -u isaclist -n 50 says why it stopped)"
 		case errors.Is(err, os.ErrPermission):

@@ -13,7 +13,6 @@ package doctor
 import (
 	"context"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -25,12 +24,10 @@ import (
 )
 
 // AdminFunc sends one admin request (see package admin) and decodes its
-// result into out. SocketAdmin is the real one; tests pass a fake.
+// result into out; its errors wrap admin.ErrNotRunning and
+// os.ErrPermission as admin.Do's do. The default is admin.Do on the
+// configured socket; tests pass a fake daemon.
 type AdminFunc func(ctx context.Context, op, list string, args, out any) (warnings []string, err error)
-
-// ErrNotRunning is wrapped by an AdminFunc's error when nothing listens on
-// the admin socket.
-var ErrNotRunning = errors.New("the isaclist daemon is not running")
 
 // Options is what Run checks and with what.
 type Options struct {
@@ -45,7 +42,7 @@ type Options struct {
 	// Resolver makes every DNS lookup; nil: resolver.New from
 	// [dns] resolver and timeout.
 	Resolver resolver.Resolver
-	// Admin sends admin requests; nil: SocketAdmin([admin] socket).
+	// Admin sends admin requests; nil: admin.Do on [admin] socket.
 	Admin AdminFunc
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
@@ -146,7 +143,7 @@ func (d *doctor) run(ctx context.Context) Report {
 	}
 	d.admin = d.o.Admin
 	if d.admin == nil {
-		d.admin = SocketAdmin(cfg.Admin.Socket)
+		d.admin = socketAdmin(cfg.Admin.Socket)
 	}
 
 	// Phase 1, in order: what the other checks need to know. Each result is

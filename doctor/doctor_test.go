@@ -725,6 +725,9 @@ func TestDaemonNotRunning(t *testing.T) {
 	}
 }
 
+// TestSocketAdminAgainstAServer: doctor's default admin function (admin.Do)
+// against a socket: results and warnings, a refusal, a daemon that does
+// not answer within the check's time, no socket.
 func TestSocketAdminAgainstAServer(t *testing.T) {
 	dir, err := os.MkdirTemp("", "doctor")
 	if err != nil {
@@ -753,12 +756,12 @@ func TestSocketAdminAgainstAServer(t *testing.T) {
 			case "hang":
 				time.Sleep(5 * time.Second)
 			default:
-				fmt.Fprintf(c, `{"ok":false,"error":"uid 1000 may not administer isaclist"}`+"\n")
+				fmt.Fprintf(c, `{"ok":false,"denied":true,"error":"uid 1000 may not administer isaclist"}`+"\n")
 			}
 			c.Close()
 		}
 	}()
-	call := SocketAdmin(sock)
+	call := socketAdmin(sock)
 	var r map[string]string
 	w, err := call(context.Background(), "ping", "", nil, &r)
 	if err != nil || r["hostname"] != "h.example" || len(w) != 1 {
@@ -773,7 +776,7 @@ func TestSocketAdminAgainstAServer(t *testing.T) {
 	if _, err := call(ctx, "hang", "", nil, nil); err == nil || time.Since(start) > 2*time.Second {
 		t.Fatalf("hang: %v after %s", err, time.Since(start))
 	}
-	if _, err := SocketAdmin(filepath.Join(dir, "none"))(context.Background(), "ping", "", nil, nil); !errors.Is(err, ErrNotRunning) {
+	if _, err := socketAdmin(filepath.Join(dir, "none"))(context.Background(), "ping", "", nil, nil); !errors.Is(err, admin.ErrNotRunning) {
 		t.Fatalf("no socket: %v", err)
 	}
 }
