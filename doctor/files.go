@@ -17,20 +17,12 @@ import (
 func (d *doctor) checkSocket() (Check, int) {
 	path := d.cfg.Admin.Socket
 	c := Check{Name: "admin.socket"}
-	fi, err := os.Stat(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		c.State, c.Detail = Fail, fmt.Sprintf("no admin socket at %s: the daemon is not running", path)
-		c.Fix = "start it: systemctl start isaclist (journalctl -u isaclist -n 50 says why it stopped)"
+	fi := lookAt(&c, path, Check{State: Fail, Detail: fmt.Sprintf("no admin socket at %s: the daemon is not running", path),
+		Fix: "start it: systemctl start isaclist (journalctl -u isaclist -n 50 says why it stopped)"}, "run doctor as root or as a member of the admin group")
+	if fi == nil {
 		return c, -1
-	case errors.Is(err, os.ErrPermission):
-		c.State, c.Detail = Warn, fmt.Sprintf("cannot tell: %s may not look at %s", whoami(), path)
-		c.Fix = "run doctor as root or as a member of the admin group"
-		return c, -1
-	case err != nil:
-		c.State, c.Detail = Fail, err.Error()
-		return c, -1
-	case fi.Mode().Type() != os.ModeSocket:
+	}
+	if fi.Mode().Type() != os.ModeSocket {
 		kind := "a regular file"
 		if fi.IsDir() {
 			kind = "a directory"
@@ -84,20 +76,12 @@ func (d *doctor) checkDataDir() []Check {
 	if d.daemonUID >= 0 {
 		daemonUser = userName(d.daemonUID)
 	}
-	fi, err := os.Stat(dir)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		c.State, c.Detail = Fail, fmt.Sprintf("%s does not exist", dir)
-		c.Fix = "start the daemon (systemd's StateDirectory= creates it), or: install -d -m 0700 -o isaclist -g isaclist " + dir
+	fi := lookAt(&c, dir, Check{State: Fail, Detail: fmt.Sprintf("%s does not exist", dir),
+		Fix: "start the daemon (systemd's StateDirectory= creates it), or: install -d -m 0700 -o isaclist -g isaclist " + dir}, "run doctor as root or as the daemon's user")
+	if fi == nil {
 		return []Check{c}
-	case errors.Is(err, os.ErrPermission):
-		c.State, c.Detail = Warn, fmt.Sprintf("cannot tell: %s may not look at %s", whoami(), dir)
-		c.Fix = "run doctor as root or as the daemon's user"
-		return []Check{c}
-	case err != nil:
-		c.State, c.Detail = Fail, err.Error()
-		return []Check{c}
-	case !fi.IsDir():
+	}
+	if !fi.IsDir() {
 		c.State, c.Detail = Fail, fmt.Sprintf("%s is not a directory", dir)
 		c.Fix = "set data_dir to a directory (the default is /var/lib/isaclist)"
 		return []Check{c}
@@ -123,20 +107,12 @@ func (d *doctor) checkDataDir() []Check {
 func (d *doctor) checkDatabase(dir, daemonUser string) Check {
 	db := filepath.Join(dir, store.FileName)
 	c := Check{Name: "database"}
-	fi, err := os.Stat(db)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		c.State, c.Detail = Warn, fmt.Sprintf("no database at %s yet", db)
-		c.Fix = "start the daemon: it creates the database at its first start"
+	fi := lookAt(&c, db, Check{State: Warn, Detail: fmt.Sprintf("no database at %s yet", db),
+		Fix: "start the daemon: it creates the database at its first start"}, "run doctor as root or as the daemon's user (sudo -u isaclist isaclist doctor)")
+	if fi == nil {
 		return c
-	case errors.Is(err, os.ErrPermission):
-		c.State, c.Detail = Warn, fmt.Sprintf("cannot tell: %s may not look into %s", whoami(), dir)
-		c.Fix = "run doctor as root or as the daemon's user (sudo -u isaclist isaclist doctor)"
-		return c
-	case err != nil:
-		c.State, c.Detail = Fail, err.Error()
-		return c
-	case !fi.Mode().IsRegular():
+	}
+	if !fi.Mode().IsRegular() {
 		c.State, c.Detail = Fail, fmt.Sprintf("%s is not a regular file", db)
 		return c
 	}
@@ -159,6 +135,40 @@ func (d *doctor) checkDatabase(dir, daemonUser string) Check {
 	return c
 }
 
+// lookAt stats path for check c. When it cannot, it fills c and returns
+// nil: a missing path gets the state, detail and fix of missing; a path
+// doctor may not look at warns, with permFix; another error fails.
+func lookAt(c *Check, path string, missing Check, permFix string) os.FileInfo {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		c.State, c.Detail, c.Fix = missing.State, missing.Detail, missing.Fix
+	case errors.Is(err, os.ErrPermission):
+		c.State, c.Detail, c.Fix = Warn, fmt.Sprintf("cannot tell: %s may not look at %s", whoami(), path), permFix
+	case err != nil:
+		c.State, c.Detail = Fail, err.Error()
+	default:
+		return fi
+	}
+	return nil
+}
+
+// writableBy says whether user uid may create files in the folder path
+// (fi): root may, the owner may with write and search permission, anyone
+// may in a folder writable by all. With uid -1 (the daemon's user is not
+// known) it asks about the user running doctor.
+func writableBy(path string, fi os.FileInfo, uid int) bool {
+	switch uid {
+	case -1:
+		return syscall.Access(path, 2 /* W_OK */) == nil
+	case 0:
+		return true
+	}
+	o, _ := owner(fi)
+	perm := fi.Mode().Perm()
+	return perm&0o003 == 0o003 || (o == uid && perm&0o300 == 0o300)
+}
+
 func owner(fi os.FileInfo) (uid, gid int) {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		return int(st.Uid), int(st.Gid)
@@ -167,23 +177,35 @@ func owner(fi os.FileInfo) (uid, gid int) {
 }
 
 func userName(uid int) string {
-	if uid < 0 {
-		return "?"
-	}
-	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
-		return u.Username
-	}
-	return "uid " + strconv.Itoa(uid)
+	return idName(uid, "uid", func(id string) (string, error) {
+		u, err := user.LookupId(id)
+		if err != nil {
+			return "", err
+		}
+		return u.Username, nil
+	})
 }
 
 func groupName(gid int) string {
-	if gid < 0 {
+	return idName(gid, "gid", func(id string) (string, error) {
+		g, err := user.LookupGroupId(id)
+		if err != nil {
+			return "", err
+		}
+		return g.Name, nil
+	})
+}
+
+// idName is the name lookup gives a user or group id, else "uid N" or
+// "gid N" (kind); "?" for an unknown id (-1).
+func idName(id int, kind string, lookup func(string) (string, error)) string {
+	if id < 0 {
 		return "?"
 	}
-	if g, err := user.LookupGroupId(strconv.Itoa(gid)); err == nil {
-		return g.Name
+	if name, err := lookup(strconv.Itoa(id)); err == nil {
+		return name
 	}
-	return "gid " + strconv.Itoa(gid)
+	return kind + " " + strconv.Itoa(id)
 }
 
 func whoami() string { return userName(os.Getuid()) }

@@ -20,22 +20,23 @@ func (d *doctor) checkHealth(l *listData) []Check {
 	return out
 }
 
-// healthFix suggests the command for a group-health warning (the warnings'
-// text comes from governance; an unrecognised one gets no fix).
+// healthFixes suggest the command for a group-health warning, by a piece
+// of its text (the warnings come from governance).
+var healthFixes = []struct{ says, fix string }{
+	{"organisations; above", "the NCSC guide puts an ISAC at 3 to 25 organisations: consider splitting it by sub-sector or region"},
+	{"only a backup", "add a representative: isaclist member add EMAIL --org ORG --name NAME (without --backup)"},
+	{"no representative", "add one (isaclist member add EMAIL --org ORG --name NAME), or remove the organisation (isaclist org remove ORG)"},
+	{"has not posted", "ask the organisation whether it still takes part; the annual report (isaclist report) shows what each brings"},
+	{"guidelines", "ask them to reply \"I accept\" to the guidelines mail, or record it: isaclist guidelines sign EMAIL --version V"},
+	{"role set", "isaclist role set chair|vice-chair|secretary EMAIL"},
+}
+
+// healthFix is the fix for warning w; an unrecognised one gets none.
 func healthFix(w string) string {
-	switch {
-	case strings.Contains(w, "organisations; above"):
-		return "the NCSC guide puts an ISAC at 3 to 25 organisations: consider splitting it by sub-sector or region"
-	case strings.Contains(w, "only a backup"):
-		return "add a representative: isaclist member add EMAIL --org ORG --name NAME (without --backup)"
-	case strings.Contains(w, "no representative"):
-		return "add one (isaclist member add EMAIL --org ORG --name NAME), or remove the organisation (isaclist org remove ORG)"
-	case strings.Contains(w, "has not posted"):
-		return "ask the organisation whether it still takes part; the annual report (isaclist report) shows what each brings"
-	case strings.Contains(w, "guidelines"):
-		return "ask them to reply \"I accept\" to the guidelines mail, or record it: isaclist guidelines sign EMAIL --version V"
-	case strings.Contains(w, "role set"):
-		return "isaclist role set chair|vice-chair|secretary EMAIL"
+	for _, f := range healthFixes {
+		if strings.Contains(w, f.says) {
+			return f.fix
+		}
 	}
 	return ""
 }

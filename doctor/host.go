@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+	"github.com/isaclist/isaclist/resolver"
 )
 
 // sendsFromHere: copies leave the internet from this host's address (a
@@ -241,24 +242,30 @@ func (d *doctor) checkSMTP(ctx context.Context) []Check {
 	return out
 }
 
-// closeOnDone closes conn when ctx ends, so that no read outlives the
-// check; stop undoes it.
-func closeOnDone(ctx context.Context, conn net.Conn) (stop func() bool) {
-	return context.AfterFunc(ctx, func() { conn.Close() })
+// dial connects to addr over TCP within dialTimeout, resolving a host name
+// through r (nil: as the daemon's relay client does, the system's way).
+// The connection is closed when ctx ends, so that no read outlives the
+// check, or by hangUp.
+func dial(ctx context.Context, r resolver.Resolver, addr string) (conn net.Conn, hangUp func(), err error) {
+	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	conn, err = resolver.DialContext(r, &net.Dialer{})(dctx, "tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	return conn, func() { stop(); conn.Close() }, nil
 }
 
 func (d *doctor) probeListener(ctx context.Context, addr string) Check {
 	c := Check{Name: "smtp " + addr}
-	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	defer cancel()
-	conn, err := (&net.Dialer{}).DialContext(dctx, "tcp", addr)
+	conn, hangUp, err := dial(ctx, nil, addr)
 	if err != nil {
 		c.State, c.Detail = Fail, fmt.Sprintf("nothing answers on %s: %s", addr, shortErr(err))
 		c.Fix = "is the daemon running? systemctl status isaclist; ss -ltnp 'sport = :25' shows who has port 25"
 		return c
 	}
-	defer conn.Close()
-	defer closeOnDone(ctx, conn)()
+	defer hangUp()
 	wantTLS := d.cfg.SMTP.TLSCert != ""
 	var cl *smtp.Client
 	if wantTLS {

@@ -4,13 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -79,22 +77,21 @@ func (d *doctor) checkRelay(ctx context.Context) Check {
 		}
 		tcfg.RootCAs = pool
 	}
-	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	defer cancel()
-	conn, err := (&net.Dialer{}).DialContext(dctx, "tcp", addr)
+	conn, hangUp, err := dial(ctx, nil, addr)
 	if err != nil {
 		c.State, c.Detail = Fail, fmt.Sprintf("cannot connect to the relay %s within %s: %s", addr, dialTimeout, shortErr(err))
 		c.Fix = unreachableFix
 		return c
 	}
-	defer conn.Close()
-	defer closeOnDone(ctx, conn)()
+	defer hangUp()
 	var cl *smtp.Client
 	isTLS := false
 	switch mode {
 	case "tls":
 		tc := tls.Client(conn, tcfg)
-		if err := tc.HandshakeContext(dctx); err != nil {
+		hctx, cancel := context.WithTimeout(ctx, dialTimeout)
+		defer cancel()
+		if err := tc.HandshakeContext(hctx); err != nil {
 			c.State, c.Detail = Fail, fmt.Sprintf("TLS with the relay %s failed: %s", addr, shortErr(err))
 			c.Fix = "relay_tls = \"tls\" is for implicit TLS (port 465); use \"starttls\" for port 587, and relay_ca_file for a relay with its own CA"
 			return c
@@ -159,30 +156,18 @@ func (d *doctor) checkMaildir() Check {
 	c := Check{Name: "outbound maildir"}
 	for _, sub := range []string{"tmp", "new"} {
 		p := filepath.Join(dir, sub)
-		fi, err := os.Stat(p)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			c.State, c.Detail = Fail, p+" does not exist"
-			c.Fix = "restart the daemon (it creates the Maildir's tmp, new and cur), or correct delivery.maildir"
+		fi := lookAt(&c, p, Check{State: Fail, Detail: p + " does not exist",
+			Fix: "restart the daemon (it creates the Maildir's tmp, new and cur), or correct delivery.maildir"}, "run doctor as root or as the daemon's user")
+		if fi == nil {
 			return c
-		case errors.Is(err, os.ErrPermission):
-			c.State, c.Detail = Warn, fmt.Sprintf("cannot tell: %s may not look at %s", whoami(), p)
-			c.Fix = "run doctor as root or as the daemon's user"
-			return c
-		case err != nil:
-			c.State, c.Detail = Fail, err.Error()
-			return c
-		case !fi.IsDir():
+		}
+		if !fi.IsDir() {
 			c.State, c.Detail = Fail, p+" is not a directory"
 			return c
 		}
 		uid, _ := owner(fi)
 		perm := fi.Mode().Perm()
-		writable := perm&0o002 != 0 || (d.daemonUID >= 0 && uid == d.daemonUID && perm&0o200 != 0) || d.daemonUID == 0
-		if d.daemonUID < 0 {
-			writable = syscall.Access(p, 2 /* W_OK */) == nil
-		}
-		if !writable {
+		if !writableBy(p, fi, d.daemonUID) {
 			who := "this user"
 			if d.daemonUID >= 0 {
 				who = userName(d.daemonUID)
@@ -198,16 +183,14 @@ func (d *doctor) checkMaildir() Check {
 
 func (d *doctor) probeOutbound(ctx context.Context, addr string) Check {
 	c := Check{Name: "outbound " + addr}
-	dctx, cancel := context.WithTimeout(ctx, dialTimeout)
-	defer cancel()
-	conn, err := (&net.Dialer{}).DialContext(dctx, "tcp", addr)
+	// Direct delivery resolves MX hosts through [dns]; so does this probe.
+	conn, hangUp, err := dial(ctx, d.res, addr)
 	if err != nil {
 		c.State, c.Detail = Fail, fmt.Sprintf("cannot connect to %s within %s: %s", addr, dialTimeout, shortErr(err))
 		c.Fix = "many providers block outbound port 25 on new accounts: ask yours to open it, or send through a smarthost ([delivery] relay; deploy/OPERATIONS.md section 4); check the firewall (section 5)"
 		return c
 	}
-	defer conn.Close()
-	defer closeOnDone(ctx, conn)()
+	defer hangUp()
 	cl := smtp.NewClient(conn)
 	cl.CommandTimeout = dialTimeout
 	if err := cl.Hello(d.cfg.Hostname); err != nil {
