@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -56,6 +57,11 @@ type Runner struct {
 	wake chan struct{}
 	once sync.Once
 
+	// run names this runner in the claims it records (Delivery.Claim): a
+	// claim of another run found at start is a copy that was in flight
+	// when its process died.
+	run string
+
 	// inflight are the copies being handed over now. A hand-over can take
 	// longer than the back-off its claim set (a slow relay), and such a copy
 	// must not be claimed and sent a second time meanwhile.
@@ -74,6 +80,7 @@ func (r *Runner) init() {
 	r.once.Do(func() {
 		r.wake = make(chan struct{}, 1)
 		r.inflight = map[string]bool{}
+		r.run = fmt.Sprintf("%d-%d-%x", os.Getpid(), time.Now().UnixNano(), rand.Uint32())
 	})
 }
 
@@ -117,6 +124,11 @@ func (r *Runner) Run(ctx context.Context) {
 	sem := make(chan struct{}, max(1, r.Concurrency))
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
+	if n, err := r.resume(); err != nil {
+		log.Error("queue: resuming the copies a previous run left in flight", "err", err)
+	} else if n > 0 {
+		log.Info("queue: copies in flight when the daemon last stopped go out now", "copies", n)
+	}
 	for {
 		due, next, err := r.claim(256)
 		if err != nil {
@@ -176,9 +188,36 @@ func (r *Runner) Run(ctx context.Context) {
 	}
 }
 
-// claim takes up to limit due copies and, before any is tried, moves each
-// one's next attempt into the future: a crash mid-delivery then retries it
-// later instead of never, and a second pass does not pick it twice.
+// resume makes the copies another run claimed and never finished due now:
+// they were being handed over when that process died (or stopped), and
+// must not wait out the back-off their claim set. The relay may have taken
+// one of them just before: that copy is sent twice, once per crash.
+func (r *Runner) resume() (int, error) {
+	n := 0
+	err := r.DB.Update(func(tx *store.Tx) error {
+		n = 0
+		claimed, err := tx.Claimed(r.run)
+		if err != nil {
+			return err
+		}
+		now := r.Clock.Now()
+		for _, d := range claimed {
+			old := d.Next
+			d.Next, d.Claim = now, ""
+			if err := tx.Reschedule(&d, old); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// claim takes up to limit due copies and, before any is tried, records the
+// attempt with this run's name and moves each one's next attempt into the
+// future: a second pass of this run does not pick it twice, and the next
+// run, if this one dies mid-delivery, sends it at once (resume).
 func (r *Runner) claim(limit int) ([]store.Delivery, time.Time, error) {
 	now := r.Clock.Now()
 	var claimed []store.Delivery
@@ -222,6 +261,7 @@ func (r *Runner) claim(limit int) ([]store.Delivery, time.Time, error) {
 			d.Attempts++
 			d.Last = now
 			d.Next = now.Add(r.backoff(d.Attempts))
+			d.Claim = r.run
 			if err := tx.Reschedule(&d, old); err != nil {
 				return err
 			}
@@ -364,6 +404,10 @@ func (r *Runner) deliver(ctx context.Context, d store.Delivery, src *copySource)
 	}
 	r.Metrics.Delivery(outcome, usedTLS, since)
 	switch {
+	case !permanent && ctx.Err() != nil:
+		// The daemon is stopping: the claim stays, and the next start
+		// sends the copy at once.
+		log.Info("delivery interrupted by the shutdown; it goes out at the next start", "reply", reply)
 	case permanent:
 		log.Warn("delivery failed permanently", "reply", reply)
 		r.giveUp(d, msg, reply, usedTLS, "the receiving server refused it")
@@ -377,7 +421,7 @@ func (r *Runner) deliver(ctx context.Context, d store.Delivery, src *copySource)
 			if err != nil {
 				return err
 			}
-			cur.State, cur.LastReply, cur.TLS = store.StateDeferred, reply, usedTLS
+			cur.State, cur.LastReply, cur.TLS, cur.Claim = store.StateDeferred, reply, usedTLS, ""
 			return tx.Reschedule(cur, cur.Next)
 		})
 	}
