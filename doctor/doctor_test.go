@@ -228,6 +228,9 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	if err := os.WriteFile(filepath.Join(f.dataDir, store.FileName), []byte("bbolt"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Mkdir(filepath.Join(f.dataDir, store.QueueDirName), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	// The admin socket, as the daemon leaves it.
 	f.socket = filepath.Join(dir, "admin.sock")
 	l, err := net.Listen("unix", f.socket)
@@ -339,6 +342,17 @@ func (f *fixture) writeCert(l leaf) {
 	}
 	if err := os.WriteFile(f.keyFile, l.keyPEM, 0o600); err != nil {
 		f.t.Fatal(err)
+	}
+}
+
+// daemonRunsAs gives the admin socket, the data directory and the
+// database to uid, as if the daemon ran as that user.
+func (f *fixture) daemonRunsAs(t *testing.T, uid int) {
+	t.Helper()
+	for _, p := range []string{f.socket, f.dataDir, filepath.Join(f.dataDir, store.FileName)} {
+		if err := os.Chown(p, uid, uid); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -464,7 +478,7 @@ func TestAllRight(t *testing.T) {
 	if t.Failed() {
 		t.Fatalf("report:\n%s", dump(r))
 	}
-	names := []string{"config", "admin.socket", "daemon", "lists", "data_dir", "database", "host " + tHost,
+	names := []string{"config", "admin.socket", "daemon", "lists", "data_dir", "database", "data_dir.queue", "host " + tHost,
 		"tls.certificate", "tls.expiry", "tls.key", "tls.chain", "smtp " + f.smtp.Addr, "outbound relay " + f.relay.Addr, "queue",
 		"healthz " + f.health.Listener.Addr().String(),
 		"mx " + tDomain, "spf " + tDomain, "dkim " + tList, "dmarc " + tDomain, "mta-sts " + tDomain, "tls-rpt " + tDomain, "health " + tList}
@@ -681,6 +695,34 @@ func TestPermissions(t *testing.T) {
 		f := newFixture(t, fixtureOpts{})
 		os.RemoveAll(f.dataDir) //nolint:errcheck
 		want(t, f.run(), "data_dir", Fail, "does not exist")
+	})
+	t.Run("no queue folder", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{})
+		os.Remove(filepath.Join(f.dataDir, store.QueueDirName)) //nolint:errcheck
+		want(t, f.run(), "data_dir.queue", Warn, "no queue folder")
+	})
+	// After a restore by root (issue 11): the daemon's user cannot write in
+	// the queue folder, or read a body file in it.
+	t.Run("queue folder the daemon cannot write in", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{})
+		q := filepath.Join(f.dataDir, store.QueueDirName)
+		if os.Geteuid() == 0 {
+			f.daemonRunsAs(t, 4242) // the folder stays root's
+		} else {
+			os.Chmod(q, 0o500) //nolint:errcheck
+		}
+		want(t, f.run(), "data_dir.queue", Fail, "cannot write in it", "451", "chown -R ")
+	})
+	t.Run("body file the daemon cannot read", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("files of another user need root")
+		}
+		f := newFixture(t, fixtureOpts{})
+		q := filepath.Join(f.dataDir, store.QueueDirName)
+		os.WriteFile(filepath.Join(q, "00000000002a.plain"), []byte("x"), 0o600) //nolint:errcheck
+		f.daemonRunsAs(t, 4242)
+		os.Chown(q, 4242, 4242) //nolint:errcheck
+		want(t, f.run(), "data_dir.queue", Fail, "1 file(s) in it do not belong", "00000000002a.plain")
 	})
 	t.Run("socket 0666", func(t *testing.T) {
 		f := newFixture(t, fixtureOpts{})

@@ -7,6 +7,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/isaclist/isaclist/store"
@@ -101,7 +102,62 @@ func (d *doctor) checkDataDir() []Check {
 	default:
 		c.State, c.Detail = Pass, base+" (the daemon's user)"
 	}
-	return []Check{c, d.checkDatabase(dir, daemonUser)}
+	// The queue folder and its files are the daemon's user's; while the
+	// daemon is down, the data directory's owner's (as restore makes them).
+	want, wantName := d.daemonUID, daemonUser
+	if want < 0 {
+		want, wantName = uid, userName(uid)
+	}
+	return []Check{c, d.checkDatabase(dir, daemonUser), d.checkQueueDir(dir, want, wantName)}
+}
+
+// checkQueueDir: the daemon writes the body of every post over 128 KB and
+// of every encrypted one into data_dir/queue and reads it back for each
+// copy; a folder or file it may not use refuses those posts with 451.
+func (d *doctor) checkQueueDir(dir string, uid int, who string) Check {
+	q := filepath.Join(dir, store.QueueDirName)
+	c := Check{Name: "data_dir.queue"}
+	fi := lookAt(&c, q, Check{State: Warn, Detail: fmt.Sprintf("no queue folder at %s yet", q),
+		Fix: "start the daemon: it creates the folder at start"}, "run doctor as root or as the daemon's user (sudo -u isaclist isaclist doctor)")
+	if fi == nil {
+		return c
+	}
+	if !fi.IsDir() {
+		c.State, c.Detail = Fail, fmt.Sprintf("%s is not a directory", q)
+		c.Fix = fmt.Sprintf("stop the daemon, move %s aside, start the daemon (it creates the folder)", q)
+		return c
+	}
+	o, _ := owner(fi)
+	perm := fi.Mode().Perm()
+	base := fmt.Sprintf("%s: mode %04o, owner %s", q, perm, userName(o))
+	fix := fmt.Sprintf("chown -R %s: %s; chmod 700 %s (as root)", who, q, q)
+	if !writableBy(q, fi, uid) {
+		c.State, c.Detail, c.Fix = Fail, base+fmt.Sprintf(": %s cannot write in it, so posts over 128 KB and encrypted posts are refused (451)", who), fix
+		return c
+	}
+	// Body files the daemon cannot read hold up their copies.
+	var foreign []string
+	if uid > 0 {
+		entries, _ := os.ReadDir(q)
+		for _, e := range entries {
+			if info, err := e.Info(); err == nil {
+				if fo, _ := owner(info); fo != uid {
+					foreign = append(foreign, e.Name())
+				}
+			}
+		}
+	}
+	switch {
+	case len(foreign) > 0:
+		c.State, c.Detail, c.Fix = Fail, base+fmt.Sprintf(": %d file(s) in it do not belong to %s (%s), whose copies cannot be sent", len(foreign), who, strings.Join(foreign[:min(len(foreign), 3)], ", ")), fix
+	case o != uid && uid >= 0:
+		c.State, c.Detail, c.Fix = Warn, base+fmt.Sprintf(": expected %s", who), fix
+	case perm != 0o700:
+		c.State, c.Detail, c.Fix = Warn, base+": expected 0700", "chmod 700 "+q
+	default:
+		c.State, c.Detail = Pass, base+fmt.Sprintf(" (writable by %s)", who)
+	}
+	return c
 }
 
 func (d *doctor) checkDatabase(dir, daemonUser string) Check {
@@ -176,14 +232,14 @@ func owner(fi os.FileInfo) (uid, gid int) {
 	return -1, -1
 }
 
-func userName(uid int) string {
-	return idName(uid, "uid", func(id string) (string, error) {
-		u, err := user.LookupId(id)
-		if err != nil {
-			return "", err
-		}
-		return u.Username, nil
-	})
+func userName(uid int) string { return idName(uid, "uid", lookupUser) }
+
+func lookupUser(id string) (string, error) {
+	u, err := user.LookupId(id)
+	if err != nil {
+		return "", err
+	}
+	return u.Username, nil
 }
 
 func groupName(gid int) string {
