@@ -155,7 +155,7 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	d.running = &running
 	d.runner = &queue.Runner{DB: d.db, Transport: d.xport, Concurrency: cfg.Delivery.Concurrency,
 		RetryMin: cfg.Delivery.RetryMin.Duration, RetryMax: cfg.Delivery.RetryMax.Duration, MaxAge: cfg.Delivery.MaxAge.Duration,
-		Clock: d.Clock, Log: log, Metrics: d.counters, Hostname: cfg.Hostname, Keys: keys}
+		Clock: d.Clock, Log: log, Metrics: d.counters, Hostname: cfg.Hostname, Keys: keys, ReportInterval: cfg.Delivery.ReportInterval.Duration}
 	d.Intake.Queued = d.runner.Wake
 	d.Governance.Queued = d.runner.Wake
 

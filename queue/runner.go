@@ -14,7 +14,6 @@ import (
 
 	"github.com/isaclist/isaclist/compose"
 	"github.com/isaclist/isaclist/internal/clock"
-	"github.com/isaclist/isaclist/message"
 	"github.com/isaclist/isaclist/metrics"
 	"github.com/isaclist/isaclist/pgp"
 	"github.com/isaclist/isaclist/store"
@@ -39,7 +38,8 @@ func (f fileCopy) WriteTo(w io.Writer) (int64, error) {
 // Runner delivers the queue: every due copy is handed to the transport,
 // with exponential back-off and jitter between attempts, until it is
 // delivered, refused permanently, or older than MaxAge. Failures that end
-// a copy are reported to the list's owners.
+// a copy are reported to the list's owners, in a digest at most once per
+// ReportInterval (digest.go).
 type Runner struct {
 	DB          *store.DB
 	Transport   Transport
@@ -53,6 +53,9 @@ type Runner struct {
 	// Hostname signs the notices to the owners.
 	Hostname string
 	Keys     *compose.Keyring
+	// ReportInterval: each list's owners get at most one report of failed
+	// copies per interval; 0 reports each failure at once.
+	ReportInterval time.Duration
 
 	wake chan struct{}
 	once sync.Once
@@ -67,6 +70,9 @@ type Runner struct {
 	// must not be claimed and sent a second time meanwhile.
 	mu       sync.Mutex
 	inflight map[string]bool
+	// nextDigest is when the next report of failed copies is due (zero:
+	// none is pending).
+	nextDigest time.Time
 }
 
 func (r *Runner) log() *slog.Logger {
@@ -129,7 +135,10 @@ func (r *Runner) Run(ctx context.Context) {
 	} else if n > 0 {
 		log.Info("queue: copies in flight when the daemon last stopped go out now", "copies", n)
 	}
+	// Reports of failed copies that were pending when the daemon stopped.
+	r.noteDigest(r.Clock.Now())
 	for {
+		r.flushDigests()
 		due, next, err := r.claim(256)
 		if err != nil {
 			log.Error("queue: reading due copies", "err", err)
@@ -175,6 +184,9 @@ func (r *Runner) Run(ctx context.Context) {
 			// A due copy that is still in flight wakes us when it is done;
 			// until then, do not spin.
 			wait = max(time.Second, next.Sub(r.Clock.Now()))
+		}
+		if t := r.digestTime(); !t.IsZero() {
+			wait = min(wait, max(10*time.Millisecond, t.Sub(r.Clock.Now())))
 		}
 		t := time.NewTimer(wait)
 		select {
@@ -470,11 +482,14 @@ func (r *Runner) complete(d store.Delivery, state, reply string, tls bool) {
 	r.DB.RemoveBodiesIfDone(d.MessageID) //nolint:errcheck // swept later if not
 }
 
-// giveUp ends a copy and tells the list's owners, unless the copy was
-// itself a notice (whose failure nobody is left to tell).
+// giveUp ends a copy and adds it to the report to the list's owners,
+// unless the copy was itself a notice (whose failure nobody is left to
+// tell).
 func (r *Runner) giveUp(d store.Delivery, msg *store.Message, reply string, usedTLS bool, why string) {
 	now := r.Clock.Now()
+	var due time.Time
 	err := r.DB.Update(func(tx *store.Tx) error {
+		due = time.Time{}
 		cur, err := tx.Delivery(d.MessageID, d.Rcpt)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
@@ -499,21 +514,13 @@ func (r *Runner) giveUp(d store.Delivery, msg *store.Message, reply string, used
 		if msg.Kind == store.KindNotice {
 			return nil
 		}
-		l, err := tx.List(msg.List)
-		if err != nil {
-			return err
-		}
-		s, err := tx.ListSecrets(msg.List)
-		if err != nil {
-			return err
-		}
-		out := compose.Outgoing{List: l, Secrets: s, Hostname: r.Hostname, Now: now, ID: message.NewID(now), Signer: compose.Signer{Keys: r.Keys}}
-		return Notify(tx, out, compose.FailedCopyNotice(l, msg, d.Rcpt, d.Attempts, reply, why, r.Hostname))
+		due, err = r.report(tx, msg, d, reply, why, now)
+		return err
 	})
 	if err != nil {
 		r.log().Error("queue: recording a failed copy", "id", d.MessageID, "rcpt", d.Rcpt, "err", err)
 		return
 	}
 	r.DB.RemoveBodiesIfDone(d.MessageID) //nolint:errcheck // swept later if not
-	r.Wake()
+	r.noteDigest(due)
 }
