@@ -13,6 +13,21 @@ import (
 	"time"
 )
 
+// ErrNotRunning is wrapped by the error of Do and DoStream when nothing
+// listens on the admin socket; os.ErrPermission, when the caller may not
+// use the socket or the daemon refuses them.
+var ErrNotRunning = errors.New("the isaclist daemon is not running")
+
+// kindError is an error whose text is written for the user and which says
+// what kind of failure it is to errors.Is.
+type kindError struct {
+	text string
+	kind error
+}
+
+func (e *kindError) Error() string { return e.text }
+func (e *kindError) Unwrap() error { return e.kind }
+
 // Do sends one request to the daemon at socket and decodes its result
 // into out (which may be nil). A request takes at most 10 minutes, less
 // if ctx says so.
@@ -85,6 +100,9 @@ func exchange(ctx context.Context, socket string, req Request, timeout time.Dura
 		return c, r, resp, fmt.Errorf("unreadable answer from the daemon: %w", err)
 	}
 	if !resp.OK {
+		if resp.Denied {
+			return c, r, resp, &kindError{text: resp.Error, kind: os.ErrPermission}
+		}
 		return c, r, resp, errors.New(resp.Error)
 	}
 	return c, r, resp, nil
@@ -97,9 +115,11 @@ func dial(ctx context.Context, socket string) (net.Conn, error) {
 	if err != nil {
 		switch {
 		case errors.Is(err, os.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):
-			return nil, fmt.Errorf("the isaclist daemon is not running (no admin socket at %s); start it (systemctl start isaclist) or give the right --config", socket)
+			return nil, &kindError{kind: ErrNotRunning,
+				text: fmt.Sprintf("the isaclist daemon is not running (no admin socket at %s); start it (systemctl start isaclist) or give the right --config", socket)}
 		case errors.Is(err, os.ErrPermission):
-			return nil, fmt.Errorf("you may not use the admin socket %s; run as the isaclist user or root, or ask the operator to add you to the admin group (admin.group)", socket)
+			return nil, &kindError{kind: os.ErrPermission,
+				text: fmt.Sprintf("you may not use the admin socket %s; run as the isaclist user or root, or ask the operator to add you to the admin group (admin.group)", socket)}
 		}
 		return nil, fmt.Errorf("reaching the isaclist daemon at %s: %w", socket, err)
 	}

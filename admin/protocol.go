@@ -34,6 +34,8 @@ type Response struct {
 	// Stream, when set, is the number of raw bytes that follow the
 	// response line (a backup).
 	Stream int64 `json:"stream,omitempty"`
+	// Denied: the caller may not administer (Error says who may).
+	Denied bool `json:"denied,omitempty"`
 }
 
 // Stream is a result sent as raw bytes after the response line: the

@@ -175,7 +175,7 @@ func (s *Server) handle(c *net.UnixConn) {
 	}
 	if !s.allowed(caller) {
 		s.Log.Warn("admin request refused", "caller", caller.Name, "uid", caller.UID)
-		respond(Response{Error: fmt.Sprintf("%s may not administer isaclist: only root, the daemon's user and the admin group (admin.group) may", caller.Name)})
+		respond(Response{Denied: true, Error: fmt.Sprintf("%s may not administer isaclist: only root, the daemon's user and the admin group (admin.group) may", caller.Name)})
 		return
 	}
 	line, err := bufio.NewReaderSize(io.LimitReader(c, MaxRequestBytes+1), 64<<10).ReadBytes('\n')

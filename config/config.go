@@ -108,6 +108,9 @@ type Delivery struct {
 	RetryMin Duration `toml:"retry_min"`
 	RetryMax Duration `toml:"retry_max"`
 	MaxAge   Duration `toml:"max_age"`
+	// ReportInterval: the owners of a list hear of failed copies in one
+	// mail at most this often (a digest); 0 tells each failure at once.
+	ReportInterval Duration `toml:"report_interval"`
 	// PerDomain (mode direct) caps concurrent sessions per recipient
 	// domain; Timeout is the per-command timeout of outgoing SMTP (both
 	// modes); DirectCAFile (mode direct) replaces the system roots for MX
@@ -187,16 +190,17 @@ func Defaults() Config {
 		},
 		DNS: DNS{Timeout: Duration{Duration: 10 * time.Second}, Cache: Duration{Duration: time.Minute}},
 		Delivery: Delivery{
-			Mode:        "relay",
-			Relay:       "127.0.0.1:2526",
-			RelayTLS:    "auto",
-			Concurrency: 4,
-			RetryMin:    Duration{Duration: time.Minute},
-			RetryMax:    Duration{Duration: time.Hour},
-			MaxAge:      Duration{Duration: 5 * 24 * time.Hour},
-			KeepResults: Duration{Duration: 7 * 24 * time.Hour},
-			PerDomain:   2,
-			Timeout:     Duration{Duration: 2 * time.Minute},
+			Mode:           "relay",
+			Relay:          "127.0.0.1:2526",
+			RelayTLS:       "auto",
+			Concurrency:    4,
+			RetryMin:       Duration{Duration: time.Minute},
+			RetryMax:       Duration{Duration: time.Hour},
+			MaxAge:         Duration{Duration: 5 * 24 * time.Hour},
+			ReportInterval: Duration{Duration: time.Hour},
+			KeepResults:    Duration{Duration: 7 * 24 * time.Hour},
+			PerDomain:      2,
+			Timeout:        Duration{Duration: 2 * time.Minute},
 		},
 		Admin:   Admin{Socket: "/run/isaclist/admin.sock"},
 		Metrics: Metrics{Listen: "127.0.0.1:9025"},
@@ -299,7 +303,7 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 	for key, d := range map[string]Duration{"smtp.command_timeout": c.SMTP.CommandTimeout, "smtp.session_timeout": c.SMTP.SessionTimeout, "smtp.max_signature_age": c.SMTP.MaxSignatureAge,
 		"smtp.member_memory": c.SMTP.MemberMemory, "smtp.stress_command_timeout": c.SMTP.StressCommandTimeout,
 		"dns.timeout": c.DNS.Timeout, "dns.cache": c.DNS.Cache, "delivery.retry_min": c.Delivery.RetryMin, "delivery.retry_max": c.Delivery.RetryMax, "delivery.max_age": c.Delivery.MaxAge,
-		"delivery.keep_results": c.Delivery.KeepResults, "delivery.timeout": c.Delivery.Timeout} {
+		"delivery.keep_results": c.Delivery.KeepResults, "delivery.timeout": c.Delivery.Timeout, "delivery.report_interval": c.Delivery.ReportInterval} {
 		if msg := d.problem(); msg != "" {
 			bad(key, "%s", msg)
 		}
@@ -449,6 +453,9 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 	}
 	if d.KeepResults.Duration < 0 {
 		bad("delivery.keep_results", "must not be negative")
+	}
+	if d.ReportInterval.Duration < 0 || d.ReportInterval.Duration > 7*24*time.Hour {
+		bad("delivery.report_interval", "must be between 0 (report each failed copy at once) and 168h")
 	}
 
 	if c.Admin.Group != "" && statFiles {

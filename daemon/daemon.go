@@ -14,7 +14,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/user"
 	"runtime/debug"
+	"strconv"
 	"sync"
 	"time"
 
@@ -154,7 +156,7 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	d.running = &running
 	d.runner = &queue.Runner{DB: d.db, Transport: d.xport, Concurrency: cfg.Delivery.Concurrency,
 		RetryMin: cfg.Delivery.RetryMin.Duration, RetryMax: cfg.Delivery.RetryMax.Duration, MaxAge: cfg.Delivery.MaxAge.Duration,
-		Clock: d.Clock, Log: log, Metrics: d.counters, Hostname: cfg.Hostname, Keys: keys}
+		Clock: d.Clock, Log: log, Metrics: d.counters, Hostname: cfg.Hostname, Keys: keys, ReportInterval: cfg.Delivery.ReportInterval.Duration}
 	d.Intake.Queued = d.runner.Wake
 	d.Governance.Queued = d.runner.Wake
 
@@ -273,7 +275,8 @@ func (d *Daemon) queueDepth() (int, time.Duration) {
 // check fails: a day of retries means the relay or the network is down.
 const stuckQueue = 24 * time.Hour
 
-// health says what is wrong: the store, the queue, the disk.
+// health says what is wrong: the store, the queue, the data directory, the
+// disk.
 func (d *Daemon) health(ctx context.Context) []string {
 	var problems []string
 	if err := d.db.View(func(tx *store.Tx) error { _, err := tx.Lists(); return err }); err != nil {
@@ -281,6 +284,16 @@ func (d *Daemon) health(ctx context.Context) []string {
 	}
 	if n, age := d.queueDepth(); age > stuckQueue {
 		problems = append(problems, fmt.Sprintf("queue: %d copies waiting, the oldest for %s (isaclist queue list)", n, age.Round(time.Minute)))
+	}
+	// A data directory or queue folder the daemon cannot write in (a
+	// restore by root) refuses every post over 128 KB and every encrypted
+	// one with 451.
+	if err := d.db.CheckWritable(); err != nil {
+		who := strconv.Itoa(os.Getuid())
+		if u, err := user.Current(); err == nil {
+			who = u.Username
+		}
+		problems = append(problems, fmt.Sprintf("data_dir: %v: %s cannot store posts there; chown -R %s: %s", err, who, who, d.Config.DataDir))
 	}
 	// The threshold below which intake refuses mail (452 at MAIL FROM).
 	if free, err := store.FreeBytes(d.Config.DataDir); err == nil && free < store.MinFree(d.Config.SMTP.MaxMessageBytes) {

@@ -105,7 +105,7 @@ func (d *Daemon) Reload() error {
 		d.running.Delivery = cfg.Delivery
 		// Read by the runner and the pruner, which keep their start values.
 		d.running.Delivery.Concurrency, d.running.Delivery.RetryMin, d.running.Delivery.RetryMax = run.Concurrency, run.RetryMin, run.RetryMax
-		d.running.Delivery.MaxAge, d.running.Delivery.KeepResults = run.MaxAge, run.KeepResults
+		d.running.Delivery.MaxAge, d.running.Delivery.KeepResults, d.running.Delivery.ReportInterval = run.MaxAge, run.KeepResults, run.ReportInterval
 	}
 
 	attrs := []any{"file", cfg.File, "changed", nonNil(live)}

@@ -30,6 +30,7 @@ import (
 	"github.com/isaclist/isaclist/internal/minidns"
 	"github.com/isaclist/isaclist/internal/testmail"
 	"github.com/isaclist/isaclist/resolver"
+	"github.com/isaclist/isaclist/smtpd/outbound"
 	"github.com/isaclist/isaclist/store"
 )
 
@@ -227,6 +228,9 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	if err := os.WriteFile(filepath.Join(f.dataDir, store.FileName), []byte("bbolt"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Mkdir(filepath.Join(f.dataDir, store.QueueDirName), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	// The admin socket, as the daemon leaves it.
 	f.socket = filepath.Join(dir, "admin.sock")
 	l, err := net.Listen("unix", f.socket)
@@ -338,6 +342,17 @@ func (f *fixture) writeCert(l leaf) {
 	}
 	if err := os.WriteFile(f.keyFile, l.keyPEM, 0o600); err != nil {
 		f.t.Fatal(err)
+	}
+}
+
+// daemonRunsAs gives the admin socket, the data directory and the
+// database to uid, as if the daemon ran as that user.
+func (f *fixture) daemonRunsAs(t *testing.T, uid int) {
+	t.Helper()
+	for _, p := range []string{f.socket, f.dataDir, filepath.Join(f.dataDir, store.FileName)} {
+		if err := os.Chown(p, uid, uid); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -463,7 +478,7 @@ func TestAllRight(t *testing.T) {
 	if t.Failed() {
 		t.Fatalf("report:\n%s", dump(r))
 	}
-	names := []string{"config", "admin.socket", "daemon", "lists", "data_dir", "database", "host " + tHost,
+	names := []string{"config", "admin.socket", "daemon", "lists", "data_dir", "database", "data_dir.queue", "host " + tHost,
 		"tls.certificate", "tls.expiry", "tls.key", "tls.chain", "smtp " + f.smtp.Addr, "outbound relay " + f.relay.Addr, "queue",
 		"healthz " + f.health.Listener.Addr().String(),
 		"mx " + tDomain, "spf " + tDomain, "dkim " + tList, "dmarc " + tDomain, "mta-sts " + tDomain, "tls-rpt " + tDomain, "health " + tList}
@@ -525,7 +540,7 @@ func TestWrongRecords(t *testing.T) {
 		{"SPF ?all", func(f *fixture) { f.dns.SetTXT(tDomain, "v=spf1 mx ?all") }, "spf " + tDomain, Warn, []string{"without -all"}},
 		{"no MTA-STS", func(f *fixture) { f.dns.Remove("_mta-sts." + tDomain) }, "mta-sts " + tDomain, Warn,
 			[]string{"inbound TLS is not enforced; publish MTA-STS", "_mta-sts." + tDomain + `. IN TXT "v=STSv1; id=`}},
-		{"MTA-STS without id", func(f *fixture) { f.dns.SetTXT("_mta-sts."+tDomain, "v=STSv1;") }, "mta-sts " + tDomain, Fail, []string{"no id="}},
+		{"MTA-STS without id", func(f *fixture) { f.dns.SetTXT("_mta-sts."+tDomain, "v=STSv1;") }, "mta-sts " + tDomain, Fail, []string{"no id", "senders ignore it"}},
 		{"MTA-STS testing", func(f *fixture) {
 			f.set(func() { f.policy = strings.Replace(f.policy, "enforce", "testing", 1) })
 		}, "mta-sts " + tDomain, Warn, []string{"mode testing", "mode: enforce"}},
@@ -535,6 +550,16 @@ func TestWrongRecords(t *testing.T) {
 		{"MTA-STS wildcard", func(f *fixture) {
 			f.set(func() { f.policy = strings.Replace(f.policy, "mx: "+tHost, "mx: *.energy.example", 1) })
 		}, "mta-sts " + tDomain, Pass, nil},
+		// The daemon's own sender (mode direct) ignores a policy that says
+		// its mode twice; doctor must not pass it.
+		{"MTA-STS mode twice", func(f *fixture) {
+			f.set(func() {
+				f.policy = strings.Replace(f.policy, "mode: enforce\r\n", "mode: enforce\r\nmode: testing\r\n", 1)
+			})
+		}, "mta-sts " + tDomain, Fail, []string{"mode appears twice", "senders that enforce MTA-STS ignore it"}},
+		{"MTA-STS policy without max_age", func(f *fixture) {
+			f.set(func() { f.policy = strings.Replace(f.policy, "max_age: 604800\r\n", "", 1) })
+		}, "mta-sts " + tDomain, Fail, []string{"max_age"}},
 		{"MTA-STS policy missing", func(f *fixture) { f.set(func() { f.policyCode = 404 }) }, "mta-sts " + tDomain, Fail, []string{"404"}},
 		{"MTA-STS wrong content type", func(f *fixture) { f.set(func() { f.policyType = "text/html" }) }, "mta-sts " + tDomain, Warn, []string{"text/plain"}},
 		{"MTA-STS host without address", func(f *fixture) { f.dns.Remove("mta-sts." + tDomain) }, "mta-sts " + tDomain, Fail, []string{"fetching it failed"}},
@@ -671,6 +696,34 @@ func TestPermissions(t *testing.T) {
 		os.RemoveAll(f.dataDir) //nolint:errcheck
 		want(t, f.run(), "data_dir", Fail, "does not exist")
 	})
+	t.Run("no queue folder", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{})
+		os.Remove(filepath.Join(f.dataDir, store.QueueDirName)) //nolint:errcheck
+		want(t, f.run(), "data_dir.queue", Warn, "no queue folder")
+	})
+	// After a restore by root (issue 11): the daemon's user cannot write in
+	// the queue folder, or read a body file in it.
+	t.Run("queue folder the daemon cannot write in", func(t *testing.T) {
+		f := newFixture(t, fixtureOpts{})
+		q := filepath.Join(f.dataDir, store.QueueDirName)
+		if os.Geteuid() == 0 {
+			f.daemonRunsAs(t, 4242) // the folder stays root's
+		} else {
+			os.Chmod(q, 0o500) //nolint:errcheck
+		}
+		want(t, f.run(), "data_dir.queue", Fail, "cannot write in it", "451", "chown -R ")
+	})
+	t.Run("body file the daemon cannot read", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("files of another user need root")
+		}
+		f := newFixture(t, fixtureOpts{})
+		q := filepath.Join(f.dataDir, store.QueueDirName)
+		os.WriteFile(filepath.Join(q, "00000000002a.plain"), []byte("x"), 0o600) //nolint:errcheck
+		f.daemonRunsAs(t, 4242)
+		os.Chown(q, 4242, 4242) //nolint:errcheck
+		want(t, f.run(), "data_dir.queue", Fail, "1 file(s) in it do not belong", "00000000002a.plain")
+	})
 	t.Run("socket 0666", func(t *testing.T) {
 		f := newFixture(t, fixtureOpts{})
 		os.Chmod(f.socket, 0o666) //nolint:errcheck
@@ -714,6 +767,9 @@ func TestDaemonNotRunning(t *testing.T) {
 	}
 }
 
+// TestSocketAdminAgainstAServer: doctor's default admin function (admin.Do)
+// against a socket: results and warnings, a refusal, a daemon that does
+// not answer within the check's time, no socket.
 func TestSocketAdminAgainstAServer(t *testing.T) {
 	dir, err := os.MkdirTemp("", "doctor")
 	if err != nil {
@@ -742,12 +798,12 @@ func TestSocketAdminAgainstAServer(t *testing.T) {
 			case "hang":
 				time.Sleep(5 * time.Second)
 			default:
-				fmt.Fprintf(c, `{"ok":false,"error":"uid 1000 may not administer isaclist"}`+"\n")
+				fmt.Fprintf(c, `{"ok":false,"denied":true,"error":"uid 1000 may not administer isaclist"}`+"\n")
 			}
 			c.Close()
 		}
 	}()
-	call := SocketAdmin(sock)
+	call := socketAdmin(sock)
 	var r map[string]string
 	w, err := call(context.Background(), "ping", "", nil, &r)
 	if err != nil || r["hostname"] != "h.example" || len(w) != 1 {
@@ -762,7 +818,7 @@ func TestSocketAdminAgainstAServer(t *testing.T) {
 	if _, err := call(ctx, "hang", "", nil, nil); err == nil || time.Since(start) > 2*time.Second {
 		t.Fatalf("hang: %v after %s", err, time.Since(start))
 	}
-	if _, err := SocketAdmin(filepath.Join(dir, "none"))(context.Background(), "ping", "", nil, nil); !errors.Is(err, ErrNotRunning) {
+	if _, err := socketAdmin(filepath.Join(dir, "none"))(context.Background(), "ping", "", nil, nil); !errors.Is(err, admin.ErrNotRunning) {
 		t.Fatalf("no socket: %v", err)
 	}
 }
@@ -979,6 +1035,8 @@ func TestListFilter(t *testing.T) {
 	want(t, Run(context.Background(), o), "dkim "+tList, Pass)
 }
 
+// TestMXPatterns: doctor applies a policy's mx patterns as the daemon's
+// sender does ("*." stands for exactly one label).
 func TestMXPatterns(t *testing.T) {
 	for _, tc := range []struct {
 		pattern, host string
@@ -991,12 +1049,16 @@ func TestMXPatterns(t *testing.T) {
 		{"*.energy.example", "energy.example", false},
 		{"mx.energy.example", "lists.energy.example", false},
 	} {
-		if got := mxMatches(tc.pattern, tc.host); got != tc.ok {
-			t.Errorf("mxMatches(%q, %q) = %v", tc.pattern, tc.host, got)
+		p, err := outbound.ParseMTASTSPolicy([]byte("version: STSv1\nmode: enforce\nmx: " + tc.pattern + "\nmax_age: 86400\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Matches(tc.host); got != tc.ok {
+			t.Errorf("mx %q matches %q: %v", tc.pattern, tc.host, got)
 		}
 	}
-	p := parsePolicy([]byte("version: STSv1\nmode: enforce\nmx: A.example.\nmx: *.b.example\nmax_age: 86400\nextension: x\n"))
-	if p.version != "STSv1" || p.mode != "enforce" || len(p.mx) != 2 || p.mx[0] != "a.example" || p.maxAge != 86400 {
-		t.Fatalf("%+v", p)
+	p, err := outbound.ParseMTASTSPolicy([]byte("version: STSv1\nmode: enforce\nmx: A.example.\nmx: *.b.example\nmax_age: 86400\nextension: x\n"))
+	if err != nil || p.Mode != "enforce" || len(p.MX) != 2 || p.MX[0] != "a.example" || p.MaxAge != 86400*time.Second {
+		t.Fatalf("%+v %v", p, err)
 	}
 }

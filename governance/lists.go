@@ -158,10 +158,10 @@ type ListSettings struct {
 	// authentication instead of holding them.
 	RefuseUnauthenticated *bool     `json:"refuse_unauthenticated,omitempty"`
 	Name                  *string   `json:"name,omitempty"`
-	Prefix            *string   `json:"prefix,omitempty"`
-	DefaultLabel      *string   `json:"default_label,omitempty"` // "" or "none" to refuse unlabelled posts
-	ReplyTo           *string   `json:"reply_to,omitempty"`
-	Owners            *[]string `json:"owners,omitempty"`
+	Prefix                *string   `json:"prefix,omitempty"`
+	DefaultLabel          *string   `json:"default_label,omitempty"` // "" or "none" to refuse unlabelled posts
+	ReplyTo               *string   `json:"reply_to,omitempty"`
+	Owners                *[]string `json:"owners,omitempty"`
 }
 
 // SetList changes a list's settings.

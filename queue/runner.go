@@ -7,13 +7,13 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"runtime/debug"
 	"sync"
 	"time"
 
 	"github.com/isaclist/isaclist/compose"
 	"github.com/isaclist/isaclist/internal/clock"
-	"github.com/isaclist/isaclist/message"
 	"github.com/isaclist/isaclist/metrics"
 	"github.com/isaclist/isaclist/pgp"
 	"github.com/isaclist/isaclist/store"
@@ -38,7 +38,8 @@ func (f fileCopy) WriteTo(w io.Writer) (int64, error) {
 // Runner delivers the queue: every due copy is handed to the transport,
 // with exponential back-off and jitter between attempts, until it is
 // delivered, refused permanently, or older than MaxAge. Failures that end
-// a copy are reported to the list's owners.
+// a copy are reported to the list's owners, in a digest at most once per
+// ReportInterval (digest.go).
 type Runner struct {
 	DB          *store.DB
 	Transport   Transport
@@ -52,15 +53,26 @@ type Runner struct {
 	// Hostname signs the notices to the owners.
 	Hostname string
 	Keys     *compose.Keyring
+	// ReportInterval: each list's owners get at most one report of failed
+	// copies per interval; 0 reports each failure at once.
+	ReportInterval time.Duration
 
 	wake chan struct{}
 	once sync.Once
+
+	// run names this runner in the claims it records (Delivery.Claim): a
+	// claim of another run found at start is a copy that was in flight
+	// when its process died.
+	run string
 
 	// inflight are the copies being handed over now. A hand-over can take
 	// longer than the back-off its claim set (a slow relay), and such a copy
 	// must not be claimed and sent a second time meanwhile.
 	mu       sync.Mutex
 	inflight map[string]bool
+	// nextDigest is when the next report of failed copies is due (zero:
+	// none is pending).
+	nextDigest time.Time
 }
 
 func (r *Runner) log() *slog.Logger {
@@ -74,6 +86,7 @@ func (r *Runner) init() {
 	r.once.Do(func() {
 		r.wake = make(chan struct{}, 1)
 		r.inflight = map[string]bool{}
+		r.run = fmt.Sprintf("%d-%d-%x", os.Getpid(), time.Now().UnixNano(), rand.Uint32())
 	})
 }
 
@@ -117,7 +130,15 @@ func (r *Runner) Run(ctx context.Context) {
 	sem := make(chan struct{}, max(1, r.Concurrency))
 	var inflight sync.WaitGroup
 	defer inflight.Wait()
+	if n, err := r.resume(); err != nil {
+		log.Error("queue: resuming the copies a previous run left in flight", "err", err)
+	} else if n > 0 {
+		log.Info("queue: copies in flight when the daemon last stopped go out now", "copies", n)
+	}
+	// Reports of failed copies that were pending when the daemon stopped.
+	r.noteDigest(r.Clock.Now())
 	for {
+		r.flushDigests()
 		due, next, err := r.claim(256)
 		if err != nil {
 			log.Error("queue: reading due copies", "err", err)
@@ -164,6 +185,9 @@ func (r *Runner) Run(ctx context.Context) {
 			// until then, do not spin.
 			wait = max(time.Second, next.Sub(r.Clock.Now()))
 		}
+		if t := r.digestTime(); !t.IsZero() {
+			wait = min(wait, max(10*time.Millisecond, t.Sub(r.Clock.Now())))
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -176,9 +200,36 @@ func (r *Runner) Run(ctx context.Context) {
 	}
 }
 
-// claim takes up to limit due copies and, before any is tried, moves each
-// one's next attempt into the future: a crash mid-delivery then retries it
-// later instead of never, and a second pass does not pick it twice.
+// resume makes the copies another run claimed and never finished due now:
+// they were being handed over when that process died (or stopped), and
+// must not wait out the back-off their claim set. The relay may have taken
+// one of them just before: that copy is sent twice, once per crash.
+func (r *Runner) resume() (int, error) {
+	n := 0
+	err := r.DB.Update(func(tx *store.Tx) error {
+		n = 0
+		claimed, err := tx.Claimed(r.run)
+		if err != nil {
+			return err
+		}
+		now := r.Clock.Now()
+		for _, d := range claimed {
+			old := d.Next
+			d.Next, d.Claim = now, ""
+			if err := tx.Reschedule(&d, old); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// claim takes up to limit due copies and, before any is tried, records the
+// attempt with this run's name and moves each one's next attempt into the
+// future: a second pass of this run does not pick it twice, and the next
+// run, if this one dies mid-delivery, sends it at once (resume).
 func (r *Runner) claim(limit int) ([]store.Delivery, time.Time, error) {
 	now := r.Clock.Now()
 	var claimed []store.Delivery
@@ -222,6 +273,7 @@ func (r *Runner) claim(limit int) ([]store.Delivery, time.Time, error) {
 			d.Attempts++
 			d.Last = now
 			d.Next = now.Add(r.backoff(d.Attempts))
+			d.Claim = r.run
 			if err := tx.Reschedule(&d, old); err != nil {
 				return err
 			}
@@ -364,6 +416,10 @@ func (r *Runner) deliver(ctx context.Context, d store.Delivery, src *copySource)
 	}
 	r.Metrics.Delivery(outcome, usedTLS, since)
 	switch {
+	case !permanent && ctx.Err() != nil:
+		// The daemon is stopping: the claim stays, and the next start
+		// sends the copy at once.
+		log.Info("delivery interrupted by the shutdown; it goes out at the next start", "reply", reply)
 	case permanent:
 		log.Warn("delivery failed permanently", "reply", reply)
 		r.giveUp(d, msg, reply, usedTLS, "the receiving server refused it")
@@ -377,7 +433,7 @@ func (r *Runner) deliver(ctx context.Context, d store.Delivery, src *copySource)
 			if err != nil {
 				return err
 			}
-			cur.State, cur.LastReply, cur.TLS = store.StateDeferred, reply, usedTLS
+			cur.State, cur.LastReply, cur.TLS, cur.Claim = store.StateDeferred, reply, usedTLS, ""
 			return tx.Reschedule(cur, cur.Next)
 		})
 	}
@@ -426,11 +482,14 @@ func (r *Runner) complete(d store.Delivery, state, reply string, tls bool) {
 	r.DB.RemoveBodiesIfDone(d.MessageID) //nolint:errcheck // swept later if not
 }
 
-// giveUp ends a copy and tells the list's owners, unless the copy was
-// itself a notice (whose failure nobody is left to tell).
+// giveUp ends a copy and adds it to the report to the list's owners,
+// unless the copy was itself a notice (whose failure nobody is left to
+// tell).
 func (r *Runner) giveUp(d store.Delivery, msg *store.Message, reply string, usedTLS bool, why string) {
 	now := r.Clock.Now()
+	var due time.Time
 	err := r.DB.Update(func(tx *store.Tx) error {
+		due = time.Time{}
 		cur, err := tx.Delivery(d.MessageID, d.Rcpt)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
@@ -455,21 +514,13 @@ func (r *Runner) giveUp(d store.Delivery, msg *store.Message, reply string, used
 		if msg.Kind == store.KindNotice {
 			return nil
 		}
-		l, err := tx.List(msg.List)
-		if err != nil {
-			return err
-		}
-		s, err := tx.ListSecrets(msg.List)
-		if err != nil {
-			return err
-		}
-		out := compose.Outgoing{List: l, Secrets: s, Hostname: r.Hostname, Now: now, ID: message.NewID(now), Signer: compose.Signer{Keys: r.Keys}}
-		return Notify(tx, out, compose.FailedCopyNotice(l, msg, d.Rcpt, d.Attempts, reply, why, r.Hostname))
+		due, err = r.report(tx, msg, d, reply, why, now)
+		return err
 	})
 	if err != nil {
 		r.log().Error("queue: recording a failed copy", "id", d.MessageID, "rcpt", d.Rcpt, "err", err)
 		return
 	}
 	r.DB.RemoveBodiesIfDone(d.MessageID) //nolint:errcheck // swept later if not
-	r.Wake()
+	r.noteDigest(due)
 }

@@ -325,17 +325,11 @@ func Restore(backup, dir string) (kept string, err error) {
 			return "", err
 		}
 	}
-	owner := func(f *os.File) error {
-		// Restored by root for the daemon's user: the files belong to
-		// whoever owns the data directory.
-		fi, err := os.Stat(dir)
-		if err != nil {
-			return err
-		}
-		if st, ok := fi.Sys().(*syscall.Stat_t); ok && os.Geteuid() == 0 {
-			return f.Chown(int(st.Uid), int(st.Gid))
-		}
-		return nil
+	// Restored by root for the daemon's user: every folder and file restore
+	// makes belongs to whoever owns the data directory.
+	handOver, err := ownerOf(dir)
+	if err != nil {
+		return kept, err
 	}
 	place := func(src io.Reader, path string) error {
 		tmp, err := os.CreateTemp(filepath.Dir(path), ".restore-")
@@ -348,7 +342,7 @@ func Restore(backup, dir string) (kept string, err error) {
 			err = tmp.Chmod(0o600)
 		}
 		if err == nil {
-			err = owner(tmp)
+			err = handOver(tmp.Name())
 		}
 		if err == nil {
 			err = tmp.Sync()
@@ -363,6 +357,12 @@ func Restore(backup, dir string) (kept string, err error) {
 	}
 	qdir := filepath.Join(dir, queueDirName)
 	if err := os.MkdirAll(qdir, 0o700); err != nil {
+		return kept, err
+	}
+	if err := os.Chmod(qdir, 0o700); err != nil {
+		return kept, err
+	}
+	if err := handOver(qdir); err != nil {
 		return kept, err
 	}
 	for name, data := range bodies {
@@ -380,4 +380,19 @@ func Restore(backup, dir string) (kept string, err error) {
 	}
 	syncDir(qdir) //nolint:errcheck // durability of the renames, best effort
 	return kept, syncDir(dir)
+}
+
+// ownerOf returns a function that gives a path to the owner (user and
+// group) of dir, when run as root; otherwise it does nothing, as what
+// this process creates is already its own.
+func ownerOf(dir string) (func(path string) error, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || os.Geteuid() != 0 {
+		return func(string) error { return nil }, nil
+	}
+	return func(path string) error { return os.Lchown(path, int(st.Uid), int(st.Gid)) }, nil
 }

@@ -24,7 +24,10 @@ const (
 	BodySealed = "sealed" // the shared encrypted body (OpenPGP SEIPD)
 )
 
-const queueDirName = "queue"
+// QueueDirName is the folder of the body files inside the data directory.
+const QueueDirName = "queue"
+
+const queueDirName = QueueDirName
 
 func (db *DB) queueDir() string { return filepath.Join(filepath.Dir(db.path), queueDirName) }
 
@@ -169,4 +172,22 @@ func (db *DB) SweepBodies(grace time.Duration) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// CheckWritable creates and removes a file in the data directory and in
+// its queue folder, as intake does for every post over 128 KB and every
+// encrypted one: a folder the daemon cannot write in (after a restore by
+// root, say) shows here rather than as 451 replies to members.
+func (db *DB) CheckWritable() error {
+	for _, dir := range []string{filepath.Dir(db.path), db.queueDir()} {
+		f, err := os.CreateTemp(dir, ".tmp-check-")
+		if err != nil {
+			return fmt.Errorf("cannot create a file in %s: %w", dir, err)
+		}
+		f.Close()
+		if err := os.Remove(f.Name()); err != nil {
+			return fmt.Errorf("cannot remove a file from %s: %w", dir, err)
+		}
+	}
+	return nil
 }

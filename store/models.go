@@ -215,6 +215,10 @@ type Delivery struct {
 	// TLS: the copy was handed over with TLS (sent copies), or its last
 	// attempt was made over TLS (deferred and failed ones).
 	TLS bool `json:"tls,omitempty"`
+	// Claim is the run (one daemon process) that claimed the copy for an
+	// attempt whose outcome is not recorded yet: while it is set, the copy
+	// is in flight, or was when that process died.
+	Claim string `json:"claim,omitempty"`
 }
 
 // KeyUsable reports whether copies can be encrypted to the member's

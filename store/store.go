@@ -127,7 +127,7 @@ var (
 	bucketDeliveries = []byte("deliveries")
 	bucketDue        = []byte("due")
 	bucketMeta       = []byte("meta")
-	// bucketAudit is declared in audit.go.
+	// bucketAudit is declared in audit.go, bucketDigests in digest.go.
 )
 
 // Per-list nested buckets, inside lists/<address>/.
@@ -139,7 +139,7 @@ var (
 )
 
 func createBuckets(tx *bbolt.Tx) error {
-	for _, name := range [][]byte{bucketLists, bucketSecrets, bucketMessages, bucketBodies, bucketDeliveries, bucketDue, bucketMeta, bucketAudit, bucketSeen, bucketHolds} {
+	for _, name := range [][]byte{bucketLists, bucketSecrets, bucketMessages, bucketBodies, bucketDeliveries, bucketDue, bucketMeta, bucketAudit, bucketSeen, bucketHolds, bucketDigests} {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return err
 		}

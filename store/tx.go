@@ -379,6 +379,26 @@ func (t *Tx) NextDue() time.Time {
 	return time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))
 }
 
+// Claimed returns the pending deliveries claimed for an attempt by a run
+// other than run: in flight in a process that is gone.
+func (t *Tx) Claimed(run string) ([]Delivery, error) {
+	var out []Delivery
+	err := t.tx.Bucket(bucketDue).ForEach(func(k, _ []byte) error {
+		if len(k) < 9 {
+			return nil
+		}
+		var d Delivery
+		if err := getJSON(t.tx.Bucket(bucketDeliveries), k[8:], &d); err != nil {
+			return err
+		}
+		if d.Claim != "" && d.Claim != run {
+			out = append(out, d)
+		}
+		return nil
+	})
+	return out, err
+}
+
 // Reschedule saves a delivery under its new next-attempt time; oldNext is
 // the time it was due before.
 func (t *Tx) Reschedule(d *Delivery, oldNext time.Time) error {
@@ -405,7 +425,7 @@ func (t *Tx) CompleteDelivery(d *Delivery, state, reply string, tls bool, at tim
 	if err := t.tx.Bucket(bucketDue).Delete(dueKey(d.Next, d.MessageID, d.Rcpt)); err != nil {
 		return err
 	}
-	d.State, d.LastReply, d.TLS, d.Last, d.KeyPacket = state, reply, tls, at, nil
+	d.State, d.LastReply, d.TLS, d.Last, d.KeyPacket, d.Claim = state, reply, tls, at, nil, ""
 	if err := putJSON(t.tx.Bucket(bucketDeliveries), deliveryKey(d.MessageID, d.Rcpt), d); err != nil {
 		return err
 	}

@@ -101,6 +101,7 @@ mode = "relay"
 relay = %q
 retry_min = "200ms"
 retry_max = "1s"
+report_interval = "1s"
 
 [admin]
 socket = %q

@@ -47,11 +47,18 @@ func (w *world) startProcess(t *testing.T) *daemonProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return w.startProcessAs(t, exe, nil)
+}
+
+// startProcessAs is startProcess with the binary exe, run with the user and
+// group of cred (nil: the test's own).
+func (w *world) startProcessAs(t *testing.T, exe string, cred *syscall.Credential) *daemonProcess {
+	t.Helper()
 	p := &daemonProcess{stderr: &syncBuffer{}}
 	p.cmd = exec.Command(exe, "serve", "--config", w.cfgPath)
 	p.cmd.Env = append(os.Environ(), "ISACLIST_AS_MAIN=1")
 	p.cmd.Stderr = p.stderr
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: cred}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
