@@ -76,6 +76,9 @@ type SMTP struct {
 	// list only if it was made (t=, else a signed Date) at most this long
 	// ago.
 	MaxSignatureAge Duration `toml:"max_signature_age"`
+	// HoldMaxAge is how long a member's post that failed authentication
+	// waits for the secretary before it is dropped (its author told).
+	HoldMaxAge Duration `toml:"hold_max_age"`
 }
 
 // DNS is how every lookup (SPF, DKIM, DMARC, MX) is made.
@@ -187,6 +190,7 @@ func Defaults() Config {
 			StressCommandTimeout: Duration{Duration: 10 * time.Second},
 			MaxRefusalsPerMinute: 30,
 			MaxSignatureAge:      Duration{Duration: 5 * 24 * time.Hour},
+			HoldMaxAge:           Duration{Duration: 7 * 24 * time.Hour},
 		},
 		DNS: DNS{Timeout: Duration{Duration: 10 * time.Second}, Cache: Duration{Duration: time.Minute}},
 		Delivery: Delivery{
@@ -300,7 +304,7 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 	bad := func(key, format string, a ...any) {
 		p = append(p, Problem{Key: key, Reason: fmt.Sprintf(format, a...)})
 	}
-	for key, d := range map[string]Duration{"smtp.command_timeout": c.SMTP.CommandTimeout, "smtp.session_timeout": c.SMTP.SessionTimeout, "smtp.max_signature_age": c.SMTP.MaxSignatureAge,
+	for key, d := range map[string]Duration{"smtp.command_timeout": c.SMTP.CommandTimeout, "smtp.session_timeout": c.SMTP.SessionTimeout, "smtp.max_signature_age": c.SMTP.MaxSignatureAge, "smtp.hold_max_age": c.SMTP.HoldMaxAge,
 		"smtp.member_memory": c.SMTP.MemberMemory, "smtp.stress_command_timeout": c.SMTP.StressCommandTimeout,
 		"dns.timeout": c.DNS.Timeout, "dns.cache": c.DNS.Cache, "delivery.retry_min": c.Delivery.RetryMin, "delivery.retry_max": c.Delivery.RetryMax, "delivery.max_age": c.Delivery.MaxAge,
 		"delivery.keep_results": c.Delivery.KeepResults, "delivery.timeout": c.Delivery.Timeout, "delivery.report_interval": c.Delivery.ReportInterval} {
@@ -372,6 +376,9 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 	}
 	if c.SMTP.MaxConnectionsPerIP < 1 || c.SMTP.MaxConnectionsPerIP > c.SMTP.MaxConnections {
 		bad("smtp.max_connections_per_ip", "must be between 1 and smtp.max_connections (%d)", c.SMTP.MaxConnections)
+	}
+	if c.SMTP.HoldMaxAge.Duration < time.Hour {
+		bad("smtp.hold_max_age", "must be at least 1h: the secretary needs time to review a held post")
 	}
 	if c.SMTP.MaxSignatureAge.Duration < time.Hour {
 		bad("smtp.max_signature_age", "must be at least 1h: a member's server may hold a message for a while before it reaches the list")

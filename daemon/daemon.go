@@ -143,7 +143,8 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	d.Governance = &governance.Service{DB: d.db, Clock: d.Clock, Hostname: cfg.Hostname, Log: log, Keys: keys, NewDKIMKey: compose.NewDKIMKey}
 	d.Intake = &intake.Receiver{DB: d.db, Resolver: dns, Hostname: cfg.Hostname, Log: log, Clock: d.Clock,
 		Limits: mailhdr.DefaultLimits(), Metrics: d.counters, Keys: keys, Governance: d.Governance,
-		MaxSignatureAge: cfg.SMTP.MaxSignatureAge.Duration, BounceMaxAge: 2 * cfg.Delivery.MaxAge.Duration}
+		MaxSignatureAge: cfg.SMTP.MaxSignatureAge.Duration, BounceMaxAge: 2 * cfg.Delivery.MaxAge.Duration,
+		HoldMaxAge: cfg.SMTP.HoldMaxAge.Duration, MaxMessageBytes: cfg.SMTP.MaxMessageBytes}
 	d.Governance.Announcer = d.Intake
 
 	transport, closeTransport, err := newTransport(cfg, dns)
@@ -335,6 +336,11 @@ func (d *Daemon) pruneResults() {
 		d.Log.Error("pruning delivery results", "err", err)
 	} else if n > 0 || seen > 0 {
 		d.Log.Debug("delivery results and expired records pruned", "results", n, "seen", seen)
+	}
+	if n, err := d.Intake.ExpireHolds(); err != nil {
+		d.Log.Error("expiring held posts", "err", err)
+	} else if n > 0 {
+		d.Log.Info("held posts expired unreviewed; their authors were told", "count", n)
 	}
 }
 

@@ -40,7 +40,7 @@ func (r *Receiver) receivePost(ctx context.Context, env message.Envelope, t Targ
 		// secretary, and answered as every unauthenticated post is: the
 		// reply never tells a spoofer whether the address they forged is
 		// a member's.
-		if r.holdable(a, snap, refusal) {
+		if r.holdable(a, snap, auth, refusal) {
 			if _, holdRefusal := r.hold(ctx, a, snap, auth, refusal); holdRefusal != nil && holdRefusal.Temporary() {
 				refusal = holdRefusal
 			}

@@ -91,9 +91,13 @@ func (r *Receiver) holdBytes() int {
 
 // holdable says whether a post that failed authentication with refusal
 // is held rather than refused: its From names a member, the list holds
-// such posts, and it is not TLP:RED (read inside an encryption too).
-func (r *Receiver) holdable(a *arrival, snap *snapshot, refusal *reply.Refusal) bool {
+// such posts, it is not a replay (a signature used before), and it is not
+// TLP:RED (read inside an encryption too).
+func (r *Receiver) holdable(a *arrival, snap *snapshot, auth mailauth.Result, refusal *reply.Refusal) bool {
 	if snap == nil || snap.Author == nil || !refusal.Of(reply.NotAuthenticated) || snap.List.RefuseUnauthenticated {
+		return false
+	}
+	if replayed(auth) {
 		return false
 	}
 	if label, err := tlp.Read(a.msg.Get("Subject")); err == nil && label == tlp.Red {

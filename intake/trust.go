@@ -109,10 +109,24 @@ func signatureRules(a *arrival, snap *snapshot, maxAge time.Duration, needs ...s
 			return false, fmt.Sprintf("the signature was made on %s, more than %s ago: a message is taken only while its signature is recent (a replay is not)", made.UTC().Format(time.RFC1123), days(maxAge))
 		}
 		if seen, ok := snap.UsedSignatures[string(signatureKey(s))]; ok && string(seen.Of) != string(key) {
-			return false, "the signature already authenticated another message to this list: a signature counts once (a replayed message is not taken)"
+			return false, replayedSignature
 		}
 		return true, ""
 	}
+}
+
+// replayedSignature is why a signature used before does not count: the
+// message is a replay, which is refused, never held for the secretary.
+const replayedSignature = "the signature already authenticated another message to this list: a signature counts once (a replayed message is not taken)"
+
+// replayed reports whether auth failed because a signature was used before.
+func replayed(auth mailauth.Result) bool {
+	for _, d := range auth.DKIM {
+		if d.Reason == replayedSignature {
+			return true
+		}
+	}
+	return false
 }
 
 // signedAt is when a signature says it was made: its t=, else the Date

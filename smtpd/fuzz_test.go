@@ -594,6 +594,11 @@ func (e *fuzzEnv) checkQueue(t *testing.T, before map[string]store.Message, ids 
 			continue
 		}
 		added = append(added, id)
+		if m.Kind == store.KindNotice {
+			// The list's own notices: a member's post that failed
+			// authentication is held, refused, and its author told.
+			continue
+		}
 		if accepted == 0 {
 			t.Fatalf("message %s (%s) was queued, but no DATA got a 250 reply", id, m.Kind)
 		}

@@ -101,8 +101,12 @@ func TestReplayedMailIsNotAPost(t *testing.T) {
 	wantRefused(t, "a six-day-old post replayed", w.replay(alice, listAddr, noMsgID), 550, "more than 5 days ago")
 	w.d.Clock.Set(nil)
 	w.waitQueueEmpty()
-	if n := len(w.sink.Messages()) - before; n != 0 {
-		t.Errorf("the retry and the replays made %d copies", n)
+	// (The six-day-old one, whose author's server might have been down
+	// that long, is held for the secretary: Alice and the owners are told.)
+	for _, m := range w.sink.Messages()[before:] {
+		if m.From != "" {
+			t.Errorf("the retry or a replay made a copy to %v", m.To)
+		}
 	}
 
 	// The members' ordinary mail passes: the list in Cc; a server that
