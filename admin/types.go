@@ -316,6 +316,11 @@ type Report struct {
 	MembersWithoutKey []string       `json:"members_without_key"`
 	Refusals          map[string]int `json:"refusals"`
 	DeliveryFailures  int            `json:"delivery_failures"`
+	// Holds counts members' posts that failed authentication, by what
+	// became of them (held, released, rejected, expired); Commands the
+	// mail commands members sent, by command.
+	Holds    map[string]int `json:"holds"`
+	Commands map[string]int `json:"commands"`
 
 	// AuditHead is the audit trail's last hash when the report was made:
 	// kept with the report, it lets anyone check later that the trail

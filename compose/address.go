@@ -17,6 +17,7 @@ import (
 //
 //	isac@                              posts
 //	isac-owner@                        the list's owners (chair, secretary)
+//	isac-request@                      members' commands (help, status, key, ...)
 //	isac-bounces+SEQ-COPY-MAC@         bounces of one member's copy (VERP)
 //	isac-vote+PROPOSAL-TOKEN@          one member's votes on a proposal
 //	isac-accept+VERSION-TOKEN@         one member's acceptance of guidelines
@@ -26,14 +27,22 @@ import (
 // address belongs to one member, who learns it only from the
 // announcement the list sent them.
 const (
-	OwnerSuffix  = "-owner"
-	BounceSuffix = "-bounces"
-	VoteSuffix   = "-vote"
-	AcceptSuffix = "-accept"
+	OwnerSuffix   = "-owner"
+	RequestSuffix = "-request"
+	BounceSuffix  = "-bounces"
+	VoteSuffix    = "-vote"
+	AcceptSuffix  = "-accept"
 )
 
 // OwnerAddress is a list's -owner address.
 func OwnerAddress(list string) string { return withSuffix(list, OwnerSuffix, "") }
+
+// RequestAddress is where a list's members send commands.
+func RequestAddress(list string) string { return withSuffix(list, RequestSuffix, "") }
+
+// Suffixes are the endings a list's own addresses add to its local part:
+// a list's name may not end in one.
+var Suffixes = []string{OwnerSuffix, RequestSuffix, BounceSuffix, VoteSuffix, AcceptSuffix}
 
 func withSuffix(list, suffix, detail string) string {
 	local, domain, _ := strings.Cut(list, "@")

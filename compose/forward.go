@@ -10,6 +10,7 @@ import (
 	"github.com/isaclist/isaclist/mailhdr"
 	"github.com/isaclist/isaclist/message"
 	"github.com/isaclist/isaclist/pgp"
+	"github.com/isaclist/isaclist/store"
 	"github.com/isaclist/isaclist/tlp"
 )
 
@@ -107,4 +108,24 @@ func SyntheticContent(fields string, body []byte) (Content, error) {
 		return Content{}, err
 	}
 	return Content{Fields: h.Fields, Entity: entity}, nil
+}
+
+// Answer is the list's answer to a member's command, as it would arrive
+// from the -request address: the caller parses it and sends it like a
+// post to that member alone (encrypted when they have a key).
+func Answer(l *store.List, m *store.Member, label tlp.Label, subject, text, inReplyTo, msgID string, now time.Time) []byte {
+	request := RequestAddress(l.Address)
+	body := strings.ReplaceAll(strings.TrimRight(text, "\n")+"\n\n-- \n"+l.DisplayName()+" <"+request+">\n", "\n", "\r\n")
+	h := FoldField("From", FormatAddress(l.DisplayName(), request)) +
+		FoldField("To", FormatAddress(m.Name, m.Email)) +
+		FoldField("Subject", EncodeText("["+label.String()+"] "+subject)) +
+		"Date: " + now.Format(time.RFC1123Z) + "\r\n" +
+		"Message-ID: <" + msgID + ">\r\n"
+	if inReplyTo != "" {
+		h += FoldField("In-Reply-To", "<"+inReplyTo+">") + FoldField("References", "<"+inReplyTo+">")
+	}
+	// RFC 3834 §5: an automatic answer says so, so that it is never
+	// answered automatically in turn.
+	return []byte(h + "Auto-Submitted: auto-replied\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + body)
 }

@@ -261,3 +261,21 @@ func ExpiredHoldNotice(l *store.List, m *store.Member, id string, wait time.Dura
 		Text: fmt.Sprintf("Dear %s,\n\nYour held message %s was not reviewed within %s and was deleted,\nnot distributed. Send it again through your organisation's mail server.\n",
 			m.Name, id, wait.Round(time.Hour)) + signature(host)}
 }
+
+// PendingKeyNotice tells the owners that a member sent a new key by mail,
+// unsigned by their registered key, which waits for their confirmation.
+func PendingKeyNotice(l *store.List, m *store.Member, fingerprint, host string) Notice {
+	return Notice{To: l.OwnerRecipients(),
+		Subject: fmt.Sprintf("[%s] a new OpenPGP key of %s waits for you", l.DisplayName(), m.Email),
+		Text: fmt.Sprintf(`%s (%s, organisation %s) sent a new OpenPGP key by mail:
+
+  %s
+
+The mail was authenticated by their organisation's mail server but not
+signed with their registered key %s, so the new key takes effect
+only when you confirm it. Check the fingerprint with them (by phone, in
+person), then:
+
+  isaclist member confirm-key %s --list %s
+`, m.Name, m.Email, m.Org, fingerprint, m.KeyFingerprint, m.Email, l.Address) + signature(host)}
+}

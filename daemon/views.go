@@ -86,6 +86,7 @@ func reportView(r *governance.Report) admin.Report {
 	v := admin.Report{List: r.List, Name: r.Name, Year: r.Year, Generated: r.Generated, PostsByMonth: r.PostsByMonth,
 		PostsByLabel: r.PostsByLabel, Posts: r.Posts, RedPosts: r.RedPosts, MembersWithoutKey: r.MembersWithoutKey,
 		Refusals: r.Refusals, DeliveryFailures: r.DeliveryFailures, AuditHead: r.AuditHead, AuditOK: r.AuditOK,
+		Holds: r.Holds, Commands: r.Commands,
 		Orgs: []admin.OrgReport{}, Joined: []admin.Change{}, Left: []admin.Change{}}
 	for _, o := range r.Orgs {
 		v.Orgs = append(v.Orgs, admin.OrgReport(o))

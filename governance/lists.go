@@ -59,8 +59,8 @@ func (g *Service) CreateList(a Actor, req CreateListRequest) (*store.List, error
 		return nil, err
 	}
 	addr := mb.Key()
-	if strings.ContainsAny(mb.Local, "+") || strings.HasSuffix(mb.Local, compose.BounceSuffix) || strings.HasSuffix(mb.Local, compose.OwnerSuffix) {
-		return nil, userErr("%s: a list address may not contain '+' or end in %s or %s (those name the list's bounce and owner addresses)", addr, compose.BounceSuffix, compose.OwnerSuffix)
+	if strings.ContainsAny(mb.Local, "+") || slices.ContainsFunc(compose.Suffixes, func(s string) bool { return strings.HasSuffix(mb.Local, s) }) {
+		return nil, userErr("%s: a list address may not contain '+' or end in %s (those name the list's own addresses)", addr, strings.Join(compose.Suffixes, ", "))
 	}
 	name := strings.TrimSpace(req.Name)
 	if name == "" {

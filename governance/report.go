@@ -2,6 +2,7 @@ package governance
 
 import (
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/isaclist/isaclist/store"
@@ -35,6 +36,11 @@ type Report struct {
 	MembersWithoutKey []string       `json:"members_without_key"`
 	Refusals          map[string]int `json:"refusals"`
 	DeliveryFailures  int            `json:"delivery_failures"`
+	// Holds counts members' posts that failed authentication, by what
+	// became of them (held, released, rejected, expired); Commands the
+	// mail commands members sent, by command.
+	Holds    map[string]int `json:"holds"`
+	Commands map[string]int `json:"commands"`
 
 	// AuditHead is the audit trail's last hash when the report was made:
 	// kept with the report, it lets anyone check later that the trail
@@ -69,6 +75,7 @@ func (g *Service) AnnualReport(list string, year int) (*Report, error) {
 	start := time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC)
 	end := start.AddDate(1, 0, 0)
 	r := &Report{List: list, Year: year, Generated: g.now().UTC(), PostsByLabel: map[string]int{}, Refusals: map[string]int{},
+		Holds: map[string]int{}, Commands: map[string]int{},
 		Joined: []Change{}, Left: []Change{}, MembersWithoutKey: []string{}}
 	for i := range r.PostsByMonth {
 		r.PostsByMonth[i] = map[string]int{}
@@ -131,6 +138,18 @@ func (g *Service) AnnualReport(list string, year int) (*Report, error) {
 				}
 			case "delivery-failed":
 				r.DeliveryFailures++
+			case "hold":
+				r.Holds["held"]++
+			case "hold.release":
+				r.Holds["released"]++
+			case "hold.reject":
+				r.Holds["rejected"]++
+			case "hold.expire":
+				r.Holds["expired"]++
+			default:
+				if name, ok := strings.CutPrefix(a.Action, "command."); ok {
+					r.Commands[name]++
+				}
 			case "org.add":
 				r.Joined = append(r.Joined, Change{Date: a.Time, Org: a.Org})
 			case "org.remove":

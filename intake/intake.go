@@ -103,11 +103,12 @@ func (r *Receiver) outgoing(snap *snapshot, now time.Time, id string) compose.Ou
 type TargetKind int
 
 const (
-	TargetPost   TargetKind = iota + 1 // the list address: a post
-	TargetOwner                        // list-owner@: to the list's owners
-	TargetBounce                       // list-bounces+token@: a bounce
-	TargetVote                         // list-vote+ID@: a vote on an admission
-	TargetAccept                       // list-accept+VERSION@: accepting the guidelines
+	TargetPost    TargetKind = iota + 1 // the list address: a post
+	TargetOwner                         // list-owner@: to the list's owners
+	TargetBounce                        // list-bounces+token@: a bounce
+	TargetVote                          // list-vote+ID@: a vote on an admission
+	TargetAccept                        // list-accept+VERSION@: accepting the guidelines
+	TargetRequest                       // list-request@: a member's command
 )
 
 // Target is a resolved recipient.
@@ -171,6 +172,8 @@ func (r *Receiver) ResolveRecipient(rcpt string) (Target, *reply.Refusal) {
 		switch {
 		case local == lLocal:
 			return Target{Kind: TargetPost, List: l.Address, Address: addr}, nil
+		case local == lLocal+compose.RequestSuffix:
+			return Target{Kind: TargetRequest, List: l.Address, Address: addr}, nil
 		case local == lLocal+compose.OwnerSuffix:
 			if len(l.OwnerRecipients()) == 0 {
 				return Target{}, reply.New(reply.NoOwner, "%s has no chair, secretary or owner configured yet; write to a member of the list instead", l.DisplayName())
@@ -224,6 +227,8 @@ func (r *Receiver) Receive(ctx context.Context, env message.Envelope, t Target, 
 		return r.receiveBounce(env, t, raw)
 	case TargetVote, TargetAccept:
 		return r.receiveReply(ctx, env, t, raw)
+	case TargetRequest:
+		return r.receiveRequest(ctx, env, t, raw)
 	}
 	return nil, reply.InternalError(fmt.Errorf("unknown target kind %d", t.Kind))
 }
@@ -237,7 +242,7 @@ func isOurAddress(lists []store.List, addr string) bool {
 	}
 	for _, l := range lists {
 		lLocal, lDomain, _ := strings.Cut(l.Address, "@")
-		if domain == lDomain && (local == lLocal || local == lLocal+compose.OwnerSuffix ||
+		if domain == lDomain && (local == lLocal || local == lLocal+compose.OwnerSuffix || local == lLocal+compose.RequestSuffix ||
 			local == lLocal+compose.BounceSuffix || strings.HasPrefix(local, lLocal+compose.BounceSuffix+"+") ||
 			strings.HasPrefix(local, lLocal+compose.VoteSuffix+"+") || strings.HasPrefix(local, lLocal+compose.AcceptSuffix+"+")) {
 			return true

@@ -16,6 +16,7 @@ import (
 	"github.com/isaclist/isaclist/queue"
 	"github.com/isaclist/isaclist/reply"
 	"github.com/isaclist/isaclist/store"
+	"golang.org/x/text/encoding/htmlindex"
 )
 
 // Replies that govern: a representative's vote on an admission proposal,
@@ -203,6 +204,7 @@ func firstText(p *message.Part, depth int) string {
 		if err != nil {
 			return ""
 		}
+		text = toUTF8(p.Charset(), text)
 		if p.MediaType == "text/html" {
 			return stripTags(string(text))
 		}
@@ -218,6 +220,25 @@ func firstText(p *message.Part, depth int) string {
 		}
 	}
 	return ""
+}
+
+// toUTF8 reads text in its charset (UTF-16, ISO-2022-JP, ... : a
+// command or a vote is read whatever the member's client wrote it in);
+// an unknown charset leaves the bytes as they are.
+func toUTF8(charset string, text []byte) []byte {
+	switch charset {
+	case "", "us-ascii", "utf-8", "utf8":
+		return text
+	}
+	enc, err := htmlindex.Get(charset)
+	if err != nil {
+		return text
+	}
+	out, err := enc.NewDecoder().Bytes(text)
+	if err != nil {
+		return text
+	}
+	return out
 }
 
 func stripTags(s string) string {

@@ -190,6 +190,8 @@ func door(k TargetKind) doorway {
 		return doorway{what: func(*store.List) string { return "a vote" }, needs: []string{"in-reply-to", "references"}}
 	case TargetAccept:
 		return doorway{what: func(*store.List) string { return "an acceptance of the guidelines" }, needs: []string{"in-reply-to", "references"}}
+	case TargetRequest:
+		return doorway{what: func(l *store.List) string { return "a command to " + l.DisplayName() }}
 	}
 	return doorway{what: func(l *store.List) string { return "a post to " + l.DisplayName() }}
 }

@@ -192,7 +192,7 @@ const (
 )
 
 // PausedNext is the next attempt of a paused copy: never, until resumed.
-var PausedNext = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+var PausedNext = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC) // the due index holds nanoseconds: before 2262
 
 // Delivery is one copy of a queued message for one recipient.
 type Delivery struct {

@@ -22,21 +22,6 @@ import (
 	"go.etcd.io/bbolt"
 )
 
-// reply sends a member's reply to one of the list's governance addresses.
-func (w *world) reply(from, to, body string) error {
-	w.t.Helper()
-	m := sandbox.Message{From: from, To: to, Subject: "Re: [Energy ISAC] [TLP:AMBER] proposal", Body: body}
-	raw := m.Bytes()
-	if d := w.domains[domainOf(from)]; d != nil {
-		var err error
-		if raw, err = d.Sign(raw); err != nil {
-			w.t.Fatal(err)
-		}
-	}
-	_, err := sandbox.Send(w.smtp, "mail."+domainOf(from), from, []string{to}, raw)
-	return err
-}
-
 // replyTo answers a copy the list sent, as a member's mail client does:
 // to its Reply-To, naming its Message-ID in In-Reply-To and References,
 // DKIM-signed by the member's domain.

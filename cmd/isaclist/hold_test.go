@@ -164,3 +164,26 @@ func TestRefuseUnauthenticated(t *testing.T) {
 		t.Error("held or told although the list refuses")
 	}
 }
+
+// The annual report counts holds and mail commands.
+func TestReportCountsHoldsAndCommands(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	w.unauthenticated("[TLP:GREEN] one", "x\n") //nolint:errcheck
+	w.unauthenticated("[TLP:GREEN] two", "x\n") //nolint:errcheck
+	hs := w.holds()
+	w.mustRun("hold", "release", hs[0].ID)
+	w.mustRun("hold", "reject", hs[1].ID)
+	if err := w.command("bob@member-b.example", "status\n"); err != nil {
+		t.Fatal(err)
+	}
+	var r admin.Report
+	if err := json.Unmarshal([]byte(w.mustRun("report", "--json", "--year", fmt.Sprint(time.Now().Year()))), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Holds["held"] != 2 || r.Holds["released"] != 1 || r.Holds["rejected"] != 1 || r.Commands["status"] != 1 {
+		t.Errorf("holds %v commands %v", r.Holds, r.Commands)
+	}
+	if text := w.mustRun("report"); !strings.Contains(text, "Mail commands") || !strings.Contains(text, "released") {
+		t.Errorf("the report's text:\n%s", text)
+	}
+}

@@ -61,6 +61,14 @@ func reportText(r *admin.Report) string {
 		fmt.Fprintf(&b, "  %-28s %d\n", k, r.Refusals[k])
 	}
 	fmt.Fprintf(&b, "\nCopies that could not be delivered: %d\n", r.DeliveryFailures)
+	b.WriteString("\nMembers' posts held for failing authentication\n")
+	for _, k := range []string{"held", "released", "rejected", "expired"} {
+		fmt.Fprintf(&b, "  %-28s %d\n", k, r.Holds[k])
+	}
+	b.WriteString("\nMail commands\n")
+	for _, k := range sortedKeys(r.Commands) {
+		fmt.Fprintf(&b, "  %-28s %d\n", k, r.Commands[k])
+	}
 	return b.String()
 }
 
