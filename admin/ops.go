@@ -49,7 +49,11 @@ const (
 	OpHoldRelease = "hold.release" // HoldArgs → Hold (what was released)
 	OpHoldReject  = "hold.reject"  // HoldArgs
 
-	OpMemberConfirmKey = "member.confirm-key" // MemberRef → Member
+	OpMemberConfirmKey  = "member.confirm-key"  // MemberRef → Member
+	OpMemberCert        = "member.cert"         // MemberCert → Member
+	OpMemberConfirmCert = "member.confirm-cert" // MemberRef → Member
+	OpMemberSet         = "member.set"          // MemberSet → Member
+	OpListCert          = "list.cert"           // ListCert → Certificate
 
 	OpQueueList  = "queue.list"  // QueueArgs → []QueueEntry
 	OpQueueRetry = "queue.retry" // QueueArgs → Count

@@ -73,6 +73,26 @@ type MemberKey struct {
 	Reason string
 }
 
+// MemberCert is member.cert: a member's S/MIME certificate, PEM or DER.
+type MemberCert struct {
+	Email string
+	Cert  []byte
+}
+
+// MemberSet is member.set: Encrypt ("openpgp" or "smime") chooses how
+// copies to a member with both a key and a certificate are encrypted.
+type MemberSet struct {
+	Email   string
+	Encrypt string `json:",omitempty"`
+}
+
+// ListCert is list.cert: with Cert and Key, install the operator's
+// certificate (PEM, intermediates after it) and its unencrypted key.
+type ListCert struct {
+	Cert []byte `json:",omitempty"`
+	Key  []byte `json:",omitempty"`
+}
+
 // RoleSet is role.set; an empty Email takes the role away.
 type RoleSet struct{ Role, Email string }
 
@@ -134,6 +154,11 @@ type PublicKey struct {
 	PublicKey string `json:"public_key"`
 }
 
+// Certificate is list.cert: the list's S/MIME certificate, PEM.
+type Certificate struct {
+	Certificate string `json:"certificate"`
+}
+
 // Count is how many copies queue.retry rescheduled or queue.drop dropped.
 type Count map[string]int
 
@@ -157,6 +182,8 @@ type List struct {
 	// PGPFingerprint is the list's OpenPGP key (members encrypt posts to
 	// it; it signs every encrypted copy).
 	PGPFingerprint string `json:"pgp_fingerprint,omitempty"`
+	// SMIMEFingerprint is the list's S/MIME certificate (SHA-256).
+	SMIMEFingerprint string `json:"smime_fingerprint,omitempty"`
 	// Encryption is the policy for copies: EncryptionOff,
 	// EncryptionOpportunistic (the default) or EncryptionRequired.
 	Encryption string `json:"encryption,omitempty"`
@@ -241,6 +268,18 @@ type Member struct {
 	Bounces          int       `json:"bounces,omitempty"`
 	LastBounce       time.Time `json:"last_bounce,omitzero"`
 	LastBounceReason string    `json:"last_bounce_reason,omitempty"`
+
+	// The member's S/MIME certificate, and how copies to a member with
+	// both are encrypted (Encrypt: "openpgp" or "smime").
+	CertFingerprint string    `json:"cert_fingerprint,omitempty"`
+	CertSubject     string    `json:"cert_subject,omitempty"`
+	CertIssuer      string    `json:"cert_issuer,omitempty"`
+	CertAlgorithm   string    `json:"cert_algorithm,omitempty"`
+	CertExpires     time.Time `json:"cert_expires,omitzero"`
+	Encrypt         string    `json:"encrypt,omitempty"`
+	// PendingCertFingerprint is a certificate sent by mail, waiting for the
+	// secretary (member confirm-cert).
+	PendingCertFingerprint string `json:"pending_cert_fingerprint,omitempty"`
 
 	// Paused: the member paused delivery by mail.
 	Paused bool `json:"paused,omitempty"`
@@ -406,6 +445,8 @@ type Message struct {
 	// BodyInFile: the bodies are files in data_dir/queue (posts), not in
 	// the database (notices).
 	BodyInFile bool `json:"body_in_file,omitempty"`
+	// SMIME: the message has an S/MIME encrypted form.
+	SMIME bool `json:"smime,omitempty"`
 }
 
 // Delivery is one copy of a queued message for one recipient.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/isaclist/isaclist/pgp"
+	"github.com/isaclist/isaclist/smime"
 	"github.com/isaclist/isaclist/store"
 )
 
@@ -22,9 +23,10 @@ import (
 // key's CRT values cost more than the signature made with it). One entry
 // per list: a new key replaces the old one, so nothing piles up.
 type Keyring struct {
-	mu   sync.Mutex
-	pgp  map[string]pgpEntry
-	dkim map[string]dkimEntry
+	mu    sync.Mutex
+	pgp   map[string]pgpEntry
+	dkim  map[string]dkimEntry
+	smime map[string]smimeEntry
 	// OnError reports a key that does not load (nil: nothing is said).
 	OnError func(list string, err error)
 }
@@ -37,6 +39,36 @@ type pgpEntry struct {
 type dkimEntry struct {
 	hash   [32]byte
 	signer crypto.Signer
+}
+
+type smimeEntry struct {
+	fingerprint string
+	id          *smime.Identity
+}
+
+// SMIMEIdentity returns the list's S/MIME certificate and key, or nil if
+// it has none or they do not load.
+func (k *Keyring) SMIMEIdentity(l *store.List, s *store.ListSecrets) *smime.Identity {
+	if len(s.SMIMECert) == 0 || len(s.SMIMEKey) == 0 {
+		return nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if e, ok := k.smime[l.Address]; ok && e.fingerprint == l.SMIMEFingerprint {
+		return e.id
+	}
+	id, err := smime.ParseIdentity(s.SMIMECert, s.SMIMEKey)
+	if err != nil {
+		if k.OnError != nil {
+			k.OnError(l.Address, fmt.Errorf("list S/MIME certificate does not load: %w", err))
+		}
+		return nil
+	}
+	if k.smime == nil {
+		k.smime = map[string]smimeEntry{}
+	}
+	k.smime[l.Address] = smimeEntry{fingerprint: l.SMIMEFingerprint, id: id}
+	return id
 }
 
 // ListKey returns the list's OpenPGP key, or nil if it has none or it

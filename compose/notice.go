@@ -279,3 +279,29 @@ person), then:
   isaclist member confirm-key %s --list %s
 `, m.Name, m.Email, m.Org, fingerprint, m.KeyFingerprint, m.Email, l.Address) + signature(host)}
 }
+
+// CertExpiryNotices tell a member, and the owners, that the member's
+// S/MIME certificate expires soon (or has expired).
+func CertExpiryNotices(l *store.List, m *store.Member, now time.Time, host string) (toMember, toOwners Notice) {
+	when := "expires on " + m.CertExpires.UTC().Format("2 January 2006")
+	if !m.CertExpires.After(now) {
+		when = "expired on " + m.CertExpires.UTC().Format("2 January 2006")
+	}
+	toMember = Notice{To: []string{m.Email}, ToName: m.Name,
+		Subject: fmt.Sprintf("[%s] your S/MIME certificate %s", l.DisplayName(), when),
+		Text: fmt.Sprintf(`Dear %s,
+
+Your S/MIME certificate (%s, issued by %s), which %s
+encrypts copies to you with, %s.
+
+Once it has expired you will no longer receive encrypted copies, and no
+TLP:RED at all, unless you also have a valid OpenPGP key. Ask your
+organisation for a new certificate and send it to the secretary, or send
+it yourself with the "cert" command to %s.
+`, m.Name, m.CertSubject, m.CertIssuer, l.DisplayName(), when, RequestAddress(l.Address)) + signature(host)}
+	toOwners = Notice{To: l.OwnerRecipients(),
+		Subject: fmt.Sprintf("[%s] the S/MIME certificate of %s %s", l.DisplayName(), m.Email, when),
+		Text: fmt.Sprintf("The S/MIME certificate %s of %s (%s, organisation %s) %s.\n%s has been told.\nRegister the new certificate with: isaclist member cert %s FILE\n",
+			m.CertFingerprint, m.Name, m.Email, m.Org, when, m.Name, m.Email) + signature(host)}
+	return toMember, toOwners
+}

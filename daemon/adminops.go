@@ -228,6 +228,33 @@ func (d *Daemon) adminMux() *admin.Mux {
 		return memberView(mem), nil, nil
 	})
 
+	memberResult := func(mem *store.Member, err error) (any, []string, error) {
+		if err != nil {
+			return nil, nil, err
+		}
+		d.checkKeys()
+		return memberView(mem), nil, nil
+	}
+	admin.Handle(m, admin.OpMemberCert, func(_ context.Context, c admin.Call, a admin.MemberCert) (any, []string, error) {
+		return memberResult(g.SetMemberCert(actor(c), c.List, a.Email, a.Cert))
+	})
+	admin.Handle(m, admin.OpMemberConfirmCert, func(_ context.Context, c admin.Call, a admin.MemberRef) (any, []string, error) {
+		return memberResult(g.ConfirmPendingCert(actor(c), c.List, a.Email))
+	})
+	admin.Handle(m, admin.OpMemberSet, func(_ context.Context, c admin.Call, a admin.MemberSet) (any, []string, error) {
+		return memberResult(g.SetEncrypt(actor(c), c.List, a.Email, a.Encrypt))
+	})
+	admin.Handle(m, admin.OpListCert, func(_ context.Context, c admin.Call, a admin.ListCert) (any, []string, error) {
+		var pem string
+		var err error
+		if len(a.Cert) > 0 || len(a.Key) > 0 {
+			pem, err = g.InstallListCertificate(actor(c), c.List, a.Cert, a.Key)
+		} else {
+			pem, err = g.ListCertificate(c.List)
+		}
+		return admin.Certificate{Certificate: pem}, nil, err
+	})
+
 	admin.Handle(m, admin.OpQueueList, func(_ context.Context, _ admin.Call, a admin.QueueArgs) (any, []string, error) {
 		var q []store.QueueEntry
 		err := d.db.View(func(tx *store.Tx) error {

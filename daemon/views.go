@@ -46,6 +46,8 @@ func memberView(m *store.Member) admin.Member {
 		GuidelinesVersion: m.GuidelinesVersion, GuidelinesSigned: m.GuidelinesSigned,
 		Bounces: m.Bounces, LastBounce: m.LastBounce, LastBounceReason: m.LastBounceReason,
 		Paused: m.Paused, PendingKeyFingerprint: m.PendingKeyFingerprint,
+		CertFingerprint: m.CertFingerprint, CertSubject: m.CertSubject, CertIssuer: m.CertIssuer, CertAlgorithm: m.CertAlgorithm,
+		CertExpires: m.CertExpires, Encrypt: m.Encrypt, PendingCertFingerprint: m.PendingCertFingerprint,
 	}
 }
 

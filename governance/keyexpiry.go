@@ -12,7 +12,8 @@ import (
 // and the owners are told: enough time to extend it and send it again.
 const keyExpiryWarning = 30 * 24 * time.Hour
 
-// CheckKeyExpiry tells each member whose OpenPGP key expires within 30
+// CheckKeyExpiry tells each member whose OpenPGP key (or S/MIME
+// certificate) expires within 30
 // days, and the list's owners, by mail: once per key. It returns how many
 // members were told. The daemon runs it at start, twice a day, and after a
 // key changes.
@@ -40,21 +41,25 @@ func (g *Service) CheckKeyExpiry() (int, error) {
 				return err
 			}
 			for _, m := range ms {
-				if len(m.Key) == 0 || m.KeyExpires.IsZero() || m.KeyExpiryNotified == m.KeyFingerprint {
+				var notices []compose.Notice
+				if len(m.Key) > 0 && !m.KeyExpires.IsZero() && m.KeyExpiryNotified != m.KeyFingerprint && m.KeyExpires.Sub(now) <= keyExpiryWarning {
+					toMember, toOwners := compose.KeyExpiryNotices(l, &m, now, g.Hostname)
+					notices = append(notices, toMember, toOwners)
+					m.KeyExpiryNotified = m.KeyFingerprint
+				}
+				if len(m.Cert) > 0 && m.CertExpiryNotified != m.CertFingerprint && m.CertExpires.Sub(now) <= keyExpiryWarning {
+					toMember, toOwners := compose.CertExpiryNotices(l, &m, now, g.Hostname)
+					notices = append(notices, toMember, toOwners)
+					m.CertExpiryNotified = m.CertFingerprint
+				}
+				if len(notices) == 0 {
 					continue
 				}
-				left := m.KeyExpires.Sub(now)
-				if left > keyExpiryWarning {
-					continue
+				for _, n := range notices {
+					if err := queue.Notify(tx, g.outgoing(l, s, now), n); err != nil {
+						return err
+					}
 				}
-				toMember, toOwners := compose.KeyExpiryNotices(l, &m, now, g.Hostname)
-				if err := queue.Notify(tx, g.outgoing(l, s, now), toMember); err != nil {
-					return err
-				}
-				if err := queue.Notify(tx, g.outgoing(l, s, now), toOwners); err != nil {
-					return err
-				}
-				m.KeyExpiryNotified = m.KeyFingerprint
 				if err := tx.PutMember(l.Address, &m); err != nil {
 					return err
 				}

@@ -98,6 +98,10 @@ func (g *Service) CreateList(a Actor, req CreateListRequest) (*store.List, error
 	if err != nil {
 		return nil, err
 	}
+	id, err := g.newSMIMEIdentity(addr, name)
+	if err != nil {
+		return nil, fmt.Errorf("making the list's S/MIME certificate: %w", err)
+	}
 	l := &store.List{Address: addr, Name: name, Prefix: prefix, ReplyTo: "author", Owners: owners,
 		DKIMSelector: compose.DKIMSelector(addr, now), Created: now, PGPFingerprint: lk.Fingerprint(),
 		Encryption: store.EncryptionOpportunistic}
@@ -108,7 +112,10 @@ func (g *Service) CreateList(a Actor, req CreateListRequest) (*store.List, error
 		if err := tx.CreateList(l, &store.ListSecrets{DKIMKey: dkimKey, VERPKey: compose.NewSecret(32), PGPKey: pgpKey}); err != nil {
 			return err
 		}
-		return g.audit(tx, a, "list.create", addr, func(r *store.AuditRecord) { r.Detail = "pgp " + lk.Fingerprint() })
+		if err := g.audit(tx, a, "list.create", addr, func(r *store.AuditRecord) { r.Detail = "pgp " + lk.Fingerprint() }); err != nil {
+			return err
+		}
+		return g.storeIdentity(tx, a, addr, id, "self-issued")
 	})
 	if err != nil {
 		return nil, err

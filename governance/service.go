@@ -19,6 +19,7 @@ import (
 	"github.com/isaclist/isaclist/internal/clock"
 	"github.com/isaclist/isaclist/message"
 	"github.com/isaclist/isaclist/pgp"
+	"github.com/isaclist/isaclist/smime"
 	"github.com/isaclist/isaclist/store"
 	"github.com/isaclist/isaclist/tlp"
 )
@@ -57,7 +58,10 @@ type Service struct {
 	// NewDKIMKey makes a list's DKIM key (PKCS#8 DER); tests swap in a
 	// faster one.
 	NewDKIMKey func() ([]byte, error)
-	Announcer  Announcer
+	// NewSMIMEIdentity makes a list's S/MIME certificate (nil:
+	// smime.GenerateIdentity, RSA-3072); tests swap in a faster one.
+	NewSMIMEIdentity func(address, name string, now time.Time) (*smime.Identity, error)
+	Announcer        Announcer
 	// Queued wakes the delivery runner after notices were queued.
 	Queued func()
 

@@ -262,7 +262,7 @@ func (r *Receiver) distribute(d *distribution) (*Accepted, *reply.Refusal) {
 			if err := tx.Enqueue(m, inlineBody, ds); err != nil {
 				return err
 			}
-		} else if err := tx.EnqueueFiles(m, plainCopy != nil, frame, ds); err != nil {
+		} else if err := tx.EnqueueFiles(m, plainCopy != nil, frame, nil, ds); err != nil {
 			return err
 		}
 		acc.Copies = len(ds)

@@ -98,6 +98,21 @@ func generateIdentity(address, name string, now time.Time, bits int) (*Identity,
 // list's: not valid at now, a weak key, key usage without digitalSignature
 // and encryption, or no rfc822Name/emailAddress equal to address.
 func LoadIdentity(certPEM, keyPEM []byte, address string, now time.Time) (*Identity, error) {
+	id, err := ParseIdentity(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkCert(id.Cert, address, now, true); err != nil {
+		return nil, fmt.Errorf("smime: list certificate: %w", err)
+	}
+	return id, nil
+}
+
+// ParseIdentity reads a stored identity, checked when it was stored (by
+// LoadIdentity or made by GenerateIdentity): the certificate and its key
+// must match, nothing else is checked (an expired list certificate still
+// decrypts what was sent to it).
+func ParseIdentity(certPEM, keyPEM []byte) (*Identity, error) {
 	var certs []*x509.Certificate
 	rest := certPEM
 	for {
@@ -125,9 +140,6 @@ func LoadIdentity(certPEM, keyPEM []byte, address string, now time.Time) (*Ident
 	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !pub.Equal(certs[0].PublicKey) {
 		return nil, errors.New("smime: the private key does not belong to the list certificate (the first certificate in the file)")
-	}
-	if err := checkCert(certs[0], address, now, true); err != nil {
-		return nil, fmt.Errorf("smime: list certificate: %w", err)
 	}
 	return &Identity{Cert: certs[0], Chain: certs[1:], Key: key}, nil
 }

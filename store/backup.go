@@ -57,8 +57,8 @@ func (db *DB) Snapshot() (*Snapshot, error) {
 		if !m.BodyInFile {
 			return nil
 		}
-		for _, kind := range []string{BodyPlain, BodySealed} {
-			if (kind == BodyPlain && !m.Plain) || (kind == BodySealed && !m.Encrypted) {
+		for _, kind := range bodyKinds {
+			if (kind == BodyPlain && !m.Plain) || (kind == BodySealed && !m.Encrypted) || (kind == BodySMIME && !m.SMIME) {
 				continue
 			}
 			f, err := db.OpenBody(m.ID, kind)
@@ -280,6 +280,9 @@ func checkDatabase(path string, bodies map[string][]byte) (*BackupInfo, error) {
 			}
 			if e.Message.Encrypted && bodies[e.Message.ID+"."+BodySealed] == nil {
 				return fmt.Errorf("the queued message %s lacks its encrypted body", e.Message.ID)
+			}
+			if e.Message.SMIME && bodies[e.Message.ID+"."+BodySMIME] == nil {
+				return fmt.Errorf("the queued message %s lacks its S/MIME body", e.Message.ID)
 			}
 		}
 		v := t.VerifyAudit()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -22,7 +23,11 @@ import (
 const (
 	BodyPlain  = "plain"  // the signed plain copy
 	BodySealed = "sealed" // the shared encrypted body (OpenPGP SEIPD)
+	BodySMIME  = "smime"  // the shared S/MIME encrypted content (CMS)
 )
+
+// bodyKinds are every kind of body file.
+var bodyKinds = []string{BodyPlain, BodySealed, BodySMIME}
 
 // QueueDirName is the folder of the body files inside the data directory.
 const QueueDirName = "queue"
@@ -32,7 +37,7 @@ const queueDirName = QueueDirName
 func (db *DB) queueDir() string { return filepath.Join(filepath.Dir(db.path), queueDirName) }
 
 func (db *DB) bodyPath(id, kind string) (string, error) {
-	if id == "" || strings.ContainsAny(id, "/\\.") || (kind != BodyPlain && kind != BodySealed) {
+	if id == "" || strings.ContainsAny(id, "/\\.") || !slices.Contains(bodyKinds, kind) {
 		return "", fmt.Errorf("store: bad body name %q.%q", id, kind)
 	}
 	return filepath.Join(db.queueDir(), id+"."+kind), nil
@@ -107,7 +112,7 @@ func (db *DB) ReadBody(id, kind string) ([]byte, error) {
 
 // RemoveBodies deletes a message's body files.
 func (db *DB) RemoveBodies(id string) {
-	for _, kind := range []string{BodyPlain, BodySealed} {
+	for _, kind := range bodyKinds {
 		if path, err := db.bodyPath(id, kind); err == nil {
 			os.Remove(path)
 		}

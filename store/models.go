@@ -26,6 +26,8 @@ type List struct {
 	// PGPFingerprint is the list's OpenPGP key (members encrypt posts to
 	// it; it signs every encrypted copy).
 	PGPFingerprint string `json:"pgp_fingerprint,omitempty"`
+	// SMIMEFingerprint is the list's S/MIME certificate (SHA-256).
+	SMIMEFingerprint string `json:"smime_fingerprint,omitempty"`
 	// Encryption is the policy for copies: EncryptionOff,
 	// EncryptionOpportunistic (the default) or EncryptionRequired.
 	Encryption string `json:"encryption,omitempty"`
@@ -78,6 +80,11 @@ type ListSecrets struct {
 	// HoldKey encrypts held posts at rest (AES-256-GCM); made when the
 	// first post is held.
 	HoldKey []byte `json:"hold_key,omitempty"`
+	// SMIMECert and SMIMEKey are the list's S/MIME certificate (PEM, with
+	// any intermediates) and its private key (PKCS #8 PEM): it signs the
+	// S/MIME copies and members encrypt posts to it.
+	SMIMECert []byte `json:"smime_cert,omitempty"`
+	SMIMEKey  []byte `json:"smime_key,omitempty"`
 }
 
 // Org is a member organisation.
@@ -121,6 +128,20 @@ type Member struct {
 	LastBounce       time.Time `json:"last_bounce,omitzero"`
 	LastBounceReason string    `json:"last_bounce_reason,omitempty"`
 
+	// Cert is the member's S/MIME certificate (DER), checked when it was
+	// registered; the fields after it describe it for listings.
+	Cert               []byte    `json:"cert,omitempty"`
+	CertFingerprint    string    `json:"cert_fingerprint,omitempty"` // SHA-256, hex
+	CertSubject        string    `json:"cert_subject,omitempty"`
+	CertIssuer         string    `json:"cert_issuer,omitempty"`
+	CertAlgorithm      string    `json:"cert_algorithm,omitempty"`
+	CertExpires        time.Time `json:"cert_expires,omitzero"`
+	CertExpiryNotified string    `json:"cert_expiry_notified,omitempty"`
+	// Encrypt chooses how copies to a member with both a key and a
+	// certificate are encrypted: EncryptOpenPGP or EncryptSMIME; "" is
+	// OpenPGP.
+	Encrypt string `json:"encrypt,omitempty"`
+
 	// Paused: the member paused delivery to them (a mail command): posts
 	// wait in the queue until they resume, except TLP:RED and
 	// TLP:AMBER+STRICT, which are not queued for them at all.
@@ -131,6 +152,9 @@ type Member struct {
 	PendingKey            []byte    `json:"pending_key,omitempty"`
 	PendingKeyFingerprint string    `json:"pending_key_fingerprint,omitempty"`
 	PendingKeySince       time.Time `json:"pending_key_since,omitzero"`
+	// PendingCert is, likewise, an S/MIME certificate sent by mail.
+	PendingCert            []byte `json:"pending_cert,omitempty"`
+	PendingCertFingerprint string `json:"pending_cert_fingerprint,omitempty"`
 }
 
 // Thread remembers the label a message was distributed with, so that a
@@ -170,6 +194,9 @@ type Message struct {
 	// BodyInFile: the bodies are files in data_dir/queue (posts), not in
 	// the database (notices).
 	BodyInFile bool `json:"body_in_file,omitempty"`
+	// SMIME: the message has an S/MIME encrypted form (its frame and the
+	// shared encrypted content); copies with a Recipient are built from it.
+	SMIME bool `json:"smime,omitempty"`
 }
 
 // Frame is the unencrypted envelope of an encrypted copy: the outer header
@@ -206,7 +233,10 @@ type Delivery struct {
 	NullSender bool `json:"null_sender,omitempty"`
 	// KeyPacket is the recipient's OpenPGP key packet (PKESK) for an
 	// encrypted copy; nil for a plain copy.
-	KeyPacket []byte    `json:"key_packet,omitempty"`
+	KeyPacket []byte `json:"key_packet,omitempty"`
+	// Recipient is the recipient's S/MIME RecipientInfo (DER) for an
+	// S/MIME copy.
+	Recipient []byte    `json:"recipient,omitempty"`
 	State     string    `json:"state"`
 	Attempts  int       `json:"attempts"`
 	Next      time.Time `json:"next"`
@@ -219,6 +249,33 @@ type Delivery struct {
 	// attempt whose outcome is not recorded yet: while it is set, the copy
 	// is in flight, or was when that process died.
 	Claim string `json:"claim,omitempty"`
+}
+
+// How a member's copies are encrypted.
+const (
+	EncryptOpenPGP = "openpgp"
+	EncryptSMIME   = "smime"
+)
+
+// CertUsable reports whether copies can be encrypted to the member's
+// S/MIME certificate at now.
+func (m *Member) CertUsable(now time.Time) bool {
+	return len(m.Cert) > 0 && now.Before(m.CertExpires)
+}
+
+// Encryption is how a copy to the member is encrypted at now:
+// EncryptOpenPGP, EncryptSMIME, or "" when they have no usable key or
+// certificate. "A member with a key" means either.
+func (m *Member) Encryption(now time.Time) string {
+	switch {
+	case m.Encrypt == EncryptSMIME && m.CertUsable(now):
+		return EncryptSMIME
+	case m.KeyUsable(now):
+		return EncryptOpenPGP
+	case m.CertUsable(now):
+		return EncryptSMIME
+	}
+	return ""
 }
 
 // KeyUsable reports whether copies can be encrypted to the member's

@@ -265,11 +265,25 @@ func (t *Tx) Enqueue(m *Message, body []byte, ds []Delivery) error {
 }
 
 // EnqueueFiles stores a message whose bodies are already in files
-// (WriteBody): a plain copy if plain, an encrypted form if frame is not
-// nil.
-func (t *Tx) EnqueueFiles(m *Message, plain bool, frame *Frame, ds []Delivery) error {
-	m.Plain, m.Encrypted, m.BodyInFile = plain, frame != nil, true
+// (WriteBody): a plain copy if plain, an OpenPGP form if frame is not
+// nil, an S/MIME form if smimeFrame is not nil.
+func (t *Tx) EnqueueFiles(m *Message, plain bool, frame, smimeFrame *Frame, ds []Delivery) error {
+	m.Plain, m.Encrypted, m.SMIME, m.BodyInFile = plain, frame != nil, smimeFrame != nil, true
+	if smimeFrame != nil {
+		if err := putJSON(t.tx.Bucket(bucketBodies), []byte(m.ID+smimeFrameSuffix), smimeFrame); err != nil {
+			return err
+		}
+	}
 	return t.enqueue(m, nil, frame, nil, ds)
+}
+
+// SMIMEFrame returns the frame of a message's S/MIME copies.
+func (t *Tx) SMIMEFrame(id string) (*Frame, error) {
+	var f Frame
+	if err := getJSON(t.tx.Bucket(bucketBodies), []byte(id+smimeFrameSuffix), &f); err != nil {
+		return nil, err
+	}
+	return &f, nil
 }
 
 func (t *Tx) enqueue(m *Message, body []byte, frame *Frame, sealed []byte, ds []Delivery) error {
@@ -335,7 +349,10 @@ func (t *Tx) Body(id string) ([]byte, error) {
 }
 
 // frameSuffix keys a message's frame in the bodies bucket.
-const frameSuffix = "\x00frame"
+const (
+	frameSuffix      = "\x00frame"
+	smimeFrameSuffix = "\x00smimeframe"
+)
 
 // Frame returns the frame of a message's encrypted copies.
 func (t *Tx) Frame(id string) (*Frame, error) {
@@ -459,7 +476,7 @@ func (t *Tx) tidyMessage(msgID string) error {
 		return nil
 	}
 	bodies := t.tx.Bucket(bucketBodies)
-	for _, k := range []string{msgID, msgID + frameSuffix} {
+	for _, k := range []string{msgID, msgID + frameSuffix, msgID + smimeFrameSuffix} {
 		if err := bodies.Delete([]byte(k)); err != nil {
 			return err
 		}

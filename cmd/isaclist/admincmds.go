@@ -203,7 +203,50 @@ func listCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	c.AddCommand(createCmd, showCmd, setCmd, dnsCmd, keyCmd)
+	var installCert, installKey string
+	certCmd := &cobra.Command{
+		Use:   "cert [ADDRESS] [--install CERT.pem --key KEY.pem]",
+		Short: "Print the list's S/MIME certificate (members encrypt posts to it), or install one from a CA",
+		Long: `Print the list's S/MIME certificate: members whose client is Outlook or
+Apple Mail import it to encrypt posts to the list and to trust the list's
+signature on their copies (each S/MIME copy also carries it). Every list
+gets a self-issued certificate; to use one from a CA instead (clients then
+trust it without asking), give its PEM file (the list's certificate first,
+then any intermediates; it must name the list address and allow signing
+and encryption) and its unencrypted private key.`,
+		Example: "  isaclist list cert isac@lists.example.net > energy-isac.pem\n  isaclist list cert isac@lists.example.net --install isac-cert.pem --key isac-key.pem",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				g.list = args[0]
+			}
+			var a admin.ListCert
+			if installCert != "" || installKey != "" {
+				if installCert == "" || installKey == "" {
+					return fmt.Errorf("--install needs --key too (and --key needs --install)")
+				}
+				var err error
+				if a.Cert, err = os.ReadFile(installCert); err != nil {
+					return err
+				}
+				if a.Key, err = os.ReadFile(installKey); err != nil {
+					return err
+				}
+			}
+			var res admin.Certificate
+			if err := g.call(admin.OpListCert, a, &res); err != nil {
+				return err
+			}
+			if g.json {
+				return g.print(res, nil)
+			}
+			fmt.Fprint(g.out, res.Certificate)
+			return nil
+		},
+	}
+	certCmd.Flags().StringVar(&installCert, "install", "", "install this certificate (PEM) as the list's")
+	certCmd.Flags().StringVar(&installKey, "key", "", "the private key of the certificate to install (PEM, unencrypted)")
+	c.AddCommand(createCmd, showCmd, setCmd, dnsCmd, keyCmd, certCmd)
 	return c
 }
 
@@ -352,7 +395,7 @@ refused unless --force --reason TEXT.`,
 				return err
 			}
 			return g.print(ms, func(w *tabwriter.Writer) {
-				fmt.Fprintln(w, "EMAIL\tNAME\tORG\tROLE\tKEY\tKEY EXPIRES\tKEY STATE\tGUIDELINES\tBOUNCES")
+				fmt.Fprintln(w, "EMAIL\tNAME\tORG\tROLE\tKEY\tKEY EXPIRES\tKEY STATE\tCERTIFICATE\tGUIDELINES\tBOUNCES")
 				now := time.Now()
 				for _, m := range ms {
 					role := "representative"
@@ -391,7 +434,14 @@ refused unless --force --reason TEXT.`,
 							role += ", " + r
 						}
 					}
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Email, m.Name, m.Org, role, orDash(m.KeyFingerprint), expires, state, guidelines, bounces)
+					if m.PendingKeyFingerprint != "" {
+						state += ", new key " + m.PendingKeyFingerprint + " waits (member confirm-key)"
+					}
+					if m.Paused {
+						role += ", paused"
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", m.Email, m.Name, m.Org, role, orDash(m.KeyFingerprint), expires, state,
+						certSummary(m, now), guidelines, bounces)
 				}
 			})
 		},
@@ -444,7 +494,70 @@ as pending is theirs, then confirm.`,
 			return nil
 		},
 	}
-	c.AddCommand(add, remove, list, key, confirm)
+	cert := &cobra.Command{
+		Use:   "cert EMAIL FILE",
+		Short: "Set or replace a member's S/MIME certificate (PEM or DER)",
+		Long: `Register a member's X.509 certificate, for members whose mail client is
+Outlook or Apple Mail: they then receive encrypted copies (and TLP:RED) as
+S/MIME. Any issuer is taken (the organisation's own CA, a self-signed
+certificate): registering it is the trust decision. It must be valid,
+usable for encryption, RSA of 2048 bits or more or ECDSA P-256/P-384, and
+name the member's address; each refusal says which check failed.`,
+		Example: "  isaclist member cert alice@member-a.example alice.pem --list isac@lists.example.net\n  isaclist member cert bob@member-b.example bob.cer",
+		Args:    cobra.ExactArgs(2),
+		RunE: func(_ *cobra.Command, args []string) error {
+			data, err := os.ReadFile(args[1])
+			if err != nil {
+				return err
+			}
+			var m admin.Member
+			if err := g.call(admin.OpMemberCert, admin.MemberCert{Email: args[0], Cert: data}, &m); err != nil {
+				return err
+			}
+			if g.json {
+				return g.print(m, nil)
+			}
+			fmt.Fprintf(g.out, "stored certificate %s for %s (%s, issued by %s, expires %s)\n", m.CertFingerprint, m.Email, m.CertSubject, m.CertIssuer, m.CertExpires.Format(time.DateOnly))
+			return nil
+		},
+	}
+	confirmCert := &cobra.Command{
+		Use:     "confirm-cert EMAIL",
+		Short:   "Make the certificate a member sent by mail (the cert command, unsigned by their old one) their certificate",
+		Example: "  isaclist member confirm-cert alice@member-a.example",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			var m admin.Member
+			if err := g.call(admin.OpMemberConfirmCert, admin.MemberRef{Email: args[0]}, &m); err != nil {
+				return err
+			}
+			if g.json {
+				return g.print(m, nil)
+			}
+			fmt.Fprintf(g.out, "stored certificate %s for %s\n", m.CertFingerprint, m.Email)
+			return nil
+		},
+	}
+	var encrypt string
+	set := &cobra.Command{
+		Use:     "set EMAIL --encrypt openpgp|smime",
+		Short:   "Choose how copies to a member with both an OpenPGP key and an S/MIME certificate are encrypted",
+		Example: "  isaclist member set alice@member-a.example --encrypt smime --list isac@lists.example.net",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			var m admin.Member
+			if err := g.call(admin.OpMemberSet, admin.MemberSet{Email: args[0], Encrypt: encrypt}, &m); err != nil {
+				return err
+			}
+			if g.json {
+				return g.print(m, nil)
+			}
+			fmt.Fprintf(g.out, "copies to %s are encrypted with %s\n", m.Email, m.Encrypt)
+			return nil
+		},
+	}
+	set.Flags().StringVar(&encrypt, "encrypt", "", "openpgp or smime")
+	c.AddCommand(add, remove, list, key, confirm, cert, confirmCert, set)
 	return c
 }
 
@@ -521,4 +634,26 @@ func queueCmd(g *globals) *cobra.Command {
 	drop.Flags().StringVar(&rcpt, "rcpt", "", "drop only the copy to this recipient")
 	c.AddCommand(list, retry, drop)
 	return c
+}
+
+// certSummary describes a member's S/MIME certificate for member list.
+func certSummary(m admin.Member, now time.Time) string {
+	if m.CertFingerprint == "" {
+		return "-"
+	}
+	state := "expires " + m.CertExpires.Format(time.DateOnly)
+	switch left := m.CertExpires.Sub(now); {
+	case left <= 0:
+		state = "EXPIRED " + m.CertExpires.Format(time.DateOnly)
+	case left < 30*24*time.Hour:
+		state = fmt.Sprintf("expires in %d days", int(left.Hours()/24)+1)
+	}
+	s := fmt.Sprintf("%.16s (%s; issuer %s; %s)", m.CertFingerprint, m.CertSubject, m.CertIssuer, state)
+	if m.Encrypt == "smime" {
+		s += ", used"
+	}
+	if m.PendingCertFingerprint != "" {
+		s += ", new one waits (member confirm-cert)"
+	}
+	return s
 }

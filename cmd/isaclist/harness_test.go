@@ -24,6 +24,7 @@ import (
 	"github.com/isaclist/isaclist/internal/sandbox"
 	"github.com/isaclist/isaclist/internal/testmail"
 	"github.com/isaclist/isaclist/resolver"
+	"github.com/isaclist/isaclist/smime"
 )
 
 const (
@@ -136,6 +137,7 @@ func (w *world) start() {
 	}
 	w.d = d
 	d.Governance.NewDKIMKey = func() ([]byte, error) { return x509.MarshalPKCS8PrivateKey(testKey("list")) }
+	d.Governance.NewSMIMEIdentity = testSMIMEIdentity
 	w.smtp = d.SMTPAddrs[0]
 	w.t.Cleanup(func() { w.stop() })
 }
@@ -281,7 +283,23 @@ func testKey(name string) *rsa.PrivateKey {
 var (
 	testKeysMu sync.Mutex
 	testKeys   = map[string]*rsa.PrivateKey{}
+	testIDs    = map[string]*smime.Identity{}
 )
+
+// testSMIMEIdentity makes a list's S/MIME certificate once per address and
+// test run: RSA-3072 keys are slow to make.
+func testSMIMEIdentity(address, name string, now time.Time) (*smime.Identity, error) {
+	testKeysMu.Lock()
+	defer testKeysMu.Unlock()
+	if id, ok := testIDs[address]; ok {
+		return id, nil
+	}
+	id, err := smime.GenerateIdentity(address, name, now)
+	if err == nil {
+		testIDs[address] = id
+	}
+	return id, err
+}
 
 // syncBuffer collects the daemon's log for assertions.
 type syncBuffer struct {
