@@ -91,12 +91,12 @@ func ExcludedNotice(l *store.List, m *store.Member, label tlp.Label, msgID strin
 	var parts []string
 	if len(keyless) > 0 {
 		parts = append(parts, fmt.Sprintf(`%s is shared only encrypted, and these members have no valid OpenPGP
-key on record, so they did NOT receive it:
+key or S/MIME certificate on record, so they did NOT receive it:
 
 %s
 
 Share it with them another way (in person: "Rondje Rood"), and ask them to
-give the secretary a current OpenPGP key.`, label, memberLines(keyless)))
+give the secretary a current OpenPGP key or S/MIME certificate.`, label, memberLines(keyless)))
 	}
 	if len(paused) > 0 {
 		parts = append(parts, fmt.Sprintf(`These members have paused delivery of the list's mail, and %s

@@ -3,6 +3,7 @@ package intake
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/isaclist/isaclist/pgp"
 	"github.com/isaclist/isaclist/queue"
 	"github.com/isaclist/isaclist/reply"
+	"github.com/isaclist/isaclist/smime"
 	"github.com/isaclist/isaclist/store"
 	"github.com/isaclist/isaclist/tlp"
 )
@@ -169,15 +171,33 @@ func (r *Receiver) distribute(d *distribution) (*Accepted, *reply.Refusal) {
 			return nil, copyRefusal(fmt.Errorf("building the copy: %w", err))
 		}
 	}
+	// Each member's copy is encrypted as they can read it: OpenPGP, or
+	// S/MIME; each kind of encryption is done once for all its members.
+	var pgpMembers, smimeMembers []store.Member
+	for _, m := range plan.encrypted {
+		if m.Encryption(now) == store.EncryptSMIME {
+			smimeMembers = append(smimeMembers, m)
+		} else {
+			pgpMembers = append(pgpMembers, m)
+		}
+	}
 	var sealed *sealedPost
-	if len(plan.encrypted) > 0 {
-		if sealed, err = r.seal(pc, plan); err != nil {
+	var smimeSealed *smimePost
+	plan.encrypted = nil
+	if len(pgpMembers) > 0 {
+		if sealed, err = r.seal(pc, pgpMembers); err != nil {
 			return nil, copyRefusal(fmt.Errorf("encrypting the copies: %w", err))
 		}
-		plan.encrypted, plan.excluded = sealed.recipients, append(plan.excluded, sealed.unusable...)
+		plan.encrypted, plan.excluded = append(plan.encrypted, sealed.recipients...), append(plan.excluded, sealed.unusable...)
+	}
+	if len(smimeMembers) > 0 {
+		if smimeSealed, err = r.sealSMIME(pc, smimeMembers); err != nil {
+			return nil, copyRefusal(fmt.Errorf("encrypting the S/MIME copies: %w", err))
+		}
+		plan.encrypted, plan.excluded = append(plan.encrypted, smimeSealed.recipients...), append(plan.excluded, smimeSealed.unusable...)
 	}
 	if pc.Label == tlp.Red && len(plan.encrypted) == 0 {
-		return nil, reply.New(reply.RedNoRecipient, "no member of %s has a valid OpenPGP key, and TLP:RED is shared only encrypted: nobody could receive this message; share it in person (Rondje Rood)", l.DisplayName())
+		return nil, reply.New(reply.RedNoRecipient, "no member of %s has a valid OpenPGP key or S/MIME certificate, and TLP:RED is shared only encrypted: nobody could receive this message; share it in person (Rondje Rood)", l.DisplayName())
 	}
 	notices := d.notices
 	if (len(plan.excluded) > 0 || len(plan.pausedOut) > 0) && plan.tellAuthor && d.author != nil {
@@ -195,11 +215,14 @@ func (r *Receiver) distribute(d *distribution) (*Accepted, *reply.Refusal) {
 	if sealed != nil {
 		size = max(size, len(sealed.body))
 	}
+	if smimeSealed != nil {
+		size = max(size, len(smimeSealed.shared))
+	}
 
 	// A small plain post (most are a few KB) goes into the database with
 	// its record: one commit, no file to create, write and fsync besides.
 	var inlineBody []byte
-	if sealed == nil && plainCopy != nil && size <= inlineBodyMax {
+	if sealed == nil && smimeSealed == nil && plainCopy != nil && size <= inlineBodyMax {
 		inlineBody = make([]byte, 0, size)
 		for _, p := range plainCopy {
 			inlineBody = append(inlineBody, p...)
@@ -216,6 +239,12 @@ func (r *Receiver) distribute(d *distribution) (*Accepted, *reply.Refusal) {
 	}
 	if sealed != nil {
 		if err := r.DB.WriteBody(id, store.BodySealed, [][]byte{sealed.body}); err != nil {
+			r.DB.RemoveBodies(id)
+			return nil, reply.StoreError(err)
+		}
+	}
+	if smimeSealed != nil {
+		if err := r.DB.WriteBody(id, store.BodySMIME, [][]byte{smimeSealed.shared}); err != nil {
 			r.DB.RemoveBodies(id)
 			return nil, reply.StoreError(err)
 		}
@@ -249,7 +278,7 @@ func (r *Receiver) distribute(d *distribution) (*Accepted, *reply.Refusal) {
 		if d.author != nil {
 			m.Author = d.author.Email
 		}
-		var frame *store.Frame
+		var frame, smimeFrame *store.Frame
 		if sealed != nil {
 			for _, rc := range sealed.recipients {
 				dv := plan.delivery(rc, now)
@@ -258,11 +287,19 @@ func (r *Receiver) distribute(d *distribution) (*Accepted, *reply.Refusal) {
 			}
 			frame = sealed.frame
 		}
+		if smimeSealed != nil {
+			for _, rc := range smimeSealed.recipients {
+				dv := plan.delivery(rc, now)
+				dv.Recipient = smimeSealed.recipientInfos[rc.Email]
+				ds = append(ds, dv)
+			}
+			smimeFrame = smimeSealed.frame
+		}
 		if inlineBody != nil {
 			if err := tx.Enqueue(m, inlineBody, ds); err != nil {
 				return err
 			}
-		} else if err := tx.EnqueueFiles(m, plainCopy != nil, frame, nil, ds); err != nil {
+		} else if err := tx.EnqueueFiles(m, plainCopy != nil, frame, smimeFrame, ds); err != nil {
 			return err
 		}
 		acc.Copies = len(ds)
@@ -359,7 +396,7 @@ type sealedPost struct {
 	unusable   []store.Member // keys that turned out unusable
 }
 
-func (r *Receiver) seal(pc *compose.Post, plan copyPlan) (*sealedPost, error) {
+func (r *Receiver) seal(pc *compose.Post, members []store.Member) (*sealedPost, error) {
 	key := pc.ListKey
 	if key == nil {
 		return nil, errors.New("the list has no usable OpenPGP key")
@@ -382,7 +419,7 @@ func (r *Receiver) seal(pc *compose.Post, plan copyPlan) (*sealedPost, error) {
 	}
 	defer sk.Wipe()
 	sp := &sealedPost{frame: pc.Frame(), body: body.Bytes(), keyPackets: map[string][]byte{}}
-	for _, m := range plan.encrypted {
+	for _, m := range members {
 		pub, err := pgp.ParsePublicKey(m.Key)
 		var kp []byte
 		if err == nil {
@@ -394,6 +431,52 @@ func (r *Receiver) seal(pc *compose.Post, plan copyPlan) (*sealedPost, error) {
 			continue
 		}
 		sp.keyPackets[m.Email] = kp
+		sp.recipients = append(sp.recipients, m)
+	}
+	return sp, nil
+}
+
+// smimePost is the S/MIME form of a post: the content, signed by the
+// list and encrypted once, and one RecipientInfo per member.
+type smimePost struct {
+	frame          *store.Frame
+	shared         []byte // the shared EncryptedContentInfo
+	recipientInfos map[string][]byte
+	recipients     []store.Member
+	unusable       []store.Member
+}
+
+func (r *Receiver) sealSMIME(pc *compose.Post, members []store.Member) (*smimePost, error) {
+	id := r.Keys.SMIMEIdentity(pc.List, pc.Secrets)
+	if id == nil {
+		return nil, errors.New("the list has no usable S/MIME certificate")
+	}
+	inner, err := pc.Inner()
+	if err != nil {
+		return nil, err
+	}
+	signed, err := id.SignEntity(bytes.Join(inner, nil))
+	if err != nil {
+		return nil, err
+	}
+	env, err := smime.Encrypt(signed)
+	if err != nil {
+		return nil, err
+	}
+	defer env.Wipe()
+	sp := &smimePost{frame: pc.SMIMEFrame(), shared: env.Shared, recipientInfos: map[string][]byte{}}
+	for _, m := range members {
+		cert, err := x509.ParseCertificate(m.Cert)
+		var ri []byte
+		if err == nil {
+			ri, err = env.RecipientInfo(cert)
+		}
+		if err != nil {
+			r.logger().Warn("member certificate unusable; no copy", "member", m.Email, "err", err)
+			sp.unusable = append(sp.unusable, m)
+			continue
+		}
+		sp.recipientInfos[m.Email] = ri
 		sp.recipients = append(sp.recipients, m)
 	}
 	return sp, nil

@@ -161,15 +161,16 @@ type copyPlan struct {
 // TLP:RED only ever travels encrypted, whatever the policy.
 func planCopies(l *store.List, members []store.Member, label tlp.Label, snap *snapshot) (copyPlan, *reply.Refusal) {
 	var p copyPlan
+	// "A member with a key": a usable OpenPGP key or S/MIME certificate.
 	var keyless []string
 	for _, m := range members {
-		if !m.KeyUsable(snap.Now) {
+		if m.Encryption(snap.Now) == "" {
 			keyless = append(keyless, m.Email)
 		}
 	}
 	strict := label == tlp.Red || label == tlp.AmberStrict
 	if strict && l.StrictAllOrNothing && len(keyless) > 0 {
-		return p, reply.New(reply.NotAllKeys, "%s delivers %s to all members encrypted or to none, and these members have no valid OpenPGP key: %s; nothing was sent: ask them to register a key with the secretary, or share it another way",
+		return p, reply.New(reply.NotAllKeys, "%s delivers %s to all members encrypted or to none, and these members have no valid OpenPGP key or S/MIME certificate: %s; nothing was sent: ask them to register one with the secretary, or share it another way",
 			l.DisplayName(), label.String(), strings.Join(keyless, ", "))
 	}
 	policy := l.EncryptionPolicy()
@@ -194,7 +195,7 @@ func planCopies(l *store.List, members []store.Member, label tlp.Label, snap *sn
 		switch {
 		case policy == store.EncryptionOff:
 			p.plain = append(p.plain, m)
-		case m.KeyUsable(snap.Now):
+		case m.Encryption(snap.Now) != "":
 			p.encrypted = append(p.encrypted, m)
 		case policy == store.EncryptionRequired:
 			p.excluded = append(p.excluded, m)

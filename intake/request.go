@@ -411,7 +411,7 @@ func (r *Receiver) sendAnswer(snap *snapshot, m *store.Member, inReplyTo string,
 		return err
 	}
 	plan := copyPlan{plain: []store.Member{*m}}
-	if m.KeyUsable(now) {
+	if m.Encryption(now) != "" {
 		plan = copyPlan{encrypted: []store.Member{*m}}
 	}
 	request := compose.FormatAddress(l.DisplayName(), compose.RequestAddress(l.Address))

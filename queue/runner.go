@@ -16,6 +16,7 @@ import (
 	"github.com/isaclist/isaclist/internal/clock"
 	"github.com/isaclist/isaclist/metrics"
 	"github.com/isaclist/isaclist/pgp"
+	"github.com/isaclist/isaclist/smime"
 	"github.com/isaclist/isaclist/store"
 )
 
@@ -301,7 +302,11 @@ type copySource struct {
 	plain    io.WriterTo
 	frame    *store.Frame
 	armored  *pgp.Armored
-	signer   compose.Signer
+	// smimeFrame and smime make the S/MIME copies: the frame, and the
+	// shared content whose base64 is computed once for all of them.
+	smimeFrame *store.Frame
+	smime      *smime.Copies
+	signer     compose.Signer
 }
 
 func (r *Runner) source(id string) (*copySource, error) {
@@ -333,8 +338,20 @@ func (r *Runner) source(id string) (*copySource, error) {
 				return err
 			}
 		}
+		if m.SMIME {
+			if src.smimeFrame, err = tx.SMIMEFrame(id); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
+	if err == nil && src.smimeFrame != nil {
+		shared, err := r.DB.ReadBody(id, store.BodySMIME)
+		if err != nil {
+			return nil, err
+		}
+		src.smime = smime.NewCopies(shared)
+	}
 	if err == nil && src.frame != nil {
 		// The shared encrypted body is read once for every copy made from
 		// this source; its armor is computed once too.
@@ -351,6 +368,9 @@ func (r *Runner) source(id string) (*copySource, error) {
 // and armored body around the recipient's own key packet, DKIM-signed for
 // this copy (its body differs from every other copy's by the key packet).
 func (s *copySource) pieces(d store.Delivery) (io.WriterTo, error) {
+	if d.Recipient != nil {
+		return s.smimePieces(d)
+	}
 	if d.KeyPacket == nil {
 		if s.plain == nil {
 			return nil, errors.New("plain copy asked of a message that has none")
@@ -373,6 +393,24 @@ func (s *copySource) pieces(d store.Delivery) (io.WriterTo, error) {
 		return nil, err
 	}
 	return append(Pieces{[]byte(sig), s.frame.Header, []byte("\r\n")}, body...), nil
+}
+
+// smimePieces is one recipient's S/MIME copy: the shared frame and the
+// base64 of the EnvelopedData around their RecipientInfo, DKIM-signed for
+// this copy.
+func (s *copySource) smimePieces(d store.Delivery) (io.WriterTo, error) {
+	if s.smime == nil {
+		return nil, errors.New("S/MIME copy asked of a message that has no S/MIME form")
+	}
+	body, err := s.smime.Pieces(d.Recipient)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := s.signer.Signature(s.list, s.secrets, s.smimeFrame.Header, body)
+	if err != nil {
+		return nil, err
+	}
+	return append(Pieces{[]byte(sig), s.smimeFrame.Header, []byte("\r\n")}, body...), nil
 }
 
 func (r *Runner) deliver(ctx context.Context, d store.Delivery, src *copySource) {

@@ -22,7 +22,7 @@ func backupOf(t *testing.T) string {
 		if err := tx.CreateList(&List{Address: "l@x.example", Name: "L"}, &ListSecrets{}); err != nil {
 			return err
 		}
-		return tx.EnqueueFiles(&Message{ID: "0000000000a1", List: "l@x.example", Kind: KindPost, Received: time.Now()}, true, nil,
+		return tx.EnqueueFiles(&Message{ID: "0000000000a1", List: "l@x.example", Kind: KindPost, Received: time.Now()}, true, nil, nil,
 			[]Delivery{{Rcpt: "m@y.example", Next: time.Now()}})
 	})
 	if err != nil {

@@ -223,10 +223,18 @@ level = "warn"
 	} else {
 		return fmt.Errorf("the spoof was not refused (%v)", err)
 	}
+	// It names a member, so it is held for the secretary; Alice, at her
+	// registered address, and the owner (Carol) are told.
+	seen := map[string]bool{}
+	if _, err := waitMaildir(maildir, seen, 2, 10*time.Second, func(b []byte) bool { return !bytes.Contains(b, []byte(" via Energy ISAC ")) }); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "   The refused post named a member, so it is held for the secretary (encrypted;\n"+
+		"   `isaclist hold list` shows it): Alice is told at her registered address, the\n"+
+		"   owner that a post waits. Nothing of it went to the members.\n")
 
 	step("What each member received (Maildir %s)", maildir)
-	seen := map[string]bool{}
-	copies, err := waitMaildir(maildir, seen, 3, 10*time.Second)
+	copies, err := waitMaildir(maildir, seen, 3, 10*time.Second, func(b []byte) bool { return bytes.Contains(b, []byte(" via Energy ISAC ")) })
 	if err != nil {
 		return err
 	}
@@ -246,7 +254,7 @@ level = "warn"
 		return fmt.Errorf("the RED post was refused: %w", err)
 	}
 	fmt.Fprintf(out, "   server: 250 %s\n", reply)
-	copies, err = waitMaildir(maildir, seen, 2, 10*time.Second)
+	copies, err = waitMaildir(maildir, seen, 2, 10*time.Second, func([]byte) bool { return true })
 	if err != nil {
 		return err
 	}
@@ -258,16 +266,20 @@ level = "warn"
 	return nil
 }
 
-// waitMaildir waits for n files that are not in seen, marks them seen and
-// returns them in delivery order. Names are not compared as strings: their
-// microsecond field is not zero-padded in every Maildir writer.
-func waitMaildir(dir string, seen map[string]bool, n int, timeout time.Duration) ([][]byte, error) {
+// waitMaildir waits for n files that are not in seen and that match, marks
+// them seen and returns them in delivery order (others stay unseen). Names
+// are not compared as strings: their microsecond field is not zero-padded
+// in every Maildir writer.
+func waitMaildir(dir string, seen map[string]bool, n int, timeout time.Duration, match func([]byte) bool) ([][]byte, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		entries, _ := os.ReadDir(filepath.Join(dir, "new"))
 		var fresh []os.DirEntry
 		for _, e := range entries {
-			if !seen[e.Name()] {
+			if seen[e.Name()] {
+				continue
+			}
+			if b, err := os.ReadFile(filepath.Join(dir, "new", e.Name())); err == nil && match(b) {
 				fresh = append(fresh, e)
 			}
 		}
