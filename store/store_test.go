@@ -219,7 +219,7 @@ func TestBodyFiles(t *testing.T) {
 		t.Error("a body name with a path was written")
 	}
 	err := db.Update(func(tx *Tx) error {
-		return tx.EnqueueFiles(&Message{ID: "m1", List: "l@x.example", Kind: KindPost}, true, nil, []Delivery{{Rcpt: "a@x.example", Next: time.Now()}})
+		return tx.EnqueueFiles(&Message{ID: "m1", List: "l@x.example", Kind: KindPost}, true, nil, nil, []Delivery{{Rcpt: "a@x.example", Next: time.Now()}})
 	})
 	if err != nil {
 		t.Fatal(err)
