@@ -193,3 +193,24 @@ func isASCII(s string) bool {
 	}
 	return true
 }
+
+// CanonicalCharset is the IANA name of a charset (lower case), so that two
+// labels of one charset compare equal ("latin1" and "iso-8859-1"); US-ASCII
+// for none; the label itself when x/text does not know it.
+func CanonicalCharset(cs string) string {
+	cs = NormCharset(cs)
+	switch cs {
+	case "", "us-ascii", "ascii":
+		return "us-ascii"
+	case "utf-8", "utf8":
+		return "utf-8"
+	}
+	e, err := LookupCharset(cs)
+	if err != nil {
+		return cs
+	}
+	if name, err := ianaindex.MIME.Name(e); err == nil && name != "" {
+		return strings.ToLower(name)
+	}
+	return cs
+}

@@ -2,6 +2,7 @@ package pgp
 
 import (
 	"bytes"
+	htmlpkg "html"
 	"io"
 	"time"
 
@@ -180,4 +181,114 @@ func clearText(block []byte) []byte {
 		pos = next
 	}
 	return out
+}
+
+// FindHTMLBlocks returns the armored blocks in an HTML text (what webmail
+// sends when a member pastes a block into an HTML mail): each from its
+// BEGIN marker to its END marker, wherever they stand; the markup between
+// is part of the block. At most maxBlocks are returned; a BEGIN marker
+// without its END marker gives a truncated block to the end of the text.
+func FindHTMLBlocks(html []byte) []Block {
+	var out []Block
+	for pos := 0; pos < len(html) && len(out) < maxBlocks; {
+		i := bytes.Index(html[pos:], []byte("-----BEGIN PGP "))
+		if i < 0 {
+			break
+		}
+		start := pos + i
+		rest := html[start:]
+		var kind BlockKind
+		var end string
+		switch {
+		case bytes.HasPrefix(rest, []byte(beginMessage)):
+			kind, end = BlockMessage, endMessage
+		case bytes.HasPrefix(rest, []byte(beginSigned)):
+			kind, end = BlockSigned, endSig
+		default:
+			pos = start + len("-----BEGIN PGP ")
+			continue
+		}
+		j := bytes.Index(rest, []byte(end))
+		if j < 0 {
+			out = append(out, Block{Kind: BlockTruncated, Start: start, End: len(html)})
+			break
+		}
+		out = append(out, Block{Kind: kind, Start: start, End: start + j + len(end)})
+		pos = start + j + len(end)
+	}
+	return out
+}
+
+// htmlBreaks are the elements that begin a new line of text.
+var htmlBreaks = map[string]bool{"br": true, "p": true, "div": true, "pre": true, "tr": true, "li": true,
+	"blockquote": true, "table": true, "h1": true, "h2": true, "h3": true, "h4": true, "h5": true, "h6": true}
+
+// HTMLText is the text of a piece of HTML as its lines read: elements
+// that break lines (br, p, div, ...) and line ends in the source end a
+// line, other markup goes, character references are decoded and
+// non-breaking spaces are spaces; each line is trimmed of white space.
+func HTMLText(h []byte) []byte {
+	var b bytes.Buffer
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if c != '<' {
+			b.WriteByte(c)
+			continue
+		}
+		j := bytes.IndexByte(h[i:], '>')
+		if j < 0 {
+			break
+		}
+		tag := bytes.TrimLeft(h[i+1:i+j], "/ \t")
+		n := 0
+		for n < len(tag) && (tag[n] >= 'a' && tag[n] <= 'z' || tag[n] >= 'A' && tag[n] <= 'Z' || tag[n] >= '0' && tag[n] <= '9') {
+			n++
+		}
+		if htmlBreaks[string(bytes.ToLower(tag[:n]))] {
+			b.WriteByte('\n')
+		}
+		i += j
+	}
+	text := []byte(htmlpkg.UnescapeString(b.String()))
+	text = bytes.ReplaceAll(text, []byte("\u00a0"), []byte(" "))
+	var out bytes.Buffer
+	for _, line := range bytes.Split(bytes.ReplaceAll(text, []byte("\r\n"), []byte("\n")), []byte("\n")) {
+		out.Write(bytes.TrimSpace(line))
+		out.WriteByte('\n')
+	}
+	return out.Bytes()
+}
+
+// ArmorFromHTML rebuilds an armored message from the text of an HTML
+// block (HTMLText of what FindHTMLBlocks found): its BEGIN line, its
+// header lines, one empty line, its base64 lines and its END line; the
+// empty lines and breaks the markup added are gone.
+func ArmorFromHTML(text []byte) []byte {
+	var out bytes.Buffer
+	headers := true
+	for _, line := range bytes.Split(text, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		switch {
+		case len(line) == 0:
+		case string(line) == beginMessage:
+			out.WriteString(beginMessage + "\r\n")
+		case string(line) == endMessage:
+			if headers {
+				out.WriteString("\r\n")
+			}
+			out.WriteString(endMessage + "\r\n")
+			return out.Bytes()
+		case headers && bytes.Contains(line, []byte(": ")):
+			out.Write(line)
+			out.WriteString("\r\n")
+		default:
+			if headers {
+				out.WriteString("\r\n")
+				headers = false
+			}
+			out.Write(line)
+			out.WriteString("\r\n")
+		}
+	}
+	return out.Bytes()
 }
