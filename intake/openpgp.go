@@ -528,6 +528,10 @@ func (op *opener) text(p *message.Part, head []byte, boundaries []string) ([]byt
 		set = append(set, [2]string{"Content-Type", mime.FormatMediaType(p.MediaType, params)})
 	}
 	cte := p.TransferEncoding
+	if wide && cte != "base64" {
+		// UTF-16 and UTF-32 octets are not lines: base64 carries them.
+		cte = "base64"
+	}
 	if message.IdentityEncoding(cte) {
 		switch {
 		case longLines(out) || message.CheckFraming(out) != nil:
