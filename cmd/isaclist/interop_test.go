@@ -258,9 +258,22 @@ func signedParts(t *testing.T, plain []byte) (signed, sig []byte, ok bool) {
 	if i < 0 {
 		return nil, nil, false
 	}
+	// The field's value: up to the first line that does not continue it.
 	head := s[strings.LastIndex(s[:i], "Content-Type:")+len("Content-Type:"):]
-	head = head[:strings.Index(head, "\r\n\r\n")]
-	_, params, err := mime.ParseMediaType(strings.ReplaceAll(head, "\r\n", ""))
+	end := 0
+	for {
+		j := strings.Index(head[end:], "\r\n")
+		if j < 0 {
+			end = len(head)
+			break
+		}
+		end += j + 2
+		if end >= len(head) || head[end] != ' ' && head[end] != '\t' {
+			end -= 2
+			break
+		}
+	}
+	_, params, err := mime.ParseMediaType(strings.ReplaceAll(head[:end], "\r\n", ""))
 	if err != nil {
 		t.Fatalf("multipart/signed header %q: %v", head, err)
 	}
