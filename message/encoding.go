@@ -125,6 +125,12 @@ func Encode(cte string, body []byte) ([]byte, error) {
 		if err := w.Close(); err != nil {
 			return nil, err
 		}
+		if b.Len() > 0 && !bytes.HasSuffix(b.Bytes(), []byte("\r\n")) {
+			// Text that does not end in a line break ends in a soft one
+			// (RFC 2045 §6.7 (5)): the line end that mail adds after the
+			// last line must not become part of the text.
+			b.WriteString("=\r\n")
+		}
 		return b.Bytes(), nil
 	case "base64":
 		return Base64Lines(body), nil

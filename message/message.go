@@ -301,8 +301,17 @@ func splitMultipart(body []byte, boundary string) ([][2]int, error) {
 		} else {
 			line = body[i : i+lineEnd]
 		}
+		// A delimiter line is the delimiter, optionally "--" (the close
+		// delimiter), then only white space (RFC 2046 §5.1.1): a line
+		// that goes on ("--b_alt" for boundary "b", a nested multipart's
+		// own boundary) is content, as every reader takes it.
+		rest := []byte(nil)
+		isDelim := false
 		if bytes.HasPrefix(line, delim) {
-			rest := bytes.TrimRight(line[len(delim):], " \t")
+			rest = bytes.TrimRight(line[len(delim):], " \t")
+			isDelim = len(rest) == 0 || bytes.Equal(rest, []byte("--"))
+		}
+		if isDelim {
 			if pos >= 0 {
 				end := i - 2 // the CRLF before the boundary line
 				if end < pos {

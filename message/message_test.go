@@ -1,6 +1,7 @@
 package message
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
@@ -147,6 +148,12 @@ func TestTransferEncodings(t *testing.T) {
 		if CheckFraming(enc) != nil {
 			t.Errorf("%s: encoded text has bare line ends", cte)
 		}
+	}
+	// Text without a last line break keeps none: the encoded text ends in
+	// a soft line break, so it can end a message or a part.
+	enc, _ := Encode("quoted-printable", []byte("Start=ABC=Finish"))
+	if dec, _ := Decode("quoted-printable", enc); !bytes.HasSuffix(enc, []byte("\r\n")) || string(dec) != "Start=ABC=Finish" {
+		t.Errorf("quoted-printable without a last line break: %q decodes as %q", enc, dec)
 	}
 	if _, err := Decode("x-uuencode", text); !errors.Is(err, ErrUnknownEncoding) {
 		t.Errorf("unknown encoding: %v", err)
