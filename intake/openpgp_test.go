@@ -419,3 +419,39 @@ func TestOpenRefusalsQuoteNothing(t *testing.T) {
 		}
 	}
 }
+
+// SPEC (what users of the anchors ask for): PGP/MIME that Exchange or
+// Outlook rewrote, the encrypted part an encrypted.asc attachment of a
+// multipart/mixed, is decrypted like the original.
+func TestOpenExchangeRewrittenPGPMIME(t *testing.T) {
+	f := newPGPFixture(t)
+	block := f.encrypt([]byte("Content-Type: text/plain; charset=utf-8\r\n\r\nvia Exchange\r\n"), f.alice)
+	body := "--x\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n\r\n" +
+		"--x\r\nContent-Type: application/pgp-encrypted\r\nContent-Disposition: attachment\r\n\r\nVersion: 1\r\n" +
+		"--x\r\nContent-Type: application/octet-stream; name=\"encrypted.asc\"\r\nContent-Disposition: attachment; filename=\"encrypted.asc\"\r\n\r\n" + string(block) + "\r\n--x--\r\n"
+	o := f.mustOpen("Content-Type: multipart/mixed; boundary=x\r\n", body)
+	if !o.encrypted || !o.signatureOK || o.content.Entity.MediaType != "multipart/signed" || !bytes.Contains(o.content.Body(), []byte("\r\n\r\nvia Exchange\r\n")) {
+		t.Errorf("Exchange-rewritten PGP/MIME: encrypted %v signed %v, %q", o.encrypted, o.signatureOK, o.content.Body())
+	}
+	// A multipart/mixed with other parts beside is a post with an
+	// attachment, not a rewritten PGP/MIME message.
+	o = f.mustOpen("Content-Type: multipart/mixed; boundary=x\r\n", strings.Replace(body, "\r\n\r\n\r\n--x", "\r\n\r\nreport attached\r\n--x", 1))
+	if o.encrypted {
+		t.Error("a post with an encrypted.asc attachment and text was decrypted as PGP/MIME")
+	}
+}
+
+// UTF-16 text with an inline block: decrypted in place, written back in
+// UTF-16 with its byte order mark, in base64.
+func TestOpenInlineUTF16(t *testing.T) {
+	f := newPGPFixture(t)
+	text := "Hallo,\r\n" + string(f.encrypt([]byte("Grüße\r\n"), nil)) + "\r\nDave\r\n"
+	le := message.UnicodeForm{Unit: 2}
+	body := message.Base64Lines(append([]byte{0xFF, 0xFE}, le.Encode(text)...))
+	o := f.mustOpen("Content-Type: text/plain; charset=utf-16\r\nContent-Transfer-Encoding: base64\r\n", string(body))
+	dec, _ := o.content.Entity.Decoded()
+	got, err := message.DecodeCharset("utf-16", dec)
+	if err != nil || got != "Hallo,\r\nGrüße\r\n\r\nDave\r\n" || !bytes.HasPrefix(dec, []byte{0xFF, 0xFE}) || o.content.Entity.Charset() != "utf-16" {
+		t.Errorf("UTF-16: %q %v (charset %s)", got, err, o.content.Entity.Charset())
+	}
+}
