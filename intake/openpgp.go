@@ -147,7 +147,8 @@ func (r *Receiver) open(snap *snapshot, member *store.Member, msg *message.Messa
 		// part of a multipart/signed with the signature as the second.
 		resigned, err := compose.Resigned(resign.entity, resign.signature, snap.Now)
 		if err != nil {
-			return nil, reply.InternalError(err)
+			// Its reason could name what the entity holds: not logged.
+			return nil, reply.InternalError(errors.New("the author's signed entity could not be re-emitted as multipart/signed"))
 		}
 		resigned.Subject = c.Subject
 		op.o.content = resigned
