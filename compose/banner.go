@@ -131,8 +131,13 @@ func isAttachment(p *message.Part) bool {
 	if d == "" {
 		return false
 	}
-	mt, _, err := message.ParseMediaType(d)
-	return err == nil && mt == "attachment"
+	if mt, _, err := message.ParseMediaType(d); err == nil {
+		return mt == "attachment"
+	}
+	// Parameters a reader cannot read do not make an attachment inline:
+	// the disposition type comes first.
+	typ, _, _ := strings.Cut(d, ";")
+	return strings.EqualFold(strings.TrimSpace(typ), "attachment")
 }
 
 func bannerText(p *message.Part, banner string, boundaries []string) ([][]byte, bool) {
