@@ -212,6 +212,14 @@ func TestEncryptedPostInteropWithGnuPG(t *testing.T) {
 	if v := h.Get("X-Isaclist-OpenPGP"); !strings.Contains(v, "encrypted to the list") || !strings.Contains(v, "signature valid") {
 		t.Errorf("X-Isaclist-OpenPGP = %q", v)
 	}
+	// A plain copy is no encrypted entity: no protected-headers parameter
+	// (issue 12 item 8), and none of the author's protected headers.
+	if ct := h.Get("Content-Type"); strings.Contains(ct, "protected-headers") {
+		t.Errorf("Carol's plain copy: Content-Type %q", ct)
+	}
+	if bytes.Contains(c, []byte("From: Alice de Vries <alice@member-a.example>")) || bytes.Contains(c, []byte("\r\nSubject: [TLP:AMBER] Ransomware")) {
+		t.Errorf("Carol's plain copy carries the author's protected headers:\n%s", c)
+	}
 }
 
 // checkAuthorSignature finds the multipart/signed the list keeps of an
