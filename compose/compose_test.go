@@ -103,11 +103,121 @@ func TestNoBannerWhereItWouldBreakSomething(t *testing.T) {
 		{`multipart/signed; boundary=s; protocol="application/pgp-signature"`, ""},
 		{`multipart/encrypted; boundary=s; protocol="application/pgp-encrypted"`, ""},
 		{`application/pkcs7-mime; smime-type=enveloped-data`, "base64"},
-		{`text/plain; charset=utf-16`, "base64"},
+		{`text/plain; charset=x-unknown-charset`, "8bit"},
+		{`text/plain; charset=utf-7`, "7bit"},
 		{`text/plain; charset=utf-8`, "x-uuencode"},
 	} {
 		if out, ok := withBanner(c.ct, c.cte, signed, banner); ok || !bytes.Equal(out, signed) {
 			t.Errorf("%s: body changed", c.ct)
+		}
+	}
+}
+
+// Issue 12 item 6: the banner in the part's own charset, which a reader's
+// client decodes (x/text here) to the banner and the text as it was.
+func TestBannerInEveryCharset(t *testing.T) {
+	text := map[string]string{
+		"iso-2022-jp": "東京の停電について", "koi8-r": "Отключение", "big5": "停電報告",
+		"gb2312": "停电报告", "euc-kr": "정전 보고", "shift_jis": "東京の停電", "iso-8859-1": "Café",
+		"windows-1252": "“quoted”", "utf-16": "Stromausfall ü", "utf-16le": "Stromausfall ü", "utf-16be": "Stromausfall ü",
+	}
+	for cs, s := range text {
+		enc, err := message.EncodeCharset(cs, s+"\r\n")
+		if err != nil {
+			t.Fatalf("%s: %v", cs, err)
+		}
+		if cs == "utf-16" {
+			enc = append([]byte{0xFF, 0xFE}, message.UnicodeForm{Unit: 2}.Encode(s+"\r\n")...) // little-endian, with its mark
+		}
+		ctes := []string{"base64", "quoted-printable"}
+		if strings.HasPrefix(cs, "utf-16") {
+			ctes = ctes[:1] // UTF-16 travels in base64
+		}
+		for _, cte := range ctes {
+			body, _ := message.Encode(cte, enc)
+			out, ok := withBanner("text/plain; charset="+cs, cte, body, banner)
+			if !ok {
+				t.Errorf("%s (%s): no banner", cs, cte)
+				continue
+			}
+			dec, _ := message.Decode(cte, out)
+			got, err := message.DecodeCharset(cs, dec)
+			if err != nil || got != banner+"\r\n\r\n"+s+"\r\n" {
+				t.Errorf("%s (%s): reads as %q (%v)", cs, cte, got, err)
+			}
+		}
+	}
+	// An HTML part in UTF-16: after <body>.
+	h := message.UnicodeForm{Unit: 2, BigEndian: true}.Encode("<html><body>Hallo</body></html>\r\n")
+	out, ok := withBanner("text/html; charset=utf-16be", "base64", message.Base64Lines(h), banner)
+	dec, _ := message.Decode("base64", out)
+	if got, _ := message.DecodeCharset("utf-16be", dec); !ok || !strings.HasPrefix(got, "<html><body><p style=") || !strings.Contains(got, banner) {
+		t.Errorf("UTF-16 HTML: %q", got)
+	}
+}
+
+// Issue 12 item 6: where the first thing a reader sees cannot carry the
+// banner, a banner part goes in front of it.
+func TestBannerPartInFront(t *testing.T) {
+	for name, first := range map[string]string{
+		"image first":         "Content-Type: image/png\nContent-Transfer-Encoding: base64\n\niVBORw0KGgo=",
+		"text attachment":     "Content-Type: text/plain; name=iocs.txt\nContent-Disposition: attachment; filename=iocs.txt\n\n192.0.2.1",
+		"forwarded message":   "Content-Type: message/rfc822\n\nFrom: x@y.example\nSubject: fwd\n\nforwarded body",
+		"unknown charset":     "Content-Type: text/plain; charset=x-mac-klingon\n\nqapla'",
+		"signed part first":   "Content-Type: multipart/signed; boundary=s; protocol=\"application/pgp-signature\"\n\n--s\nContent-Type: text/plain\n\nsigned\n--s\nContent-Type: application/pgp-signature\n\nsig\n--s--",
+		"pdf only attachment": "Content-Type: application/pdf\nContent-Disposition: attachment; filename=a.pdf\nContent-Transfer-Encoding: base64\n\nJVBERi0=",
+	} {
+		body := crlf("--mix\n" + first + "\n--mix--\n")
+		out, ok := withBanner("multipart/mixed; boundary=mix", "", body, banner)
+		want := "--mix\r\n" + bannerPartHead + banner + "\r\n--mix\r\n" + string(crlf(first)) + "\r\n--mix--\r\n"
+		if !ok || string(out) != want {
+			t.Errorf("%s:\n%s", name, out)
+		}
+	}
+	// Not in a multipart/related (the first part is the document) or
+	// alternative: those are left to the caller, who wraps the post.
+	if _, ok := withBanner("multipart/alternative; boundary=a", "", crlf("--a\nContent-Type: image/png\n\nx\n--a--\n"), banner); ok {
+		t.Error("a banner part inside a multipart/alternative")
+	}
+}
+
+// Issue 12 item 6: a post that is an image, an attachment or a forwarded
+// message is wrapped behind a banner part; a signed one is not.
+func TestBannerWrapsAttachmentOnlyPosts(t *testing.T) {
+	for _, c := range []struct {
+		fields, body string
+		wrap         bool
+	}{
+		{"Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n", "JVBERi0=\r\n", true},
+		{"Content-Type: image/jpeg\r\nContent-Disposition: inline\r\nContent-Transfer-Encoding: base64\r\n", "/9j/4AAQ\r\n", true},
+		{"Content-Type: message/rfc822\r\n", "From: a@b.example\r\nSubject: fwd\r\n\r\nbody\r\n", true},
+		{"Content-Type: text/plain; name=\"x.txt\"\r\nContent-Disposition: attachment\r\n", "file\r\n", true},
+		{"Content-Type: multipart/signed; boundary=s; protocol=\"application/pgp-signature\"\r\n", "--s\r\nContent-Type: text/plain\r\n\r\nx\r\n--s\r\nContent-Type: application/pgp-signature\r\n\r\nsig\r\n--s--\r\n", false},
+	} {
+		content, err := SyntheticContent(strings.TrimSuffix(c.fields, "\r\n"), []byte(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fields, pieces := bannerContent(content, banner)
+		out := string(bytes.Join(pieces, nil))
+		if !c.wrap {
+			if out != c.body || len(fields) != len(content.Fields) {
+				t.Errorf("%q was changed", c.fields)
+			}
+			continue
+		}
+		if len(fields) != 1 || !strings.HasPrefix(fields[0].Value, "multipart/mixed; boundary=") {
+			t.Fatalf("%q: fields %v", c.fields, fields)
+		}
+		e, err := message.BodyEntity(fields[0].Value, "", []byte(out))
+		if err != nil || len(e.Children) != 2 {
+			t.Fatalf("%q: wrapper %v\n%s", c.fields, err, out)
+		}
+		if got, _ := e.Children[0].Decoded(); string(got) != banner {
+			t.Errorf("%q: first part %q", c.fields, got)
+		}
+		if string(e.Children[1].Head()) != c.fields+"\r\n" || string(e.Children[1].Body()) != c.body {
+			t.Errorf("%q: the post is not the second part as it was:\n%s", c.fields, e.Children[1].Bytes())
 		}
 	}
 }

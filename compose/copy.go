@@ -163,27 +163,25 @@ func (p *Post) writeOuter(h *bytes.Buffer, subject string, encrypted bool) {
 	}
 }
 
-// bannered is the content's body with the label banner, where it fits, as
-// pieces that mostly refer to the post's own bytes.
-func (p *Post) bannered() [][]byte {
-	if pieces, ok := bannerPieces(p.Content.Entity, p.Label.Banner()); ok {
-		return pieces
-	}
-	return [][]byte{p.Content.Body()}
+// bannered is the content with the label banner where it fits: its
+// content fields, and its body as pieces that mostly refer to the post's
+// own bytes.
+func (p *Post) bannered() ([]mailhdr.Field, [][]byte) {
+	return bannerContent(p.Content, p.Label.Banner())
 }
 
 // Plain returns the plain copy, DKIM-signed, as pieces to write in order.
 func (p *Post) Plain() ([][]byte, error) {
 	var h bytes.Buffer
 	p.writeOuter(&h, OutgoingSubject(p.List.Prefix, p.Label, p.Content.Subject), false)
-	if len(p.Content.Fields) > 0 {
+	fields, body := p.bannered()
+	if len(fields) > 0 {
 		h.WriteString("MIME-Version: 1.0\r\n")
 	}
-	for _, f := range p.Content.Fields {
+	for _, f := range fields {
 		h.Write(f.Raw)
 	}
 	p.writeListHeaders(&h)
-	body := p.bannered()
 	sig, err := p.Signer.Signature(p.List, p.Secrets, h.Bytes(), body)
 	if err != nil {
 		return nil, err
@@ -249,7 +247,8 @@ func (p *Post) Inner() ([][]byte, error) {
 	}
 	b.WriteString("MIME-Version: 1.0\r\n")
 	wroteType := false
-	for _, f := range p.Content.Fields {
+	fields, body := p.bannered()
+	for _, f := range fields {
 		if strings.EqualFold(f.Name, "Content-Type") {
 			mt, params, err := message.ParseMediaType(f.Value)
 			if err != nil {
@@ -266,7 +265,7 @@ func (p *Post) Inner() ([][]byte, error) {
 		b.WriteString("Content-Type: text/plain; charset=us-ascii; protected-headers=\"v1\"\r\n")
 	}
 	b.WriteString("\r\n")
-	return append([][]byte{b.Bytes()}, p.bannered()...), nil
+	return append([][]byte{b.Bytes()}, body...), nil
 }
 
 func (p *Post) replyTo() string {

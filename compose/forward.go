@@ -101,9 +101,7 @@ func SyntheticContent(fields string, body []byte) (Content, error) {
 	if err != nil {
 		return Content{}, fmt.Errorf("built-in content fields: %w", err)
 	}
-	ct, _ := h.Get("Content-Type")
-	cte, _ := h.Get("Content-Transfer-Encoding")
-	entity, err := message.BodyEntity(ct, cte, body)
+	entity, err := message.HeaderEntity(h, body)
 	if err != nil {
 		return Content{}, err
 	}

@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/emersion/go-message/textproto"
+	"github.com/isaclist/isaclist/mailhdr"
 	"github.com/isaclist/isaclist/message"
 	"github.com/isaclist/isaclist/tlp"
 )
@@ -32,14 +33,17 @@ import (
 //   - it returns in bounded time, with output linear in the input;
 //   - if it declines, the body is returned unchanged;
 //   - if it accepts, the output parses as MIME of the same structure (the
-//     same parts, with byte-identical headers), every part it changed is a
-//     text/plain or text/html part in an ASCII-compatible charset whose
-//     decoded text is the original with the banner added (at the start,
-//     or after <body>), every other part is byte-identical, and at least
-//     one part carries the banner;
+//     same parts, with byte-identical headers), except for one text/plain
+//     banner part that may stand first in a multipart/mixed; every part it
+//     changed is a text/plain or text/html part, not an attachment, whose
+//     text, decoded in its own charset (x/text), is the original with the
+//     banner added (at the start, or after <body>); every other part is
+//     byte-identical, and at least one part carries the banner;
 //   - only the first part of a multipart/mixed, related or report changes
 //     (any part of a multipart/alternative); a multipart/signed,
 //     multipart/encrypted or S/MIME entity anywhere never changes;
+//   - where it declines, the entity (unless signed or encrypted) is
+//     wrapped: a multipart/mixed of a banner part and the entity as it was;
 //   - an input without bare CR, bare LF or NUL (what intake accepts) gives
 //     an output without them (checkFraming), so the copy passes its own
 //     framing check.
@@ -54,6 +58,7 @@ func FuzzBanner(f *testing.F) {
 			if !bytes.Equal(out, body) {
 				t.Fatalf("declined, but returned a different body")
 			}
+			checkWrapped(t, contentType, cte, body, b)
 			return
 		}
 		// Every text part of an alternative gets a banner: tiny parts make
@@ -67,10 +72,62 @@ func FuzzBanner(f *testing.F) {
 			}
 		}
 		c := &bannerCheck{t: t, banner: b}
-		if n := c.entity(contentType, cte, body, out, 0, "body"); n == 0 {
+		if n := c.entity(contentType, cte, "", body, out, 0, "body"); n == 0 {
 			t.Fatalf("reported a banner, but no part carries it:\n%q", out)
 		}
 	})
+}
+
+// checkWrapped: where no part of an entity took the banner, the copy is
+// the entity wrapped in a multipart/mixed behind a banner part, or (signed,
+// encrypted, unreadable) the entity as it was.
+func checkWrapped(t *testing.T, contentType, cte string, body []byte, banner string) {
+	t.Helper()
+	if strings.ContainsAny(contentType+cte, "\r\n") || !utf8.ValidString(contentType+cte) ||
+		contentType != strings.TrimSpace(contentType) || cte != strings.TrimSpace(cte) {
+		return // not a field value a parsed header gives
+	}
+	e, err := message.BodyEntity(contentType, cte, body)
+	if err != nil {
+		return
+	}
+	var fields []mailhdr.Field
+	for _, kv := range [][2]string{{"Content-Type", contentType}, {"Content-Transfer-Encoding", cte}} {
+		if kv[1] != "" {
+			fields = append(fields, mailhdr.Field{Name: kv[0], Value: kv[1], Raw: []byte(kv[0] + ": " + kv[1] + "\r\n")})
+		}
+	}
+	newFields, pieces := bannerContent(Content{Fields: fields, Entity: e}, banner)
+	out := bytes.Join(pieces, nil)
+	if len(newFields) == len(fields) && (len(fields) == 0 || &newFields[0] == &fields[0]) {
+		if !bytes.Equal(out, body) {
+			t.Fatalf("content kept its fields but changed its body")
+		}
+		if e.Readable && !protectedTypes[e.MediaType] && e.MediaType != "multipart/signed" {
+			t.Fatalf("a %s entity was neither bannered nor wrapped", e.MediaType)
+		}
+		return
+	}
+	if protectedTypes[e.MediaType] {
+		t.Fatalf("a %s entity was wrapped", e.MediaType)
+	}
+	if len(newFields) != 1 {
+		t.Fatalf("wrapped content has %d fields", len(newFields))
+	}
+	mt, params, err := mime.ParseMediaType(newFields[0].Value)
+	if err != nil || mt != "multipart/mixed" {
+		t.Fatalf("wrapped in %q", newFields[0].Value)
+	}
+	parts, err := fuzzParts(out, params["boundary"])
+	if err != nil || len(parts) != 2 {
+		t.Fatalf("the wrapper does not read as two parts (%v):\n%q", err, out)
+	}
+	if parts[0].contentType != "text/plain; charset=us-ascii" || string(parts[0].body) != banner {
+		t.Fatalf("the first part is not the banner: %q %q", parts[0].contentType, parts[0].body)
+	}
+	if parts[1].contentType != contentType || parts[1].cte != cte || !bytes.Equal(parts[1].body, body) {
+		t.Fatalf("the wrapped entity changed: %q %q\n%q", parts[1].contentType, parts[1].cte, parts[1].body)
+	}
 }
 
 // withWatchdog runs fn; if it has not returned after fuzzHang, the process
@@ -100,31 +157,33 @@ var protectedTypes = map[string]bool{
 	"application/pgp-encrypted": true, "application/pgp-signature": true,
 }
 
-// entity compares one entity before (in) and after (out); it returns how
-// many banners out carries.
-func (c *bannerCheck) entity(contentType, cte string, in, out []byte, depth int, where string) int {
+// entity compares one entity before (in) and after (out); disposition is
+// its Content-Disposition. It returns how many banners out carries.
+func (c *bannerCheck) entity(contentType, cte, disposition string, in, out []byte, depth int, where string) int {
 	t := c.t
 	t.Helper()
-	mt, params, err := mime.ParseMediaType(contentType)
+	// Media types are read as RFC 2231 defines them (the standard
+	// library does not read `boundary*=''b`; FuzzParseMediaType checks our
+	// reader against it everywhere else).
+	mt, params, err := message.ParseMediaType(contentType)
 	if contentType == "" {
 		mt, params, err = "text/plain", map[string]string{}, nil
 	}
 	if bytes.Equal(in, out) {
 		return 0
 	}
+	if dmt, _, _ := mime.ParseMediaType(disposition); dmt == "attachment" {
+		t.Fatalf("%s: changed an attachment", where)
+	}
 	switch {
 	case err != nil:
 		t.Fatalf("%s: changed an entity whose Content-Type %q does not parse", where, contentType)
 	case protectedTypes[mt]:
 		t.Fatalf("%s: changed a %s entity", where, mt)
+	}
+	switch {
 	case mt == "text/plain" || mt == "text/html":
-		cs := strings.ToLower(strings.TrimSpace(params["charset"]))
-		for _, bad := range []string{"utf-16", "utf-32", "utf-7", "ucs-", "iso-2022", "ebcdic", "cp037", "ibm"} {
-			if strings.HasPrefix(cs, bad) {
-				t.Fatalf("%s: changed a text part in charset %q", where, cs)
-			}
-		}
-		c.text(mt, cte, in, out, where)
+		c.text(mt, cte, params["charset"], in, out, where)
 		return 1
 	case strings.HasPrefix(mt, "multipart/"):
 		return c.multipart(mt, params["boundary"], in, out, depth, where)
@@ -133,7 +192,7 @@ func (c *bannerCheck) entity(contentType, cte string, in, out []byte, depth int,
 	return 0
 }
 
-func (c *bannerCheck) text(mt, cte string, in, out []byte, where string) {
+func (c *bannerCheck) text(mt, cte, charset string, in, out []byte, where string) {
 	t := c.t
 	t.Helper()
 	din, err := fuzzDecode(cte, in)
@@ -144,25 +203,36 @@ func (c *bannerCheck) text(mt, cte string, in, out []byte, where string) {
 	if err != nil {
 		t.Fatalf("%s: the new %s body does not decode: %v\n%q", where, cte, err, out)
 	}
+	// The text as a reader's client shows it: decoded from its charset.
+	sin, err1 := message.DecodeCharset(charset, din)
+	sout, err2 := message.DecodeCharset(charset, dout)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("%s: changed text in charset %q, which x/text cannot read (%v, %v)", where, charset, err1, err2)
+	}
+	// A byte order mark where the charset's name gives the order reads
+	// as U+FEFF: the banner goes after it.
+	if strings.HasPrefix(sin, "\ufeff") && strings.HasPrefix(sout, "\ufeff") {
+		sin, sout = sin[3:], sout[3:]
+	}
 	// Quoted-printable text is re-encoded with CRLF line breaks (RFC 2045
 	// §6.7 (4)): compare it with line ends unified.
-	same := bytes.Equal
+	same := func(a, b string) bool { return a == b }
 	if strings.EqualFold(strings.TrimSpace(cte), "quoted-printable") {
-		same = func(a, b []byte) bool { return bytes.Equal(unifyLineEnds(a), unifyLineEnds(b)) }
+		same = func(a, b string) bool { return string(unifyLineEnds([]byte(a))) == string(unifyLineEnds([]byte(b))) }
 	}
 	if mt == "text/plain" {
-		if !same(dout, append([]byte(c.banner+"\r\n\r\n"), din...)) {
-			t.Fatalf("%s: text is not the banner, an empty line and the original text:\nbefore %q\nafter  %q", where, din, dout)
+		if !same(sout, c.banner+"\r\n\r\n"+sin) {
+			t.Fatalf("%s: text (%s) is not the banner, an empty line and the original text:\nbefore %q\nafter  %q", where, charset, sin, sout)
 		}
 		return
 	}
-	p := []byte(`<p style="font-family:monospace;font-weight:bold">` + html.EscapeString(c.banner) + "</p>\r\n")
-	for i := 0; i+len(p) <= len(dout); i++ {
-		if bytes.HasPrefix(dout[i:], p) && same(append(dout[:i:i], dout[i+len(p):]...), din) {
+	p := `<p style="font-family:monospace;font-weight:bold">` + html.EscapeString(c.banner) + "</p>\r\n"
+	for i := 0; i+len(p) <= len(sout); i++ {
+		if strings.HasPrefix(sout[i:], p) && same(sout[:i]+sout[i+len(p):], sin) {
 			return
 		}
 	}
-	t.Fatalf("%s: HTML is not the original with the banner paragraph added:\nbefore %q\nafter  %q", where, din, dout)
+	t.Fatalf("%s: HTML is not the original with the banner paragraph added:\nbefore %q\nafter  %q", where, sin, sout)
 }
 
 func (c *bannerCheck) multipart(mt, boundary string, in, out []byte, depth int, where string) int {
@@ -181,10 +251,20 @@ func (c *bannerCheck) multipart(mt, boundary string, in, out []byte, depth int, 
 	if err != nil {
 		t.Fatalf("%s: the new %s body does not parse: %v\n%q", where, mt, err, out)
 	}
+	n := 0
+	if mt == "multipart/mixed" && len(pout) == len(pin)+1 {
+		// A banner part in front of a first part that cannot carry one.
+		if pout[0].contentType != "text/plain; charset=us-ascii" || string(pout[0].body) != c.banner {
+			t.Fatalf("%s: an extra first part that is not the banner: %q %q", where, pout[0].contentType, pout[0].body)
+		}
+		pout, n = pout[1:], 1
+		if !bytes.Equal(pin[0].body, pout[0].body) {
+			t.Fatalf("%s: a banner part in front of a first part that changed too", where)
+		}
+	}
 	if len(pin) != len(pout) {
 		t.Fatalf("%s: %s had %d parts, has %d:\nbefore %q\nafter  %q", where, mt, len(pin), len(pout), in, out)
 	}
-	n := 0
 	for i := range pin {
 		w := where + "/" + strconv.Itoa(i+1)
 		if !bytes.Equal(pin[i].header, pout[i].header) {
@@ -193,14 +273,14 @@ func (c *bannerCheck) multipart(mt, boundary string, in, out []byte, depth int, 
 		if !bytes.Equal(pin[i].body, pout[i].body) && i > 0 && mt != "multipart/alternative" {
 			t.Fatalf("%s: part %d of a %s changed", w, i+1, mt)
 		}
-		n += c.entity(pin[i].contentType, pin[i].cte, pin[i].body, pout[i].body, depth+1, w)
+		n += c.entity(pin[i].contentType, pin[i].cte, pin[i].disposition, pin[i].body, pout[i].body, depth+1, w)
 	}
 	return n
 }
 
 type fuzzPart struct {
-	header, body     []byte
-	contentType, cte string
+	header, body                  []byte
+	contentType, cte, disposition string
 }
 
 func fuzzParts(body []byte, boundary string) ([]fuzzPart, error) {
@@ -222,8 +302,8 @@ func fuzzParts(body []byte, boundary string) ([]fuzzPart, error) {
 		if err := textproto.WriteHeader(&h, p.Header); err != nil {
 			return nil, err
 		}
-		parts = append(parts, fuzzPart{header: h.Bytes(), body: raw,
-			contentType: p.Header.Get("Content-Type"), cte: p.Header.Get("Content-Transfer-Encoding")})
+		parts = append(parts, fuzzPart{header: h.Bytes(), body: raw, contentType: p.Header.Get("Content-Type"),
+			cte: p.Header.Get("Content-Transfer-Encoding"), disposition: p.Header.Get("Content-Disposition")})
 	}
 }
 

@@ -142,7 +142,7 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	keys := &compose.Keyring{OnError: func(list string, err error) { log.Error("list key", "list", list, "err", err) }}
 	d.Governance = &governance.Service{DB: d.db, Clock: d.Clock, Hostname: cfg.Hostname, Log: log, Keys: keys, NewDKIMKey: compose.NewDKIMKey}
 	d.Intake = &intake.Receiver{DB: d.db, Resolver: dns, Hostname: cfg.Hostname, Log: log, Clock: d.Clock,
-		Limits: mailhdr.DefaultLimits(), Metrics: d.counters, Keys: keys, Governance: d.Governance,
+		Limits: mailhdr.DefaultLimits(), MaxPlaintext: cfg.SMTP.MaxMessageBytes, Metrics: d.counters, Keys: keys, Governance: d.Governance,
 		MaxSignatureAge: cfg.SMTP.MaxSignatureAge.Duration, BounceMaxAge: 2 * cfg.Delivery.MaxAge.Duration,
 		HoldMaxAge: cfg.SMTP.HoldMaxAge.Duration, MaxMessageBytes: cfg.SMTP.MaxMessageBytes}
 	d.Governance.Announcer = d.Intake

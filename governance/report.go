@@ -146,10 +146,6 @@ func (g *Service) AnnualReport(list string, year int) (*Report, error) {
 				r.Holds["rejected"]++
 			case "hold.expire":
 				r.Holds["expired"]++
-			default:
-				if name, ok := strings.CutPrefix(a.Action, "command."); ok {
-					r.Commands[name]++
-				}
 			case "org.add":
 				r.Joined = append(r.Joined, Change{Date: a.Time, Org: a.Org})
 			case "org.remove":
@@ -158,6 +154,10 @@ func (g *Service) AnnualReport(list string, year int) (*Report, error) {
 				r.Joined = append(r.Joined, Change{Date: a.Time, Org: a.Org, Member: a.Member})
 			case "member.remove":
 				r.Left = append(r.Left, Change{Date: a.Time, Org: a.Org, Member: a.Member})
+			default:
+				if name, ok := strings.CutPrefix(a.Action, "command."); ok {
+					r.Commands[name]++
+				}
 			}
 			return true
 		}); err != nil {

@@ -40,6 +40,9 @@ type Receiver struct {
 	Clock    *clock.Clock
 	// Limits bounds the header section of incoming mail.
 	Limits mailhdr.Limits
+	// MaxPlaintext bounds a post once decrypted and decompressed: the
+	// daemon sets it to smtp.max_message_bytes (openpgp.go).
+	MaxPlaintext int64
 	// Queued is called after a message is committed to the queue, to wake
 	// the delivery runner.
 	Queued  func()

@@ -299,7 +299,7 @@ func findKey(root *message.Part) ([]byte, error) {
 		return true
 	})
 	switch {
-	case found != nil && len(found) > maxKeyBytes:
+	case len(found) > maxKeyBytes:
 		return nil, fmt.Errorf("the key is larger than %d KB; send the public key alone, without signatures of others (gpg --export --armor --export-options export-minimal)", maxKeyBytes>>10)
 	case found != nil:
 		return found, nil

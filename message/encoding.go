@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"io"
-	"mime"
 	"mime/quotedprintable"
 	"strings"
 )
@@ -86,66 +85,6 @@ func ToCRLF(b []byte) []byte {
 	return out.Bytes()
 }
 
-// ParseMediaType reads a Content-Type or Content-Disposition value as RFC
-// 2045 and RFC 2231 define it: parameters with continuations and charsets
-// (the standard library's reader), and, where that reader fails, the same
-// value with its comments removed ("text/plain; charset=us-ascii (Plain
-// text)" is legal). The media type is lower case.
-func ParseMediaType(v string) (string, map[string]string, error) {
-	mt, params, err := mime.ParseMediaType(v)
-	if err != nil && strings.ContainsRune(v, '(') {
-		if uncommented, ok := stripComments(v); ok {
-			mt, params, err = mime.ParseMediaType(uncommented)
-		}
-	}
-	if err != nil {
-		return "", nil, err
-	}
-	return strings.ToLower(mt), params, nil
-}
-
-// stripComments removes RFC 822 comments (nested parentheses, with
-// backslash escapes) outside quoted strings.
-func stripComments(v string) (string, bool) {
-	var b strings.Builder
-	depth, quoted, escaped := 0, false, false
-	for _, r := range v {
-		switch {
-		case escaped:
-			escaped = false
-			if depth == 0 {
-				b.WriteRune(r)
-			}
-		case r == '\\' && (quoted || depth > 0):
-			escaped = true
-			if depth == 0 {
-				b.WriteRune(r)
-			}
-		case quoted:
-			if r == '"' {
-				quoted = false
-			}
-			b.WriteRune(r)
-		case r == '"' && depth == 0:
-			quoted = true
-			b.WriteRune(r)
-		case r == '(':
-			depth++
-		case r == ')' && depth > 0:
-			depth--
-			if depth == 0 {
-				b.WriteByte(' ')
-			}
-		case depth == 0:
-			b.WriteRune(r)
-		}
-	}
-	if depth != 0 || quoted {
-		return "", false
-	}
-	return strings.TrimSpace(b.String()), true
-}
-
 // IdentityEncoding reports whether a transfer encoding leaves the body as
 // the text itself.
 func IdentityEncoding(cte string) bool {
@@ -185,6 +124,12 @@ func Encode(cte string, body []byte) ([]byte, error) {
 		w.Write(crlfLineBreaks(body)) //nolint:errcheck // bytes.Buffer
 		if err := w.Close(); err != nil {
 			return nil, err
+		}
+		if b.Len() > 0 && !bytes.HasSuffix(b.Bytes(), []byte("\r\n")) {
+			// Text that does not end in a line break ends in a soft one
+			// (RFC 2045 §6.7 (5)): the line end that mail adds after the
+			// last line must not become part of the text.
+			b.WriteString("=\r\n")
 		}
 		return b.Bytes(), nil
 	case "base64":

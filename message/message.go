@@ -301,8 +301,17 @@ func splitMultipart(body []byte, boundary string) ([][2]int, error) {
 		} else {
 			line = body[i : i+lineEnd]
 		}
+		// A delimiter line is the delimiter, optionally "--" (the close
+		// delimiter), then only white space (RFC 2046 §5.1.1): a line
+		// that goes on ("--b_alt" for boundary "b", a nested multipart's
+		// own boundary) is content, as every reader takes it.
+		rest := []byte(nil)
+		isDelim := false
 		if bytes.HasPrefix(line, delim) {
-			rest := bytes.TrimRight(line[len(delim):], " \t")
+			rest = bytes.TrimRight(line[len(delim):], " \t")
+			isDelim = len(rest) == 0 || bytes.Equal(rest, []byte("--"))
+		}
+		if isDelim {
 			if pos >= 0 {
 				end := i - 2 // the CRLF before the boundary line
 				if end < pos {
@@ -363,10 +372,22 @@ type Envelope struct {
 // Content-Transfer-Encoding are given (a message's content, known apart
 // from its header), checking its structure as Parse does.
 func BodyEntity(contentType, transferEncoding string, body []byte) (*Part, error) {
+	return bodyEntity(contentType, transferEncoding, nil, body)
+}
+
+// HeaderEntity is BodyEntity for content whose header fields are known
+// (Content-Disposition and all): the entity's Get reads them.
+func HeaderEntity(h *mailhdr.Header, body []byte) (*Part, error) {
+	ct, _ := h.Get("Content-Type")
+	cte, _ := h.Get("Content-Transfer-Encoding")
+	return bodyEntity(ct, cte, headerGetter{h}, body)
+}
+
+func bodyEntity(contentType, transferEncoding string, fields fieldGetter, body []byte) (*Part, error) {
 	if err := CheckFraming(body); err != nil {
 		return nil, err
 	}
-	p := newPart(body, 0, 0, len(body), contentType, transferEncoding, nil, true)
+	p := newPart(body, 0, 0, len(body), contentType, transferEncoding, fields, true)
 	parts := 0
 	if err := p.walk(0, &parts); err != nil {
 		return nil, err

@@ -28,6 +28,13 @@ const (
 	// decompressSlack is what decompressed data may hold beyond the
 	// plaintext limit: packet headers, one-pass signatures, signatures.
 	decompressSlack = 1 << 20
+	// MaxCompressionRatio bounds how far a compressed packet may expand:
+	// text compresses three to ten times, logs perhaps fifty; a packet
+	// that expands further is a compression bomb (60 MB of zeros fit in
+	// 60 KB) and is refused before it costs memory. Small packets may
+	// always expand to compressionFloor.
+	MaxCompressionRatio = 100
+	compressionFloor    = 1 << 20
 	// maxClockSkew is how far in the future a signature may be dated.
 	maxClockSkew = 15 * time.Minute
 )
@@ -48,7 +55,22 @@ type Decrypted struct {
 	// Plaintext as the signed part and recipients verify the author's own
 	// signature.
 	Signature []byte
+	// ArmorCharset is the armor's "Charset" header (RFC 4880 §6.2), lower
+	// case: the charset of the plaintext, when the sender said.
+	ArmorCharset string
 }
+
+// ErrTooLarge reports plaintext over the limit given to Decrypt.
+type ErrTooLarge struct{ Limit int64 }
+
+func (e *ErrTooLarge) Error() string {
+	return fmt.Sprintf("pgp: the decrypted message is larger than the limit of %d bytes", e.Limit)
+}
+
+// ErrCompressionBomb reports a compressed packet that expands more than
+// MaxCompressionRatio times.
+var ErrCompressionBomb = fmt.Errorf("pgp: the message's compressed data expands more than %d times; "+
+	"such compression bombs are refused (send it uncompressed)", MaxCompressionRatio)
 
 // ErrNotForList reports a message that is encrypted, but not to the list's
 // key. KeyIDs are the recipient key IDs named in the message, so the member
@@ -97,7 +119,7 @@ func decrypt(data []byte, list *ListKey, author *PublicKey, now time.Time, maxPl
 	if maxPlaintext <= 0 {
 		return nil, errors.New("pgp: no plaintext size limit given")
 	}
-	bin, err := dearmor(data, openpgp.MessageType)
+	bin, armorHeader, err := dearmorHeader(data, openpgp.MessageType)
 	if err != nil {
 		return nil, err
 	}
@@ -202,6 +224,11 @@ tryKeys:
 		Binary:    msg.format == 'b',
 		Signed:    msg.ops > 0 || len(msg.sigs) > 0,
 	}
+	for k, v := range armorHeader {
+		if strings.EqualFold(k, "Charset") {
+			d.ArmorCharset = strings.ToLower(strings.TrimSpace(v))
+		}
+	}
 	if !d.Signed {
 		return d, nil
 	}
@@ -227,34 +254,47 @@ func recoverAs(err *error, msg string) {
 // dearmor returns the binary content of armored data of the given block
 // type, or data itself if it is binary.
 func dearmor(data []byte, blockType string) ([]byte, error) {
+	bin, _, err := dearmorHeader(data, blockType)
+	return bin, err
+}
+
+// dearmorHeader is dearmor, also returning the armor's headers (nil for
+// binary data).
+func dearmorHeader(data []byte, blockType string) ([]byte, map[string]string, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
-		return nil, errors.New("pgp: empty OpenPGP data")
+		return nil, nil, errors.New("pgp: empty OpenPGP data")
 	}
 	if !isArmored(data) {
 		if data[0]&0x80 == 0 {
-			return nil, errors.New("pgp: not OpenPGP data (neither ASCII armor nor binary)")
+			return nil, nil, errors.New("pgp: not OpenPGP data (neither ASCII armor nor binary)")
 		}
-		return data, nil
+		return data, nil, nil
 	}
 	block, err := armor.Decode(bytes.NewReader(data))
 	if err != nil {
-		return nil, errors.New("pgp: no readable ASCII-armored OpenPGP block")
+		return nil, nil, errors.New("pgp: no readable ASCII-armored OpenPGP block")
 	}
 	if block.Type != blockType {
-		return nil, fmt.Errorf("pgp: the armored block is a %q, not a %q", block.Type, blockType)
+		// The type line is the sender's text: named only if it is one
+		// of the armor types RFC 4880 §6.2 defines.
+		switch block.Type {
+		case "PGP MESSAGE", "PGP PUBLIC KEY BLOCK", "PGP PRIVATE KEY BLOCK", "PGP SIGNATURE":
+			return nil, nil, fmt.Errorf("pgp: the armored block is a %q, not a %q", block.Type, blockType)
+		}
+		return nil, nil, fmt.Errorf("pgp: the armored block is not a %q", blockType)
 	}
 	// base64 only shrinks data: 3/4 of it bounds the result, so one
 	// allocation of that size does.
 	var buf bytes.Buffer
 	buf.Grow(len(data)/4*3 + 3 + bytes.MinRead)
 	if _, err := buf.ReadFrom(io.LimitReader(block.Body, int64(len(data)))); err != nil {
-		return nil, errors.New("pgp: damaged ASCII armor (bad base64)")
+		return nil, nil, errors.New("pgp: damaged ASCII armor (bad base64)")
 	}
 	bin := buf.Bytes()
 	if len(bin) == 0 {
-		return nil, errors.New("pgp: the armored block is empty")
+		return nil, nil, errors.New("pgp: the armored block is empty")
 	}
-	return bin, nil
+	return bin, block.Header, nil
 }
 
 // decryptData decrypts one SEIPD (or AEAD) packet with a session key and
@@ -295,6 +335,21 @@ func decryptData(raw []byte, cf packet.CipherFunction, key []byte) ([]byte, erro
 	return inner[:n], nil
 }
 
+// decompress writes at most limit bytes of a compressed packet's content
+// to w and returns how many it wrote.
+func decompress(compressed []byte, w io.Writer, limit int64) (int64, error) {
+	pkt, err := packet.Read(bytes.NewReader(compressed))
+	c, ok := pkt.(*packet.Compressed)
+	if err != nil || !ok {
+		return 0, errors.New("pgp: the decrypted message uses an unknown compression")
+	}
+	n, err := io.Copy(w, io.LimitReader(c.Body, limit))
+	if err != nil {
+		return n, errors.New("pgp: the decrypted message is malformed: corrupt compressed data")
+	}
+	return n, nil
+}
+
 // innerMessage is what an encrypted message holds: literal data and the
 // signatures over it.
 type innerMessage struct {
@@ -312,7 +367,15 @@ type innerMessage struct {
 func parseInner(b []byte, maxPlaintext int64, depth int) (*innerMessage, error) {
 	pkts, err := splitPackets(b, maxInnerPackets)
 	if err != nil {
-		return nil, fmt.Errorf("pgp: the decrypted message is malformed: %v", err)
+		// splitPackets names a byte and its offset: of decrypted data
+		// here, so not repeated (nothing decrypted is quoted, anywhere).
+		switch {
+		case errors.Is(err, errTruncated):
+			return nil, errors.New("pgp: the decrypted message is malformed: truncated packet")
+		case errors.Is(err, errTooManyPackets):
+			return nil, fmt.Errorf("pgp: the decrypted message is malformed: more than %d packets", maxInnerPackets)
+		}
+		return nil, errors.New("pgp: the decrypted message is malformed: not an OpenPGP packet sequence")
 	}
 	var real []rawPacket
 	for _, p := range pkts {
@@ -324,20 +387,31 @@ func parseInner(b []byte, maxPlaintext int64, depth int) (*innerMessage, error) 
 		if depth > 0 {
 			return nil, errors.New("pgp: the decrypted message is malformed: nested compression")
 		}
-		pkt, err := packet.Read(bytes.NewReader(b[real[0].start:real[0].end]))
-		c, ok := pkt.(*packet.Compressed)
-		if err != nil || !ok {
-			return nil, errors.New("pgp: the decrypted message uses an unknown compression")
-		}
+		// Decompression stops at whichever limit comes first: the
+		// plaintext limit, or the ratio a compression bomb exceeds. A
+		// first pass only counts (no memory); the second fills a buffer of
+		// exactly the size counted, so what a post costs is its plaintext,
+		// not the plaintext and a doubling buffer.
+		compressed := b[real[0].start:real[0].end]
 		limit := maxPlaintext + decompressSlack
-		plain, err := io.ReadAll(io.LimitReader(c.Body, limit+1))
+		ratioLimit := max(int64(len(compressed))*MaxCompressionRatio, compressionFloor)
+		bomb := ratioLimit < limit
+		limit = min(limit, ratioLimit)
+		n, err := decompress(compressed, io.Discard, limit+1)
 		if err != nil {
+			return nil, err
+		}
+		if n > limit {
+			if bomb {
+				return nil, ErrCompressionBomb
+			}
+			return nil, &ErrTooLarge{Limit: maxPlaintext}
+		}
+		buf := bytes.NewBuffer(make([]byte, 0, n))
+		if m, err := decompress(compressed, buf, n); err != nil || m != n {
 			return nil, errors.New("pgp: the decrypted message is malformed: corrupt compressed data")
 		}
-		if int64(len(plain)) > limit {
-			return nil, fmt.Errorf("pgp: the message is larger than the limit of %d bytes", maxPlaintext)
-		}
-		return parseInner(plain, maxPlaintext, depth+1)
+		return parseInner(buf.Bytes(), maxPlaintext, depth+1)
 	}
 
 	m := &innerMessage{}
@@ -369,17 +443,21 @@ func parseInner(b []byte, maxPlaintext int64, depth int) (*innerMessage, error) 
 				return nil, errors.New("pgp: the decrypted message is malformed: bad literal data packet")
 			}
 			m.format = lit.Format
-			m.literal, err = io.ReadAll(io.LimitReader(lit.Body, maxPlaintext+1))
+			// The literal is shorter than its packet: one buffer of that
+			// size holds it.
+			buf := bytes.NewBuffer(make([]byte, 0, min(int64(len(raw)), maxPlaintext+1)))
+			_, err = buf.ReadFrom(io.LimitReader(lit.Body, maxPlaintext+1))
+			m.literal = buf.Bytes()
 			if err != nil {
 				return nil, errors.New("pgp: the decrypted message is malformed: bad literal data packet")
 			}
 			if int64(len(m.literal)) > maxPlaintext {
-				return nil, fmt.Errorf("pgp: the message is larger than the limit of %d bytes", maxPlaintext)
+				return nil, &ErrTooLarge{Limit: maxPlaintext}
 			}
 		case tagCompressed:
 			return nil, errors.New("pgp: the decrypted message is malformed: misplaced compressed packet")
 		default:
-			return nil, fmt.Errorf("pgp: the decrypted message is malformed: unexpected packet type %d", p.tag)
+			return nil, errors.New("pgp: the decrypted message is malformed: unexpected packet type")
 		}
 	}
 	if !seenLiteral {
@@ -486,7 +564,13 @@ func verifyOne(data, raw []byte, author *PublicKey, now time.Time) (keyID, reaso
 	if errors.As(err, &se) {
 		return keyID, "bad signature: the signed content does not match"
 	}
-	return keyID, "the signature cannot be verified: " + err.Error()
+	// go-crypto's other errors are not repeated: they may describe the
+	// data (this reason goes into the copies and the refusal).
+	var unsupported pgperrors.UnsupportedError
+	if errors.As(err, &unsupported) {
+		return keyID, "the signature uses an algorithm the list does not support"
+	}
+	return keyID, "the signature cannot be verified"
 }
 
 // sigIssuer is the key ID a signature names: the issuer subpacket, or else

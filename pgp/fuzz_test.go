@@ -249,3 +249,53 @@ func innerOf(t *testing.T, msg []byte, list *ListKey) []byte {
 	}
 	return nil
 }
+
+// FuzzInlineBlocks finds the armored blocks of any text and checks that
+// they are in order, do not overlap, begin a line with their BEGIN line,
+// and end with their END line (or run to the end of the text, truncated);
+// each signed block is read and verified (without the panic guard) and
+// its text is no longer than the block.
+//
+//	go test ./pgp -run '^$' -fuzz '^FuzzInlineBlocks$' -fuzztime 1m
+func FuzzInlineBlocks(f *testing.F) {
+	_, author := loadFuzzKeys(f)
+	f.Add([]byte("Hi\r\n-----BEGIN PGP MESSAGE-----\r\n\r\nhQ==\r\n-----END PGP MESSAGE-----\r\nDave\r\n"))
+	f.Add([]byte("-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA256\n\n- -x\ntext\n-----BEGIN PGP SIGNATURE-----\n\nwA==\n=AAAA\n-----END PGP SIGNATURE-----\n"))
+	f.Fuzz(func(t *testing.T, text []byte) {
+		blocks := FindBlocks(text)
+		if len(blocks) > maxBlocks {
+			t.Fatalf("%d blocks", len(blocks))
+		}
+		last := 0
+		for _, b := range blocks {
+			if b.Start < last || b.End < b.Start || b.End > len(text) {
+				t.Fatalf("block %+v after %d in %d bytes", b, last, len(text))
+			}
+			if b.Start > 0 && text[b.Start-1] != '\n' {
+				t.Fatalf("block %+v does not begin a line", b)
+			}
+			body := text[b.Start:b.End]
+			switch b.Kind {
+			case BlockMessage:
+				if !bytes.HasPrefix(body, []byte(beginMessage)) || !bytes.HasSuffix(body, []byte(endMessage)) {
+					t.Fatalf("message block %q", body)
+				}
+			case BlockSigned:
+				if !bytes.HasPrefix(body, []byte(beginSigned)) || !bytes.HasSuffix(body, []byte(endSig)) {
+					t.Fatalf("signed block %q", body)
+				}
+				c := verifyClearsigned(body, author, fuzzNow)
+				if len(c.Text) > len(body) || c.SignatureOK && c.Reason != "" {
+					t.Fatalf("signed block read as %+v", c)
+				}
+			case BlockTruncated:
+				if b.End != len(text) {
+					t.Fatalf("truncated block %+v ends before the text", b)
+				}
+			default:
+				t.Fatalf("kind %d", b.Kind)
+			}
+			last = b.End
+		}
+	})
+}

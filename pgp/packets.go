@@ -20,6 +20,10 @@ type rawPacket struct {
 // errTruncated is returned when a packet header or body runs past the data.
 var errTruncated = errors.New("OpenPGP data is truncated")
 
+// errTooManyPackets is returned when a sequence has more packets than
+// allowed.
+var errTooManyPackets = errors.New("too many OpenPGP packets")
+
 // splitPackets cuts b into its top-level packets, refusing more than max of
 // them. It never looks inside packet bodies.
 func splitPackets(b []byte, max int) ([]rawPacket, error) {
@@ -27,7 +31,7 @@ func splitPackets(b []byte, max int) ([]rawPacket, error) {
 	off := 0
 	for off < len(b) {
 		if len(out) >= max {
-			return nil, fmt.Errorf("more than %d OpenPGP packets", max)
+			return nil, fmt.Errorf("%w: more than %d", errTooManyPackets, max)
 		}
 		p, err := nextPacket(b, off)
 		if err != nil {

@@ -55,6 +55,8 @@ func newPGPWorld(t *testing.T) *pgpWorld {
 	return p
 }
 
+func crlfBytes(b []byte) []byte { return []byte(crlfText(string(b))) }
+
 func crlfText(s string) string {
 	return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n")
 }
@@ -175,7 +177,21 @@ func TestEncryptedPostInteropWithGnuPG(t *testing.T) {
 		if !bytes.Contains(plain, []byte("Encryptor seen on the SCADA jump host.")) {
 			t.Errorf("%s: decrypted copy lacks the post", u.email)
 		}
-		p.checkAuthorSignature(t, u, plain)
+		// Thunderbird's protected headers (the author's From and Subject
+		// inside the signed entity) are rewritten to what the list
+		// decided; the author's signature cannot cover that, so the list
+		// records its verification instead (issue 10 item 10).
+		for _, authorsOwn := range []string{"From: Alice de Vries <alice@member-a.example>", "\r\nSubject: [TLP:AMBER] Ransomware"} {
+			if bytes.Contains(crlfBytes(plain), []byte(authorsOwn)) {
+				t.Errorf("%s: the author's protected header %q survives inside the copy:\n%.1200s", u.email, authorsOwn, plain)
+			}
+		}
+		if bytes.Contains(plain, []byte("multipart/signed")) {
+			t.Errorf("%s: a signed entity with the author's protected headers was re-emitted", u.email)
+		}
+		if !bytes.Contains(plain, []byte("X-Isaclist-OpenPGP: encrypted to the list; signature valid")) {
+			t.Errorf("%s: the list's verification is not recorded inside:\n%.1200s", u.email, plain)
+		}
 		// Nobody else can read this copy.
 		for _, other := range []*gpgUser{p.alice, p.bob, p.carol} {
 			if other == u {
@@ -195,6 +211,14 @@ func TestEncryptedPostInteropWithGnuPG(t *testing.T) {
 	}
 	if v := h.Get("X-Isaclist-OpenPGP"); !strings.Contains(v, "encrypted to the list") || !strings.Contains(v, "signature valid") {
 		t.Errorf("X-Isaclist-OpenPGP = %q", v)
+	}
+	// A plain copy is no encrypted entity: no protected-headers parameter
+	// (issue 12 item 8), and none of the author's protected headers.
+	if ct := h.Get("Content-Type"); strings.Contains(ct, "protected-headers") {
+		t.Errorf("Carol's plain copy: Content-Type %q", ct)
+	}
+	if bytes.Contains(c, []byte("From: Alice de Vries <alice@member-a.example>")) || bytes.Contains(c, []byte("\r\nSubject: [TLP:AMBER] Ransomware")) {
+		t.Errorf("Carol's plain copy carries the author's protected headers:\n%s", c)
 	}
 }
 
