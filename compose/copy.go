@@ -39,6 +39,7 @@ var dropOnRedistribution = map[string]bool{
 	"x-tlp": true, "autocrypt": true, "autocrypt-gossip": true, "openpgp": true,
 	// Ours: a post must not arrive carrying a claim of what the list found.
 	"x-isaclist-openpgp": true,
+	"x-isaclist-smime":   true,
 }
 
 // Outgoing is one message as the list sends it.
@@ -90,8 +91,9 @@ type Post struct {
 	// MessageID is set when the post had none and we add one.
 	MessageID string
 	// Signature records the author's OpenPGP signature, if any: a header
-	// value for X-Isaclist-OpenPGP.
-	Signature string
+	// value for X-Isaclist-OpenPGP. SMIME is the same for S/MIME
+	// (X-Isaclist-SMIME).
+	Signature, SMIME string
 	// From and ReplyTo, when set, replace the "author via list" From and
 	// the author's Reply-To (the list's own announcements).
 	From, ReplyTo string
@@ -160,6 +162,9 @@ func (p *Post) writeOuter(h *bytes.Buffer, subject string, encrypted bool) {
 	}
 	if p.Signature != "" {
 		h.WriteString(FoldField("X-Isaclist-OpenPGP", p.Signature))
+	}
+	if p.SMIME != "" {
+		h.WriteString(FoldField("X-Isaclist-SMIME", p.SMIME))
 	}
 }
 
@@ -244,6 +249,9 @@ func (p *Post) Inner() ([][]byte, error) {
 	}
 	if p.Signature != "" {
 		b.WriteString(FoldField("X-Isaclist-OpenPGP", p.Signature))
+	}
+	if p.SMIME != "" {
+		b.WriteString(FoldField("X-Isaclist-SMIME", p.SMIME))
 	}
 	b.WriteString("MIME-Version: 1.0\r\n")
 	wroteType := false

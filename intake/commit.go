@@ -58,7 +58,7 @@ func (r *Receiver) receivePost(ctx context.Context, env message.Envelope, t Targ
 	if refusal != nil {
 		return nil, refusal
 	}
-	acc.OpenPGP = opened.header()
+	acc.OpenPGP, acc.SMIME = opened.header(), opened.smimeHeader()
 	return acc, nil
 }
 
@@ -81,7 +81,7 @@ func (r *Receiver) commitPost(a *arrival, snap *snapshot, auth mailauth.Result, 
 		post: &compose.Post{
 			Outgoing: r.outgoing(snap, now, id),
 			Member:   author, Author: a.from, Label: d.Label, Auth: auth, Env: a.env,
-			Header: a.msg.Header, Content: opened.content, MessageID: addMsgID, Signature: opened.header(),
+			Header: a.msg.Header, Content: opened.content, MessageID: addMsgID, Signature: opened.header(), SMIME: opened.smimeHeader(),
 		},
 		plan: d.Plan, msgID: msgID, author: author, sizeIn: len(a.raw), action: "post",
 		dedupe: contentKey(a), seen: r.signatureSeen(a, auth, now),

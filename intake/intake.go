@@ -141,10 +141,11 @@ type Accepted struct {
 	// Excluded counts members who got nothing (no valid key for a post
 	// that may only travel encrypted).
 	Excluded int
-	// Encrypted counts the encrypted copies; OpenPGP records what the list
-	// found of the author's encryption and signature.
+	// Encrypted counts the encrypted copies; OpenPGP and SMIME record
+	// what the list found of the author's encryption and signature.
 	Encrypted int
 	OpenPGP   string
+	SMIME     string
 	// Held: a member's post that failed authentication, kept for the
 	// secretary; nothing was distributed.
 	Held bool

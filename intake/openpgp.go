@@ -2,6 +2,7 @@ package intake
 
 import (
 	"bytes"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"mime"
@@ -13,6 +14,7 @@ import (
 	"github.com/isaclist/isaclist/message"
 	"github.com/isaclist/isaclist/pgp"
 	"github.com/isaclist/isaclist/reply"
+	"github.com/isaclist/isaclist/smime"
 	"github.com/isaclist/isaclist/store"
 )
 
@@ -39,41 +41,65 @@ import (
 // notice: every reason given here is a fixed sentence, a number or a key
 // ID (pgp's errors are built the same way).
 
-// opened is a post after decryption and signature checks.
+// opened is a post after decryption and signature checks, OpenPGP and
+// S/MIME alike.
 type opened struct {
-	content       compose.Content
+	content compose.Content
+	// signed, signatureOK and signatureNote sum up every signature
+	// found, of either kind: what --require-signature asks of a post.
 	signed        bool
 	signatureOK   bool
-	signatureNote string // why not OK, or the signer
-	encrypted     bool
-	fingerprint   string // the author key that verified
-	// removed counts signatures taken out of the copies: not the author's.
-	removed int
+	signatureNote string // why not OK
+	// pgp and smime are what the list found of each kind: what the
+	// copies' X-Isaclist-OpenPGP and X-Isaclist-SMIME fields say.
+	pgp, smime cryptoFindings
 	// notKept says why the author's valid signature is not in the copies.
 	notKept string
+}
+
+// cryptoFindings is what the list found of one kind of cryptography in
+// a post.
+type cryptoFindings struct {
+	encrypted   bool
+	signed      bool
+	signatureOK bool
+	note        string // why a signature is not OK
+	fingerprint string // the author's key or certificate that verified
+	// removed counts signatures taken out of the copies: not the author's.
+	removed int
 }
 
 // header is the X-Isaclist-OpenPGP value that tells members what the list
 // found: whether the post was encrypted to the list and signed by its
 // author's registered key.
 func (o *opened) header() string {
+	return o.pgp.describe("key", o.notKept)
+}
+
+// smimeHeader is the X-Isaclist-SMIME value: the same for S/MIME, with
+// the author's registered certificate.
+func (o *opened) smimeHeader() string {
+	return o.smime.describe("certificate", "")
+}
+
+func (f cryptoFindings) describe(what, notKept string) string {
 	var parts []string
-	if o.encrypted {
+	if f.encrypted {
 		parts = append(parts, "encrypted to the list")
 	}
 	switch {
-	case o.signatureOK:
-		parts = append(parts, "signature valid, key "+o.fingerprint)
-	case o.signed:
-		parts = append(parts, "signature NOT verified: "+o.signatureNote)
+	case f.signatureOK:
+		parts = append(parts, "signature valid, "+what+" "+f.fingerprint)
+	case f.signed:
+		parts = append(parts, "signature NOT verified: "+f.note)
 	}
-	if o.removed == 1 {
-		parts = append(parts, "a signature not by the author's registered key was removed")
-	} else if o.removed > 1 {
-		parts = append(parts, fmt.Sprintf("%d signatures not by the author's registered key were removed", o.removed))
+	if f.removed == 1 {
+		parts = append(parts, "a signature not by the author's registered "+what+" was removed")
+	} else if f.removed > 1 {
+		parts = append(parts, fmt.Sprintf("%d signatures not by the author's registered %s were removed", f.removed, what))
 	}
-	if o.notKept != "" {
-		parts = append(parts, o.notKept)
+	if notKept != "" {
+		parts = append(parts, notKept)
 	}
 	return strings.Join(parts, "; ")
 }
@@ -102,7 +128,12 @@ type opener struct {
 	r      *Receiver
 	snap   *snapshot
 	author *pgp.PublicKey
-	o      *opened
+	// authorCert is the author's registered S/MIME certificate.
+	authorCert *x509.Certificate
+	// top is the entity that stands for the whole post: the root, or
+	// what was inside an S/MIME root.
+	top *message.Part
+	o   *opened
 	// budget is what decrypted plaintext may still add.
 	budget              int64
 	decryptions, checks int
@@ -114,6 +145,7 @@ type sigCheck struct {
 	ok    bool
 	keyID string
 	note  string
+	smime bool
 }
 
 // open decrypts a post encrypted to the list and checks an author's
@@ -124,7 +156,11 @@ func (r *Receiver) open(snap *snapshot, member *store.Member, msg *message.Messa
 	if member != nil && len(member.Key) > 0 {
 		op.author, _ = pgp.ParsePublicKey(member.Key)
 	}
+	if member != nil && len(member.Cert) > 0 {
+		op.authorCert, _ = x509.ParseCertificate(member.Cert)
+	}
 	op.o.content = compose.Content{Fields: msg.ContentFields(), Entity: msg.Root, Subject: msg.Get("Subject")}
+	op.top = msg.Root
 	data, isPGPMIME, refusal := pgpMIMEData(msg.Root)
 	if refusal != nil {
 		return nil, refusal
@@ -236,6 +272,7 @@ func (op *opener) decryptPGPMIME(data []byte) (*pgpMIMESigned, *reply.Refusal) {
 	// protected-headers parameter does not belong on it.
 	c.Fields = dropContentTypeParam(inner.ContentFields(), "protected-headers")
 	c.Entity = inner.Root
+	op.top = inner.Root
 	if !d.SignatureOK || len(d.Signature) == 0 {
 		return nil, nil
 	}
@@ -297,7 +334,7 @@ func (op *opener) decrypt(data []byte) (*pgp.Decrypted, *reply.Refusal) {
 		return nil, reply.New(reply.Crypto, "the OpenPGP message could not be decrypted: %s", compose.Truncate(strings.TrimPrefix(err.Error(), "pgp: "), 160))
 	}
 	op.budget -= int64(len(d.Plaintext))
-	op.o.encrypted = true
+	op.o.pgp.encrypted = true
 	if d.Signed {
 		op.sigs = append(op.sigs, sigCheck{ok: d.SignatureOK, keyID: d.SignerKeyID, note: d.SignatureError})
 	}
@@ -321,25 +358,45 @@ func (op *opener) check() *reply.Refusal {
 // author only if every signature in it is the author's and verifies.
 func (op *opener) finish() {
 	o := op.o
-	o.signed = len(op.sigs) > 0
-	o.signatureOK = o.signed
-	anyOK := false
-	for _, s := range op.sigs {
-		if s.ok {
-			anyOK = true
+	all := summarize(op.sigs, func(sigCheck) bool { return true })
+	o.signed, o.signatureOK, o.signatureNote = all.signed, all.signatureOK, all.note
+	pgpSigs := summarize(op.sigs, func(s sigCheck) bool { return !s.smime })
+	o.pgp.signed, o.pgp.signatureOK, o.pgp.note = pgpSigs.signed, pgpSigs.signatureOK, pgpSigs.note
+	if pgpSigs.anyOK && op.author != nil {
+		o.pgp.fingerprint = op.author.Fingerprint()
+	}
+	smimeSigs := summarize(op.sigs, func(s sigCheck) bool { return s.smime })
+	o.smime.signed, o.smime.signatureOK, o.smime.note = smimeSigs.signed, smimeSigs.signatureOK, smimeSigs.note
+	if smimeSigs.anyOK && op.authorCert != nil {
+		o.smime.fingerprint = smime.Info(op.authorCert).Fingerprint
+	}
+}
+
+// sigSummary is what a set of signatures amounts to.
+type sigSummary struct {
+	signed, signatureOK, anyOK bool
+	note                       string // the first failure's
+}
+
+func summarize(sigs []sigCheck, which func(sigCheck) bool) sigSummary {
+	var s sigSummary
+	for _, c := range sigs {
+		if !which(c) {
 			continue
 		}
-		if o.signatureOK {
-			o.signatureOK = false
-			o.signatureNote = s.note
+		if !s.signed {
+			s.signed, s.signatureOK = true, true
+		}
+		if c.ok {
+			s.anyOK = true
+			continue
+		}
+		if s.signatureOK {
+			s.signatureOK = false
+			s.note = c.note
 		}
 	}
-	if anyOK && op.author != nil {
-		o.fingerprint = op.author.Fingerprint()
-	}
-	if o.signatureOK {
-		o.signatureNote = ""
-	}
+	return s
 }
 
 // rebuild makes the content from what walk gave.
@@ -407,6 +464,8 @@ func (op *opener) walk(p *message.Part, head []byte, boundaries []string) ([]byt
 		return unchanged()
 	case p.MediaType == "multipart/signed" && strings.EqualFold(p.Params["protocol"], "application/pgp-signature"):
 		return op.signedPart(p, head, boundaries)
+	case isSMIME(p):
+		return op.smimePart(p, head, boundaries)
 	case p.IsMultipart() && len(p.Children) > 0:
 		inner := append(boundaries[:len(boundaries):len(boundaries)], p.Boundary())
 		gaps := p.Gaps()
@@ -470,7 +529,7 @@ func (op *opener) signedPart(p *message.Part, head []byte, boundaries []string) 
 	case sc.ok:
 		op.o.notKept = "the author's signature was verified by the list; it is not kept in the copies, which show what the list opened inside the signed text"
 	default:
-		op.o.removed++
+		op.o.pgp.removed++
 	}
 	return message.ContentHead(sh), sb, true, nil
 }
@@ -627,7 +686,7 @@ func (op *opener) clearsigned(text []byte) ([]byte, bool, *reply.Refusal) {
 		out = append(out, c.Text...)
 		last = b.End
 		changed = true
-		op.o.removed++
+		op.o.pgp.removed++
 	}
 	if !changed {
 		return text, false, nil

@@ -150,8 +150,8 @@ func TestOpenInlineKeepsTextAndCharset(t *testing.T) {
 		if mt != "text/plain" || cs != c.wantCS || text != greeting+c.want+sig {
 			t.Errorf("%s: %s; charset=%s\n%q\nwant charset=%s\n%q", c.name, mt, cs, text, c.wantCS, greeting+c.want+sig)
 		}
-		if !o.encrypted || o.signed {
-			t.Errorf("%s: encrypted %v signed %v", c.name, o.encrypted, o.signed)
+		if !o.pgp.encrypted || o.signed {
+			t.Errorf("%s: encrypted %v signed %v", c.name, o.pgp.encrypted, o.signed)
 		}
 		if got := o.header(); got != "encrypted to the list" {
 			t.Errorf("%s: header %q", c.name, got)
@@ -201,7 +201,7 @@ func TestOpenInlineInEveryTextPart(t *testing.T) {
 	if !strings.Contains(string(h), `<pre style="white-space:pre-wrap">first secret`) || strings.Contains(string(h), "BEGIN PGP") || !strings.Contains(string(h), "Bye &amp; thanks") {
 		t.Errorf("HTML part: %s", h)
 	}
-	if !o.signatureOK || o.fingerprint == "" {
+	if !o.signatureOK || o.pgp.fingerprint == "" {
 		t.Errorf("signed blocks: ok %v note %q", o.signatureOK, o.signatureNote)
 	}
 	// Quoted-printable: decrypted in place, still quoted-printable.
@@ -221,7 +221,7 @@ func TestOpenClearsigned(t *testing.T) {
 	mine := f.clearsign(text, f.alice)
 	body := "Hi,\r\n" + mine + "\r\nDave\r\n"
 	o := f.mustOpen("Content-Type: text/plain; charset=utf-8\r\n", body)
-	if !o.signed || !o.signatureOK || o.encrypted || o.removed != 0 {
+	if !o.signed || !o.signatureOK || o.pgp.encrypted || o.pgp.removed != 0 {
 		t.Fatalf("the author's clearsigned post: %+v", o)
 	}
 	if got := string(o.content.Body()); got != body {
@@ -233,7 +233,7 @@ func TestOpenClearsigned(t *testing.T) {
 	theirs := f.clearsign(text, f.bob)
 	o = f.mustOpen("Content-Type: text/plain; charset=utf-8\r\n", "Hi,\r\n"+theirs+"\r\nDave\r\n")
 	got := string(o.content.Body())
-	if o.signatureOK || !o.signed || o.removed != 1 || strings.Contains(got, "BEGIN PGP SIGNATURE") || strings.Contains(got, "BEGIN PGP SIGNED") {
+	if o.signatureOK || !o.signed || o.pgp.removed != 1 || strings.Contains(got, "BEGIN PGP SIGNATURE") || strings.Contains(got, "BEGIN PGP SIGNED") {
 		t.Fatalf("another key's clearsigned text kept its signature: %+v\n%s", o, got)
 	}
 	if !strings.Contains(got, "an OpenPGP signature on the text below was removed") || !strings.Contains(got, "Patch CVE-2026-1234 now.\r\n- dash line\r\n") {
@@ -269,21 +269,21 @@ func TestOpenForeignPGPMIMESignature(t *testing.T) {
 		t.Errorf("the author's multipart/signed: ok %v, %s", o.signatureOK, o.content.Entity.MediaType)
 	}
 	o = f.mustOpen(signedType, signedBody(entity, f.detachSign(entity, f.bob)))
-	if o.signatureOK || o.removed != 1 || o.content.Entity.MediaType != "text/plain" || string(o.content.Body()) != "Signed text.\r\n" {
-		t.Errorf("Bob's signature on Alice's post: ok %v removed %d, %s %q", o.signatureOK, o.removed, o.content.Entity.MediaType, o.content.Body())
+	if o.signatureOK || o.pgp.removed != 1 || o.content.Entity.MediaType != "text/plain" || string(o.content.Body()) != "Signed text.\r\n" {
+		t.Errorf("Bob's signature on Alice's post: ok %v removed %d, %s %q", o.signatureOK, o.pgp.removed, o.content.Entity.MediaType, o.content.Body())
 	}
 	// Nested in a multipart/mixed, beside an attachment that stays.
 	nested := "--m\r\n" + signedType + "\r\n" + signedBody(entity, f.detachSign(entity, f.bob)) + "\r\n--m\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--m--\r\n"
 	o = f.mustOpen("Content-Type: multipart/mixed; boundary=m\r\n", nested)
 	kids := o.content.Entity.Children
-	if o.removed != 1 || len(kids) != 2 || kids[0].MediaType != "text/plain" || string(kids[1].Bytes()) != "Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=" {
-		t.Errorf("nested foreign signature: removed %d, %d parts", o.removed, len(kids))
+	if o.pgp.removed != 1 || len(kids) != 2 || kids[0].MediaType != "text/plain" || string(kids[1].Bytes()) != "Content-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=" {
+		t.Errorf("nested foreign signature: removed %d, %d parts", o.pgp.removed, len(kids))
 	}
 	// A forwarded message keeps its own author's signature.
 	fwd := "--m\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n--m\r\nContent-Type: message/rfc822\r\n\r\nFrom: bob@member-b.example\r\nMIME-Version: 1.0\r\n" + signedType + "\r\n" + signedBody(entity, f.detachSign(entity, f.bob)) + "\r\n--m--\r\n"
 	o = f.mustOpen("Content-Type: multipart/mixed; boundary=m\r\n", fwd)
-	if o.removed != 0 || o.signed || !bytes.Contains(o.content.Body(), []byte("BEGIN PGP SIGNATURE")) {
-		t.Errorf("a forwarded message lost its signature: removed %d", o.removed)
+	if o.pgp.removed != 0 || o.signed || !bytes.Contains(o.content.Body(), []byte("BEGIN PGP SIGNATURE")) {
+		t.Errorf("a forwarded message lost its signature: removed %d", o.pgp.removed)
 	}
 }
 
@@ -350,8 +350,8 @@ func TestOpenPGPMIMESignatures(t *testing.T) {
 	nested := "MIME-Version: 1.0\r\n" + signedType + "\r\n" + signedBody(entity, f.detachSign(entity, f.bob))
 	fields, body = pgpMIME(f.encrypt([]byte(nested), nil))
 	o = f.mustOpen(fields, body)
-	if o.signatureOK || o.removed != 1 || o.content.Entity.MediaType != "text/plain" {
-		t.Errorf("foreign signature inside the encryption: ok %v removed %d %s", o.signatureOK, o.removed, o.content.Entity.MediaType)
+	if o.signatureOK || o.pgp.removed != 1 || o.content.Entity.MediaType != "text/plain" {
+		t.Errorf("foreign signature inside the encryption: ok %v removed %d %s", o.signatureOK, o.pgp.removed, o.content.Entity.MediaType)
 	}
 }
 
@@ -430,13 +430,13 @@ func TestOpenExchangeRewrittenPGPMIME(t *testing.T) {
 		"--x\r\nContent-Type: application/pgp-encrypted\r\nContent-Disposition: attachment\r\n\r\nVersion: 1\r\n" +
 		"--x\r\nContent-Type: application/octet-stream; name=\"encrypted.asc\"\r\nContent-Disposition: attachment; filename=\"encrypted.asc\"\r\n\r\n" + string(block) + "\r\n--x--\r\n"
 	o := f.mustOpen("Content-Type: multipart/mixed; boundary=x\r\n", body)
-	if !o.encrypted || !o.signatureOK || o.content.Entity.MediaType != "multipart/signed" || !bytes.Contains(o.content.Body(), []byte("\r\n\r\nvia Exchange\r\n")) {
-		t.Errorf("Exchange-rewritten PGP/MIME: encrypted %v signed %v, %q", o.encrypted, o.signatureOK, o.content.Body())
+	if !o.pgp.encrypted || !o.signatureOK || o.content.Entity.MediaType != "multipart/signed" || !bytes.Contains(o.content.Body(), []byte("\r\n\r\nvia Exchange\r\n")) {
+		t.Errorf("Exchange-rewritten PGP/MIME: encrypted %v signed %v, %q", o.pgp.encrypted, o.signatureOK, o.content.Body())
 	}
 	// A multipart/mixed with other parts beside is a post with an
 	// attachment, not a rewritten PGP/MIME message.
 	o = f.mustOpen("Content-Type: multipart/mixed; boundary=x\r\n", strings.Replace(body, "\r\n\r\n\r\n--x", "\r\n\r\nreport attached\r\n--x", 1))
-	if o.encrypted {
+	if o.pgp.encrypted {
 		t.Error("a post with an encrypted.asc attachment and text was decrypted as PGP/MIME")
 	}
 }

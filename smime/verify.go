@@ -317,3 +317,34 @@ func digestName(oid asn1.ObjectIdentifier) string {
 	}
 	return oid.String()
 }
+
+// OpaqueContent returns the content a signed-data entity's SignedData
+// (DER or BER) encapsulates, without checking any signature: for a post
+// whose signature the list cannot verify (no certificate on record, or
+// someone else's), whose text members still receive, marked as not
+// verified.
+func OpaqueContent(der []byte) (content []byte, err error) {
+	defer recoverAs(&err, "smime: malformed S/MIME signature")
+	if len(der) > MaxCMSInput {
+		return nil, ErrTooLarge
+	}
+	d, err := berToDER(der)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	ctype, _, err := parseContentInfo(d)
+	if err != nil {
+		return nil, err
+	}
+	if !ctype.Equal(oidSignedData) {
+		return nil, ErrNotSigned
+	}
+	p7, err := pkcs7.Parse(d)
+	if err != nil {
+		return nil, malformed("unreadable SignedData: %v", err)
+	}
+	if len(p7.Content) == 0 {
+		return nil, malformed("signed-data without content (a detached signature needs multipart/signed)")
+	}
+	return p7.Content, nil
+}

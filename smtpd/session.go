@@ -358,6 +358,6 @@ func (sess *session) Data(r io.Reader) error {
 		sess.memberPostAccepted(mailFrom)
 	}
 	log.Info("message accepted", "label", acc.Label.String(), "copies", acc.Copies, "encrypted", acc.Encrypted,
-		"excluded", acc.Excluded, "openpgp", acc.OpenPGP, "raised", acc.Raised, "duplicate", acc.Duplicate)
+		"excluded", acc.Excluded, "openpgp", acc.OpenPGP, "smime", acc.SMIME, "raised", acc.Raised, "duplicate", acc.Duplicate)
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "queued as " + acc.QueueID}
 }
