@@ -427,6 +427,9 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 	if c.SMTP.MaxRefusalsPerMinute < 0 {
 		bad("smtp.max_refusals_per_minute", "must be 0 (no limit) or more")
 	}
+	if len(c.SMTP.TrustedRelays) == 0 {
+		c.SMTP.TrustedRelays = nil // "[]" and no key are the same
+	}
 	for i, r := range c.SMTP.TrustedRelays {
 		if _, err := parseRelay(r); err != nil {
 			bad(fmt.Sprintf("smtp.trusted_relays[%d]", i), "%v", err)
