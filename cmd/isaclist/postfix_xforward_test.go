@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
 	"github.com/isaclist/isaclist/internal/sandbox"
 	"github.com/isaclist/isaclist/internal/testmail"
 )
@@ -33,7 +35,9 @@ import (
 // elsewhere is refused, and the front server bounces it to its author;
 // so is bob's from elsewhere, though his SPF allows the front server (a
 // relay's own address counts for nothing when it forwards another
-// client). A client that talks to isaclist itself and sends XFORWARD is
+// client). The front server refuses an unknown address of the list domain
+// itself, having asked isaclist (address verification, as OPERATIONS.md
+// suggests). A client that talks to isaclist itself and sends XFORWARD is
 // refused, and its post is judged by its own address.
 func TestPostfixXForward(t *testing.T) {
 	tools := needPostfix(t)
@@ -52,6 +56,9 @@ relay_domains = %[1]s
 transport_maps = inline:{ %[1]s=isaclist:[127.0.0.1]:%[2]s }
 virtual_mailbox_domains = member-a.example member-b.example
 virtual_mailbox_maps = inline:{ alice@member-a.example=alice/, bob@member-b.example=bob/ }
+smtpd_recipient_restrictions = check_recipient_access inline:{ %[1]s=reject_unverified_recipient }, permit_mynetworks, reject_unauth_destination
+unverified_recipient_reject_code = 550
+address_verify_poll_delay = 1s
 `, listHost, pfPort(w.smtp)), `isaclist  unix  -       -       n       -       -       smtp
   -o smtp_send_xforward_command=yes
   -o smtp_tls_security_level=none
@@ -73,6 +80,28 @@ virtual_mailbox_maps = inline:{ alice@member-a.example=alice/, bob@member-b.exam
 	}
 	diag := func() string {
 		return fmt.Sprintf("--- front Postfix log:\n%s\n--- isaclist log:\n%s", front.log(), w.logs)
+	}
+
+	// An unknown address of the list domain is refused by the front server
+	// itself: it asks isaclist (address verification, a probe with RCPT TO
+	// through the same transport; 450 while the probe is under way).
+	for verifyBy := time.Now().Add(30 * time.Second); ; {
+		_, err := sandbox.SendFrom(memberIP, front.addr, "mail.member-a.example", "alice@member-a.example", []string{"nobody@" + listHost},
+			post("Alice de Vries <alice@member-a.example>", "[TLP:GREEN] To no one"))
+		var se *smtp.SMTPError
+		if !errors.As(err, &se) {
+			t.Fatalf("the front server took mail for an unknown list address: %v", err)
+		}
+		if se.Code == 550 {
+			if !strings.Contains(se.Message, "said: 550 5.1.1 no list nobody@"+listHost+" is hosted here") {
+				t.Errorf("the front server's refusal of an unknown list address: %v", se)
+			}
+			break
+		}
+		if se.Code != 450 || time.Now().After(verifyBy) {
+			t.Fatalf("the front server's reply for an unknown list address: %v\n%s", se, diag())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 
 	// The member's post reaches every member, as the list's copy, and
