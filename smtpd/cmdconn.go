@@ -42,15 +42,16 @@ import (
 //     them without looking. The next line it looks at is the first go-smtp
 //     reads after replying, which is a command line.
 //
-// The one place this cannot see a command's start is after a BDAT chunk
-// that does not end at a line's end: the rest of that line reaches
-// go-smtp unexamined, and an XFORWARD there gets go-smtp's own "501 5.5.2
-// Bad command". Trusted relays are not offered CHUNKING (and BDAT from
-// them is refused), so every XFORWARD of theirs is seen. Inside TLS
-// cmdConn sees only ciphertext: from STARTTLS on it is transparent (go-smtp
-// answers an XFORWARD there with its 501), and trusted relays are not
-// offered STARTTLS, so the hop from the relay is in the clear (on loopback
-// or a private network; deploy/OPERATIONS.md).
+// The one thing this cannot follow is BDAT: go-smtp reads a chunk by its
+// size, and the rest of a line after it stays in go-smtp's buffer, to be
+// read as a command cmdConn never saw. So after the first BDAT of a
+// session cmdConn steps aside (transparent) and go-smtp alone answers what
+// follows, an XFORWARD with its own "501 5.5.2 Bad command". Inside TLS
+// cmdConn sees only ciphertext: from STARTTLS on it is transparent too.
+// Trusted relays are offered neither CHUNKING nor STARTTLS, and cmdConn
+// refuses both from them, so every XFORWARD of theirs is seen; the hop
+// from the relay is then in the clear (on loopback or a private network;
+// deploy/OPERATIONS.md).
 type cmdConn struct {
 	net.Conn
 	trusted bool
@@ -186,8 +187,16 @@ func (c *cmdConn) Read(p []byte) (int, error) {
 			c.buf = c.buf[i+1:]
 			continue
 		}
+		verb := commandVerb(line)
 		c.mu.Lock()
-		c.awaiting, c.verb, c.lines = true, commandVerb(line), 0
+		c.awaiting, c.verb, c.lines = true, verb, 0
+		if verb == "BDAT" {
+			// go-smtp reads the chunk by its size, and may leave the
+			// rest of a line in its buffer and read it as a command
+			// unseen: from here on, go-smtp alone (intercept refuses
+			// BDAT from trusted relays).
+			c.transparent = true
+		}
 		c.mu.Unlock()
 		return c.give(p, i+1), nil
 	}
@@ -383,8 +392,9 @@ func (c *cmdConn) lineWritten() {
 	case c.verb == "STARTTLS" && code == "220":
 		c.transparent, c.dropInput = true, true
 	case h[0] == '3':
-		// DATA's 354: the message follows; its reply ends the command.
-		c.lines = 0
+		// DATA's 354: the message follows, whichever command asked for
+		// it; the reply to the message ends it.
+		c.awaiting, c.lines = true, 0
 		return
 	}
 	c.awaiting, c.verb = false, ""

@@ -98,6 +98,45 @@ func TestParseXForward(t *testing.T) {
 	}
 }
 
+// FuzzParseXForward: whatever the arguments, parseXForward takes all or
+// nothing, and what it takes is fit for a header and a log line: printable
+// ASCII without the characters Postfix neuters, at most 255 bytes, each
+// attribute once, ADDR a client's address.
+//
+//	go test ./smtpd -run '^$' -fuzz '^FuzzParseXForward$' -fuzztime 1m
+func FuzzParseXForward(f *testing.F) {
+	for _, s := range []string{"NAME=spike.porcupine.org ADDR=168.100.189.2 PROTO=ESMTP ", "HELO=a+20b+3Cc IDENT=4Xy SOURCE=LOCAL PORT=25",
+		"ADDR=IPv6:2001:db8::1", "ADDR=ipv6:::ffff:192.0.2.7 name=[unavailable]", "ADDR=1.2.3.4 ADDR=1.2.3.4", "HELO=+"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, args string) {
+		updates, why := parseXForward(args)
+		if (why == "") != (len(updates) > 0) {
+			t.Fatalf("%q: reason %q with %d updates", args, why, len(updates))
+		}
+		seen := map[string]bool{}
+		for _, u := range updates {
+			if seen[u.name] {
+				t.Fatalf("%q: %s twice", args, u.name)
+			}
+			seen[u.name] = true
+			if len(u.value) > maxXForwardValue {
+				t.Fatalf("%q: %s is %d bytes", args, u.name, len(u.value))
+			}
+			for i := 0; i < len(u.value); i++ {
+				if c := u.value[i]; c < 0x21 || c > 0x7e || strings.IndexByte(`<>()\";@`, c) >= 0 {
+					t.Fatalf("%q: %s holds %q", args, u.name, c)
+				}
+			}
+			if u.name == "ADDR" {
+				if (u.addr == nil) != (u.value == "") || u.addr != nil && (u.addr.String() != u.value || u.addr.IsUnspecified() || u.addr.IsMulticast()) {
+					t.Fatalf("%q: ADDR %v, value %q", args, u.addr, u.value)
+				}
+			}
+		}
+	})
+}
+
 func TestRelaySet(t *testing.T) {
 	r := relaySet{netip.MustParsePrefix("127.0.0.2/32"), netip.MustParsePrefix("10.1.0.0/16"), netip.MustParsePrefix("2001:db8:25::/48")}
 	for ip, want := range map[string]bool{
@@ -280,6 +319,19 @@ func TestXForwardEHLO(t *testing.T) {
 	if r := other.cmd("XFORWARD ADDR=127.0.0.1"); !strings.HasPrefix(r, "501 5.5.2 ") {
 		t.Errorf("XFORWARD in TLS: %q", r)
 	}
+}
+
+// After BDAT cmdConn steps aside (go-smtp reads a chunk by its size and
+// may read what follows it as a command cmdConn never saw): go-smtp alone
+// answers the rest of the session, XFORWARD with its own 501.
+func TestXForwardAfterBDAT(t *testing.T) {
+	x := newXFTest(t, "127.0.0.2/32", Options{})
+	c := x.dial("127.0.0.1")
+	c.cmd("EHLO client.example")
+	c.send("XFORWARD ADDR=192.0.2.9", "MAIL FROM:<alice@member-a.example>", "RCPT TO:<"+fuzzList+">")
+	c.expect(xfNoAuth, ok250, ok250)
+	c.conn.Write([]byte("BDAT 5\r\n12345XFORWARD ADDR=192.0.2.9\r\nXFORWARD ADDR=192.0.2.9\r\nRSET\r\n")) //nolint:errcheck
+	c.expect(`^250 2\.0\.0 Continue`, `^501 5\.5\.2 `, `^501 5\.5\.2 `, ok250)
 }
 
 // A trusted relay's message is judged as the client it forwards: SPF for
