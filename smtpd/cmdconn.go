@@ -184,7 +184,9 @@ func (c *cmdConn) Read(p []byte) (int, error) {
 		}
 		line := c.buf[:i+1]
 		if c.intercept(line) {
-			c.buf = c.buf[i+1:]
+			if len(c.buf) > i {
+				c.buf = c.buf[i+1:]
+			}
 			continue
 		}
 		verb := commandVerb(line)
@@ -284,6 +286,8 @@ func (c *cmdConn) refuse(r *reply.Refusal, what string) {
 	if c.refused > maxCmdRefusals {
 		c.write(reply.New(reply.TooMuch, "too many refused commands; closing").Line(""))
 		c.Conn.Close()
+		// Nothing more reaches go-smtp, whose next read ends the session.
+		c.buf, c.rerr = nil, net.ErrClosed
 	}
 }
 
