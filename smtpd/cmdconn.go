@@ -2,6 +2,7 @@ package smtpd
 
 import (
 	"bytes"
+	"context"
 	"crypto/tls"
 	"log/slog"
 	"net"
@@ -267,7 +268,7 @@ func (c *cmdConn) intercept(line []byte) bool {
 			c.write("250 2.0.0 Ok")
 			return true
 		}
-		c.refuse(r, "XFORWARD refused")
+		c.refuse(r, "XFORWARD from a trusted relay refused")
 	case c.trusted && (verb == "STARTTLS" || verb == "BDAT"):
 		c.refuse(reply.New(reply.NotOffered, "%s is not offered to trusted relays: XFORWARD needs the plain session (keep this hop on loopback or a private network)", verb), verb+" from a trusted relay")
 	default:
@@ -277,10 +278,15 @@ func (c *cmdConn) intercept(line []byte) bool {
 }
 
 // refuse writes r with a trace ID, which the log line has too, and ends
-// the session past maxCmdRefusals.
+// the session past maxCmdRefusals. A refusal to a trusted relay is a
+// warning: the relay is misconfigured, and its mail waits.
 func (c *cmdConn) refuse(r *reply.Refusal, what string) {
 	id := message.NewID(c.clock.Now())
-	c.log.Info(what, "id", id, "kind", r.Kind, "code", r.Code, "reason", r.Reason)
+	level := slog.LevelInfo
+	if c.trusted {
+		level = slog.LevelWarn
+	}
+	c.log.Log(context.Background(), level, what, "id", id, "kind", r.Kind, "code", r.Code, "reason", r.Reason)
 	c.write(r.Line(id))
 	c.refused++
 	if c.refused > maxCmdRefusals {

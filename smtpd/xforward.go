@@ -283,7 +283,6 @@ func (sess *session) xforward(args string) *reply.Refusal {
 		// The relay's client is unknown now: the next message is not
 		// judged as the relay's own (see xforwardBroken).
 		sess.fwdBroken = true
-		sess.log.Warn("XFORWARD from a trusted relay refused", "reason", why)
 		return reply.New(reply.XForwardSyntax, "%s", why)
 	}
 	if sess.fwd == nil {
