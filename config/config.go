@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/netip"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -79,6 +80,46 @@ type SMTP struct {
 	// HoldMaxAge is how long a member's post that failed authentication
 	// waits for the secretary before it is dropped (its author told).
 	HoldMaxAge Duration `toml:"hold_max_age"`
+	// TrustedRelays are the networks (CIDR) of mail servers in front of
+	// isaclist whose XFORWARD (Postfix smtp_send_xforward_command) is
+	// honoured: mail they pass on is judged as coming from the client
+	// they name. Empty: XFORWARD is refused from everyone.
+	TrustedRelays []string `toml:"trusted_relays"`
+}
+
+// TrustedRelayPrefixes returns TrustedRelays parsed, each masked to its
+// network; a configuration that passed its checks parses whole.
+func (s SMTP) TrustedRelayPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	for _, r := range s.TrustedRelays {
+		if p, err := parseRelay(r); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// parseRelay reads one trusted_relays entry: a network in CIDR notation,
+// IPv4 or IPv6, no wider than /8 (IPv6 /32), without host bits.
+func parseRelay(s string) (netip.Prefix, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		if a, aerr := netip.ParseAddr(s); aerr == nil {
+			return netip.Prefix{}, fmt.Errorf("%q is an address, not a network: write %s/%d for this one host", s, a, a.BitLen())
+		}
+		return netip.Prefix{}, fmt.Errorf("%q is not a network in CIDR notation (such as \"127.0.0.1/32\" or \"2001:db8::25/128\")", s)
+	}
+	switch {
+	case p.Addr().Is4In6():
+		return netip.Prefix{}, fmt.Errorf("%q: write an IPv4 network as a.b.c.d/n", s)
+	case p.Addr().Zone() != "":
+		return netip.Prefix{}, fmt.Errorf("%q: a network with a zone is not supported", s)
+	case p.Masked() != p:
+		return netip.Prefix{}, fmt.Errorf("%q has host bits set: did you mean %s, or %s/%d for the one host?", s, p.Masked(), p.Addr(), p.Addr().BitLen())
+	case p.Addr().Is4() && p.Bits() < 8, p.Addr().Is6() && p.Bits() < 32:
+		return netip.Prefix{}, fmt.Errorf("%q is far too wide: every client in it could claim to forward mail from any address (list the relays themselves)", s)
+	}
+	return p, nil
 }
 
 // DNS is how every lookup (SPF, DKIM, DMARC, MX) is made.
@@ -385,6 +426,14 @@ func (c *Config) check(md toml.MetaData, statFiles bool) []Problem {
 	}
 	if c.SMTP.MaxRefusalsPerMinute < 0 {
 		bad("smtp.max_refusals_per_minute", "must be 0 (no limit) or more")
+	}
+	if len(c.SMTP.TrustedRelays) == 0 {
+		c.SMTP.TrustedRelays = nil // "[]" and no key are the same
+	}
+	for i, r := range c.SMTP.TrustedRelays {
+		if _, err := parseRelay(r); err != nil {
+			bad(fmt.Sprintf("smtp.trusted_relays[%d]", i), "%v", err)
+		}
 	}
 
 	if c.DNS.Resolver != "" {

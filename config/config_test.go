@@ -184,3 +184,40 @@ func TestAdminGroupMustExist(t *testing.T) {
 		t.Fatalf("LoadClient: %v", err)
 	}
 }
+
+// trusted_relays takes networks in CIDR notation; what is almost surely a
+// mistake (an address alone, host bits, a network wide enough to hold
+// strangers) is refused with the key and the fix.
+func TestTrustedRelays(t *testing.T) {
+	c, err := Parse("t.toml", []byte(minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.SMTP.TrustedRelays) != 0 || len(c.SMTP.TrustedRelayPrefixes()) != 0 {
+		t.Errorf("trusted_relays defaults to %v, want empty", c.SMTP.TrustedRelays)
+	}
+	c, err = Parse("t.toml", []byte(minimal+"[smtp]\ntrusted_relays = [\"127.0.0.1/32\", \"10.1.0.0/16\", \"2001:db8::25/128\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range c.SMTP.TrustedRelayPrefixes() {
+		got = append(got, p.String())
+	}
+	if strings.Join(got, " ") != "127.0.0.1/32 10.1.0.0/16 2001:db8::25/128" {
+		t.Errorf("parsed relays %v", got)
+	}
+	for bad, want := range map[string]string{
+		"127.0.0.1":           "write 127.0.0.1/32",
+		"10.1.2.3/16":         "host bits set: did you mean 10.1.0.0/16",
+		"0.0.0.0/0":           "far too wide",
+		"2001::/16":           "far too wide",
+		"::ffff:10.0.0.0/104": "write an IPv4 network",
+		"relay.example":       "not a network in CIDR notation",
+	} {
+		_, err := Parse("t.toml", []byte(minimal+"[smtp]\ntrusted_relays = [\"127.0.0.1/32\", \""+bad+"\"]\n"))
+		if err == nil || !strings.Contains(err.Error(), "smtp.trusted_relays[1]") || !strings.Contains(err.Error(), want) {
+			t.Errorf("trusted_relays %q: %v, want smtp.trusted_relays[1] and %q", bad, err, want)
+		}
+	}
+}

@@ -174,8 +174,11 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 		CommandTimeout: cfg.SMTP.CommandTimeout.Duration, SessionTimeout: cfg.SMTP.SessionTimeout.Duration,
 		MaxConnections: cfg.SMTP.MaxConnections, MaxConnectionsPerIP: cfg.SMTP.MaxConnectionsPerIP, MaxRefusalsPerMinute: cfg.SMTP.MaxRefusalsPerMinute, TLS: tlsConfig,
 		MemberConnections: cfg.SMTP.MemberConnections, MemberMemory: cfg.SMTP.MemberMemory.Duration, StressCommandTimeout: cfg.SMTP.StressCommandTimeout.Duration,
-		SpoolDir: cfg.DataDir,
+		SpoolDir: cfg.DataDir, TrustedRelays: cfg.SMTP.TrustedRelayPrefixes(),
 	}, d.Intake, log)
+	if len(cfg.SMTP.TrustedRelays) > 0 {
+		log.Info("XFORWARD is honoured from the trusted relays", "trusted_relays", cfg.SMTP.TrustedRelays)
+	}
 
 	if cfg.Metrics.Listen != "" {
 		if d.metrics, err = metrics.Listen(cfg.Metrics.Listen, d.counters, d.health, log); err != nil {

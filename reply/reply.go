@@ -74,6 +74,25 @@ var (
 	BadSequence = Code{"bad-sequence", 503, [3]int{5, 5, 1}}
 )
 
+// The replies of XFORWARD (Postfix XFORWARD_README: 250, 501 bad syntax,
+// 503 in a transaction (BadSequence), 550 insufficient authorization) and
+// of what is not offered to the trusted relays that may send it.
+var (
+	// X.7.0: other security status: the client is not a trusted relay.
+	XForwardNotTrusted = Code{"xforward-not-trusted", 550, [3]int{5, 7, 0}}
+	// X.5.4: invalid command arguments.
+	XForwardSyntax = Code{"xforward-syntax", 501, [3]int{5, 5, 4}}
+	// MAIL after a refused XFORWARD: the message is not judged as the
+	// relay's own, and stays queued at the relay (X.5.4 again: the
+	// arguments of the XFORWARD before it).
+	XForwardRefused = Code{"xforward-refused", 451, [3]int{4, 5, 4}}
+	// X.5.1: a command not offered to trusted relays (STARTTLS, BDAT).
+	NotOffered = Code{"not-offered", 502, [3]int{5, 5, 1}}
+	// X.7.0: the client a trusted relay forwards passed its limits; the
+	// transaction is refused for now, the relay's session goes on.
+	TooMuchForwarded = Code{"too-much-forwarded", 450, [3]int{4, 7, 0}}
+)
+
 // Refusal is a decision not to take a recipient or a message. Code and
 // Enhanced go on the wire; Reason is the sentence a member can act on;
 // Cause is for the log only and may hold internal detail.

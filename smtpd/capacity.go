@@ -147,11 +147,15 @@ func (l *connLimiter) admit(c *limitedConn, ip string) (ok bool, why string) {
 	now := l.now()
 	l.roll(now)
 	key := clientKey(ip)
-	member := l.members.has(key, now, l.memory)
+	// A trusted relay carries many clients' mail: it counts as a member's
+	// server, and the per-address limits apply to the clients it
+	// forwards instead (session_limits.go).
+	relay := l.relays.contains(ip)
+	member := relay || l.members.has(key, now, l.memory)
 	if l.maxRefused > 0 && !member && l.refusedAddr[key] >= addressRefusalFactor*l.maxRefused {
 		return false, "too many refused attempts from your address; wait a minute"
 	}
-	if l.maxIP > 0 && l.perIP[key] >= l.maxIP {
+	if l.maxIP > 0 && l.perIP[key] >= l.maxIP && !relay {
 		return false, "too many connections from your address"
 	}
 	if !l.makeRoom(member, now) {

@@ -15,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -79,7 +80,22 @@ func FuzzSMTPSession(f *testing.F) {
 			// which the race detector reports. Fuzzing runs without it.
 			t.Skip("known go-smtp race on Conn.dataResult")
 		}
-		env.session(t, int(state%5), input)
+		env.session(t, "", int(state%5), input)
+	})
+}
+
+// FuzzSMTPRelaySession is FuzzSMTPSession for a client that is a trusted
+// relay (config trusted_relays): its XFORWARD is honoured (cmdconn.go
+// answers it before go-smtp sees the line), and it is offered neither
+// CHUNKING nor STARTTLS, so a BDAT line is refused and what follows it is
+// taken as command lines. The same checks hold; it shares the seed corpus
+// of FuzzSMTPSession's states (testdata/fuzz/FuzzSMTPRelaySession).
+//
+//	go test ./smtpd -run '^$' -fuzz '^FuzzSMTPRelaySession$' -fuzztime 10m
+func FuzzSMTPRelaySession(f *testing.F) {
+	env := newFuzzEnv(f)
+	f.Fuzz(func(t *testing.T, state uint8, input []byte) {
+		env.session(t, fuzzRelayIP, int(state%5), input)
 	})
 }
 
@@ -89,6 +105,9 @@ const (
 	fuzzMaxBytes  = 128 << 10
 	fuzzReplyWait = 5 * time.Second  // for one reply
 	fuzzSession   = 20 * time.Second // for a whole session
+	// fuzzRelayIP is the fuzzing server's trusted relay (loopback has
+	// the whole of 127.0.0.0/8).
+	fuzzRelayIP = "127.0.0.2"
 )
 
 type fuzzEnv struct {
@@ -106,6 +125,42 @@ func fuzzDKIMKey() ed25519.PrivateKey {
 }
 
 func newFuzzEnv(f *testing.F) *fuzzEnv {
+	f.Helper()
+	core, db := newFuzzCore(f)
+	quiet := slog.New(slog.DiscardHandler)
+	srv := New(Options{
+		Hostname: fuzzHostname, MaxMessageBytes: fuzzMaxBytes, MaxRecipients: 10,
+		CommandTimeout: 2 * time.Second, SessionTimeout: 15 * time.Second,
+		MaxConnections: 4, MaxConnectionsPerIP: 4,
+		TrustedRelays: []netip.Prefix{netip.MustParsePrefix(fuzzRelayIP + "/32")},
+	}, core, quiet)
+	addr := serveTest(f, srv)
+	return &fuzzEnv{srv: srv, addr: addr, core: core, db: db}
+}
+
+// serveTest serves srv on a loopback port until the test ends.
+func serveTest(tb testing.TB, srv *Server) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		srv.Serve(l) //nolint:errcheck // ends on Shutdown
+	}()
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx) //nolint:errcheck
+		<-served
+	})
+	return l.Addr().String()
+}
+
+// newFuzzCore is the fuzzing server's intake: a store with one list and
+// two member organisations, and the DNS their mail is judged by.
+func newFuzzCore(f testing.TB) (*intake.Receiver, *store.DB) {
 	f.Helper()
 	db, err := store.Open(filepath.Join(f.TempDir(), "data"))
 	if err != nil {
@@ -150,28 +205,7 @@ func newFuzzEnv(f *testing.F) *fuzzEnv {
 			f.Fatal(err)
 		}
 	}
-
-	srv := New(Options{
-		Hostname: fuzzHostname, MaxMessageBytes: fuzzMaxBytes, MaxRecipients: 10,
-		CommandTimeout: 2 * time.Second, SessionTimeout: 15 * time.Second,
-		MaxConnections: 4, MaxConnectionsPerIP: 4,
-	}, core, quiet)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		f.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		srv.Serve(l) //nolint:errcheck // ends on Shutdown
-	}()
-	f.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx) //nolint:errcheck
-		<-served
-	})
-	return &fuzzEnv{srv: srv, addr: l.Addr().String(), core: core, db: db}
+	return core, db
 }
 
 // statePrefix is what the client says before the input, per state.
@@ -183,13 +217,19 @@ var statePrefix = []string{
 	"EHLO client.member-a.example\r\nMAIL FROM:<alice@member-a.example>\r\nRCPT TO:<" + fuzzList + ">\r\nDATA\r\n",
 }
 
-func (e *fuzzEnv) session(t *testing.T, state int, input []byte) {
+// session runs one session from localIP ("" for any; fuzzRelayIP for the
+// trusted relay).
+func (e *fuzzEnv) session(t *testing.T, localIP string, state int, input []byte) {
 	before := e.queued(t)
-	c, err := net.DialTimeout("tcp", e.addr, fuzzReplyWait)
+	d := net.Dialer{Timeout: fuzzReplyWait}
+	if localIP != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(localIP)}
+	}
+	c, err := d.Dial("tcp", e.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fc := &fuzzClient{t: t, conn: c.(*net.TCPConn), r: bufio.NewReader(c), start: time.Now()}
+	fc := &fuzzClient{t: t, conn: c.(*net.TCPConn), r: bufio.NewReader(c), start: time.Now(), relay: localIP == fuzzRelayIP}
 	defer fc.conn.Close()
 	fc.conn.SetDeadline(time.Now().Add(fuzzSession)) //nolint:errcheck
 	if r := fc.reply("the greeting"); r.code != 220 {
@@ -220,6 +260,7 @@ type fuzzClient struct {
 	r      *bufio.Reader
 	start  time.Time
 	strict bool // replies must be positive (the state prefix)
+	relay  bool // a trusted relay: BDAT is refused, no chunk follows
 
 	inData    bool // the server is reading message data
 	closing   bool // the last reply announced the end of the session
@@ -285,7 +326,7 @@ func (c *fuzzClient) run(input []byte, final bool) {
 		if !c.send(line, "command") {
 			return
 		}
-		if n, last, ok := bdatChunk(line); ok {
+		if n, last, ok := bdatChunk(line); ok && !c.relay {
 			chunk := input[:min(n, len(input))]
 			input = input[len(chunk):]
 			if !c.send(chunk, "BDAT chunk") {
@@ -676,10 +717,16 @@ func connGoroutines() string {
 	return strings.Join(out, "\n\n")
 }
 
-// TestFuzzSeedCorpus checks that the committed seed corpus holds every
-// seed of fuzzSeeds (or, with SMTPD_WRITE_CORPUS=1, writes it).
+// TestFuzzSeedCorpus checks that the committed seed corpora of
+// FuzzSMTPSession and FuzzSMTPRelaySession hold every seed of fuzzSeeds
+// (or, with SMTPD_WRITE_CORPUS=1, writes them).
 func TestFuzzSeedCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzSMTPSession")
+	for _, fuzzer := range []string{"FuzzSMTPSession", "FuzzSMTPRelaySession"} {
+		checkSeedCorpus(t, filepath.Join("testdata", "fuzz", fuzzer))
+	}
+}
+
+func checkSeedCorpus(t *testing.T, dir string) {
 	write := os.Getenv("SMTPD_WRITE_CORPUS") != ""
 	for name, s := range fuzzSeeds(t) {
 		want := fmt.Sprintf("go test fuzz v1\nbyte(%q)\n[]byte(%q)\n", rune(s.state), s.input)
@@ -799,6 +846,19 @@ func fuzzSeeds(t *testing.T) map[string]fuzzSeed {
 		"pgp-garbage":     {4, []byte(fuzzMessage(alice, "[TLP:GREEN] enc", "MIME-Version: 1.0\r\nContent-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=e\r\n", "--e\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n--e\r\nContent-Type: application/octet-stream\r\n\r\n-----BEGIN PGP MESSAGE-----\r\n\r\nhQEMA+garbage\r\n-----END PGP MESSAGE-----\r\n--e--\r\n"))},
 		"encoded-subject": {4, []byte(fuzzMessage(alice, "=?utf-8?q?=5BTLP=3AAMBER=5D_Storing_=E2=80=93_update?=", "", "x\r\n"))},
 		"reply":           {4, []byte(fuzzMessage(alice, "Re: [Fuzz ISAC] [TLP:GREEN] Phishing wave", "In-Reply-To: <x@member-a.example>\r\nReferences: <a@b> <c@d>\r\n", "Thanks\r\n"))},
+		// XFORWARD: honoured from the trusted relay (FuzzSMTPRelaySession),
+		// refused from anyone else, and never seen inside a message.
+		"xforward": {1, []byte("XFORWARD NAME=mail.member-a.example ADDR=127.0.0.1 PORT=4711 PROTO=ESMTP \r\n" +
+			"XFORWARD HELO=mail.member-a.example IDENT=4Xy1Z2 SOURCE=REMOTE\r\nMAIL FROM:<alice@member-a.example>\r\nRCPT TO:<" + fuzzList + ">\r\nDATA\r\n" + post + ".\r\nQUIT\r\n")},
+		"xforward-elsewhere": {1, []byte("XFORWARD ADDR=192.0.2.9 HELO=elsewhere.example\r\nMAIL FROM:<alice@member-a.example>\r\nRCPT TO:<" + fuzzList + ">\r\nDATA\r\n" + post + ".\r\n" +
+			"XFORWARD ADDR=[unavailable]\r\nMAIL FROM:<alice@member-a.example>\r\nRCPT TO:<" + fuzzList + ">\r\nDATA\r\n" + post + ".\r\n")},
+		"xforward-bad": {1, []byte("XFORWARD ADDR=999.1.1.1\r\nMAIL FROM:<alice@member-a.example>\r\nRSET\r\nXFORWARD\r\nXFORWARD ADDR=IPv6:::1 FOO=bar\r\n" +
+			"XFORWARD addr=IPv6:2001:db8::1 helo=+41+42+3C NAME=a..b\r\nXFORWARD HELO=+4\r\nXFORWARD\tADDR=127.0.0.1\r\nxforward port=99999\r\nXFORWARDADDR=1.2.3.4\r\n")},
+		"xforward-many":   {1, []byte(strings.Repeat("XFORWARD ADDR=127.0.0.1\r\n", 10) + "MAIL FROM:<alice@member-a.example>\r\n")},
+		"xforward-in-tx":  {2, []byte("XFORWARD ADDR=192.0.2.9\r\nRCPT TO:<" + fuzzList + ">\r\nXFORWARD HELO=x\r\nDATA\r\n" + post + ".\r\n")},
+		"xforward-in-msg": {4, []byte(fuzzMessage(alice, "[TLP:GREEN] x", "", "XFORWARD ADDR=192.0.2.9\r\nxforward helo=x\r\n"))},
+		"xforward-bdat":   {3, []byte("BDAT 5\r\n12345XFORWARD ADDR=192.0.2.9\r\nBDAT 7\r\nXFORWARDBDAT 9 LAST\r\n ADDR=1\r\n\r\nQUIT\r\n")},
+		"xforward-tls":    {0, []byte("EHLO x\r\nSTARTTLS\r\nXFORWARD ADDR=127.0.0.1\r\nQUIT\r\n")},
 	}
 	return seeds
 }

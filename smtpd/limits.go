@@ -47,6 +47,12 @@ type connLimiter struct {
 	seed          maphash.Seed
 	refusedWindow time.Time
 	maxRefused    int
+
+	// relays are the trusted relays (xforward.go); forwarded counts the
+	// transactions in progress per forwarded client key, which
+	// max_connections_per_ip caps as it caps a client's connections.
+	relays    relaySet
+	forwarded map[string]int
 }
 
 // limitOptions configure a connLimiter (Options has their meaning).
@@ -56,6 +62,7 @@ type limitOptions struct {
 	stressTimeout       time.Duration
 	memory              time.Duration
 	maxRefused          int
+	relays              relaySet
 	log                 *slog.Logger
 }
 
@@ -78,7 +85,8 @@ func newConnLimiter(o limitOptions) *connLimiter {
 	return &connLimiter{log: o.log, now: time.Now, perIP: map[string]int{}, max: o.max, maxIP: o.maxIP, reserve: o.reserve,
 		commandTimeout: o.commandTimeout, stressTimeout: o.stressTimeout,
 		members: newRecentSet(maxRemembered), trusted: newRecentSet(maxRemembered), memory: o.memory,
-		refused: map[uint64]int{}, refusedAddr: map[string]int{}, seed: maphash.MakeSeed(), maxRefused: o.maxRefused}
+		refused: map[uint64]int{}, refusedAddr: map[string]int{}, seed: maphash.MakeSeed(), maxRefused: o.maxRefused,
+		relays: o.relays, forwarded: map[string]int{}}
 }
 
 // clientKey groups addresses that one client controls: an IPv4 address,
@@ -169,6 +177,51 @@ func (l *connLimiter) senderRefused(ip, domain string) string {
 		return "too many refused attempts from your address with this sender; wait a minute"
 	}
 	return ""
+}
+
+// forwardedRefused says why MAIL FROM domain is refused for now for a
+// client a trusted relay forwards, or "": the pair past its limit (unless
+// the domain is trusted), or the address past addressRefusalFactor times
+// it over all domains (unless it delivered a member post), as senderRefused
+// and admit say for a client that connects itself.
+func (l *connLimiter) forwardedRefused(ip, domain string) string {
+	if why := l.senderRefused(ip, domain); why != "" {
+		return why
+	}
+	if l.maxRefused <= 0 {
+		return ""
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	key := clientKey(ip)
+	if l.refusedAddr[key] >= addressRefusalFactor*l.maxRefused && !l.members.has(key, now, l.memory) {
+		return "too many refused attempts from your address; wait a minute"
+	}
+	return ""
+}
+
+// holdForwarded counts one more transaction in progress for the client at
+// ip that a trusted relay forwards, unless it already has
+// max_connections_per_ip of them: the cap a client that connects itself
+// has on its connections.
+func (l *connLimiter) holdForwarded(ip string) (key string, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	key = clientKey(ip)
+	if l.maxIP > 0 && l.forwarded[key] >= l.maxIP {
+		return key, false
+	}
+	l.forwarded[key]++
+	return key, true
+}
+
+func (l *connLimiter) releaseForwarded(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.forwarded[key]--; l.forwarded[key] <= 0 {
+		delete(l.forwarded, key)
+	}
 }
 
 // roll starts a new minute; mu held.
@@ -291,6 +344,8 @@ func underlyingLimited(c net.Conn) *limitedConn {
 		switch v := c.(type) {
 		case *limitedConn:
 			return v
+		case *cmdConn:
+			c = v.Conn
 		case *tls.Conn:
 			c = v.NetConn()
 		default:

@@ -3,6 +3,7 @@ package smtpd
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"testing"
@@ -271,5 +272,55 @@ func TestPerAddressCap(t *testing.T) {
 	}
 	if _, why := admitPipe(t, l, "2001:db8:0:1::1"); why != "" {
 		t.Errorf("another /64: %q", why)
+	}
+}
+
+// TestRelayLimits: a trusted relay is not capped per address nor turned
+// away for its clients' refusals, and counts as a member's server; the
+// clients it forwards are: refusals count against them, and
+// max_connections_per_ip caps their transactions in progress.
+func TestRelayLimits(t *testing.T) {
+	relays := relaySet{netip.MustParsePrefix("192.0.2.25/32")}
+	l, clock := testLimiter(limitOptions{max: 10, maxIP: 2, reserve: 5, maxRefused: 2, memory: time.Hour, relays: relays})
+	for i := range 8 {
+		c, why := admitPipe(t, l, "192.0.2.25")
+		if why != "" || !c.member {
+			t.Fatalf("relay connection %d: %q, member %v", i+1, why, c != nil && c.member)
+		}
+	}
+	// The forwarded client's refusals.
+	for range addressRefusalFactor * 2 {
+		l.noteRefusal("198.51.100.7", "outsider.example")
+	}
+	if why := l.forwardedRefused("198.51.100.7", "outsider.example"); why == "" {
+		t.Error("a forwarded client past its limit with one domain is not refused")
+	}
+	if why := l.forwardedRefused("198.51.100.7", "member-a.example"); why != "too many refused attempts from your address; wait a minute" {
+		t.Errorf("a forwarded client past ten times the limit over all domains: %q", why)
+	}
+	if why := l.forwardedRefused("198.51.100.8", "outsider.example"); why != "" {
+		t.Errorf("another forwarded client: %q", why)
+	}
+	if _, why := admitPipe(t, l, "192.0.2.25"); why != "" {
+		t.Errorf("the relay is turned away for its client's refusals: %q", why)
+	}
+	clock.add(time.Minute)
+	if why := l.forwardedRefused("198.51.100.7", "outsider.example"); why != "" {
+		t.Errorf("a minute later: %q", why)
+	}
+
+	// Transactions in progress per forwarded client (an IPv6 /64).
+	k1, ok1 := l.holdForwarded("2001:db8:1::1")
+	_, ok2 := l.holdForwarded("2001:db8:1::2")
+	_, ok3 := l.holdForwarded("2001:db8:1::3")
+	if !ok1 || !ok2 || ok3 {
+		t.Errorf("holds of one /64 with max_connections_per_ip 2: %v %v %v", ok1, ok2, ok3)
+	}
+	l.releaseForwarded(k1)
+	if _, ok := l.holdForwarded("2001:db8:1::3"); !ok {
+		t.Error("a released hold is not given again")
+	}
+	if _, ok := l.holdForwarded("2001:db8:2::1"); !ok {
+		t.Error("another /64 is held back")
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -64,6 +65,10 @@ type Options struct {
 	// MessageMemory caps the memory all messages being received may take
 	// at once; 0 means 4 times MaxMessageBytes.
 	MessageMemory int64
+	// TrustedRelays are the networks of mail servers in front whose
+	// XFORWARD is honoured (xforward.go); they are exempt from
+	// MaxConnectionsPerIP and count as members for MemberConnections.
+	TrustedRelays []netip.Prefix
 }
 
 // Server is the inbound SMTP server.
@@ -74,6 +79,7 @@ type Server struct {
 	smtp   *smtp.Server
 	limit  *connLimiter
 	budget *byteBudget
+	relays relaySet
 
 	mu        sync.Mutex
 	listeners []net.Listener
@@ -83,7 +89,7 @@ type Server struct {
 
 // New returns a server that decides with core.
 func New(opts Options, core *intake.Receiver, log *slog.Logger) *Server {
-	s := &Server{opts: opts, core: core, log: log, sessions: map[*session]struct{}{}}
+	s := &Server{opts: opts, core: core, log: log, sessions: map[*session]struct{}{}, relays: relaySet(opts.TrustedRelays)}
 	if opts.MessageMemory == 0 {
 		// Room for the oldest message to finish and as much again for
 		// the others (only very small limits need more than 4 times).
@@ -99,7 +105,7 @@ func New(opts Options, core *intake.Receiver, log *slog.Logger) *Server {
 	}
 	s.limit = newConnLimiter(limitOptions{max: opts.MaxConnections, maxIP: opts.MaxConnectionsPerIP, reserve: opts.MemberConnections,
 		commandTimeout: opts.CommandTimeout, stressTimeout: opts.StressCommandTimeout, memory: opts.MemberMemory,
-		maxRefused: opts.MaxRefusalsPerMinute, log: log})
+		maxRefused: opts.MaxRefusalsPerMinute, relays: s.relays, log: log})
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = opts.Hostname
 	// go-smtp refuses a message that reaches its limit, even one that
@@ -126,7 +132,7 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	s.listeners = append(s.listeners, l)
 	s.mu.Unlock()
-	err := s.smtp.Serve(&limitedListener{Listener: l, limit: s.limit, log: s.log, refusing: make(chan struct{}, 64)})
+	err := s.smtp.Serve(&cmdListener{srv: s, Listener: &limitedListener{Listener: l, limit: s.limit, log: s.log, refusing: make(chan struct{}, 64)}})
 	if errors.Is(err, net.ErrClosed) {
 		return nil
 	}

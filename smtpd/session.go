@@ -30,6 +30,10 @@ type session struct {
 	// lc is the connection under TLS, which counts and caps what the
 	// client sends; nil only for connections not from our listener.
 	lc *limitedConn
+	// cmd answers XFORWARD (cmdconn.go); relay: the client is a trusted
+	// relay, whose XFORWARD is honoured.
+	cmd   *cmdConn
+	relay bool
 
 	mu       sync.Mutex
 	inTx     bool
@@ -50,6 +54,14 @@ type session struct {
 	declaredSize int64 // MAIL FROM's SIZE= (RFC 1870), 0 if none
 	target       *intake.Target
 	rcpts        []string
+	// What a trusted relay forwarded for this transaction (xforward.go):
+	// fwd is nil without XFORWARD; fwdBroken: an XFORWARD was refused;
+	// fwdHeld: the forwarded client's key, counted by holdForwarded;
+	// mailed: MAIL FROM was accepted.
+	fwd       *forwarded
+	fwdBroken bool
+	fwdHeld   string
+	mailed    bool
 }
 
 func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
@@ -61,7 +73,11 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	if ta, ok := raw.RemoteAddr().(*net.TCPAddr); ok {
 		ip = ta.IP
 	}
-	sess := &session{srv: s, conn: c, raw: raw, ip: ip, lc: underlyingLimited(raw), log: s.log.With("remote", ip.String())}
+	sess := &session{srv: s, conn: c, raw: raw, ip: ip, lc: underlyingLimited(raw), cmd: underlyingCmd(raw), log: s.log.With("remote", ip.String())}
+	if sess.cmd != nil && sess.cmd.trusted {
+		sess.relay = true
+		sess.cmd.setHandler(sess.xforward)
+	}
 	// Before the first MAIL FROM a client has no reason to send much.
 	sess.capInput(maxChatterBytes, tooMuchChatter())
 	sess.lc.greeted()
@@ -167,13 +183,17 @@ func (sess *session) countCommand(transaction bool) error {
 // once the address passes its limit, its next command ends the session
 // and it is turned away at connect for the rest of the minute.
 func (sess *session) noteRefusal(code int) {
-	if code < 500 || sess.ip == nil {
+	ip := sess.limitIP()
+	if code < 500 || ip == nil {
 		return
 	}
 	sess.mu.Lock()
 	domain := senderDomain(sess.mailFrom)
 	sess.mu.Unlock()
-	if sess.srv.limit.noteRefusal(sess.ip.String(), domain) {
+	// A trusted relay's session is not ended for a client it forwards:
+	// that client's next message is refused at MAIL FROM instead
+	// (senderTurnedAway).
+	if sess.srv.limit.noteRefusal(ip.String(), domain) && !sess.relay {
 		sess.mu.Lock()
 		sess.overLimit = "too many refused attempts from your address with this sender; wait a minute"
 		sess.mu.Unlock()
@@ -207,6 +227,7 @@ func (sess *session) Reset() {
 	sess.commands++
 	sess.inTx = false
 	sess.id, sess.mailFrom, sess.target, sess.rcpts = "", "", nil, nil
+	sess.endForwarded()
 	sess.lc.progress(stageHello)
 }
 
@@ -216,6 +237,9 @@ func (sess *session) Logout() error {
 		sess.timer.Stop()
 	}
 	sess.Reset()
+	if sess.relay {
+		sess.cmd.setHandler(nil)
+	}
 	sess.srv.track(sess, false)
 	return nil
 }
@@ -231,6 +255,9 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 	max := sess.srv.opts.MaxMessageBytes
 	sess.capInput(2*max+maxChatterBytes, reply.New(reply.TooBig, "you sent far more than the %d bytes this list takes; closing", max))
 	if err := sess.checkDisk(); err != nil {
+		return err
+	}
+	if err := sess.xforwardBroken(); err != nil {
 		return err
 	}
 	if err := sess.senderTurnedAway(from); err != nil {
@@ -252,6 +279,7 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 	if opts != nil && opts.Size > 0 {
 		sess.declaredSize = opts.Size
 	}
+	sess.mailed = true
 	sess.lc.progress(stageMail)
 	return nil
 }
@@ -333,11 +361,13 @@ func (sess *session) Data(r io.Reader) error {
 		// recipient; a BDAT goroutine that starts after a reset would.
 		return render(reply.New(reply.BadSequence, "no recipient for this message; start again with MAIL FROM"), id)
 	}
-	env := message.Envelope{ID: id, RemoteIP: sess.ip, HELO: sess.conn.Hostname(), MailFrom: mailFrom, TLS: sess.tlsVersion()}
+	// The client a trusted relay forwarded, if it did (xforward.go).
+	ip, helo := sess.client()
+	env := message.Envelope{ID: id, RemoteIP: ip, HELO: helo, MailFrom: mailFrom, TLS: sess.tlsVersion()}
 	ctx, cancel := context.WithTimeout(context.Background(), sess.srv.opts.CommandTimeout)
 	defer cancel()
 	acc, refusal := sess.srv.core.Receive(ctx, env, *target, data)
-	log := sess.log.With("id", id, "list", target.List, "size", len(data), "ms", time.Since(start).Milliseconds())
+	log := sess.log.With("id", id, "list", target.List, "size", len(data), "ms", time.Since(start).Milliseconds()).With(sess.forwardedLog()...)
 	sess.srv.core.Metrics.Transaction(env.TLS != "")
 	if refusal != nil {
 		sess.noteRefusal(refusal.Code)

@@ -458,9 +458,16 @@ func (p *postfixInstance) log() string {
 // virtual mailboxes into Maildirs.
 func startPostfix(t *testing.T, tools postfixTools, root, name, hostname, extra string) *postfixInstance {
 	t.Helper()
+	return startPostfixServices(t, tools, root, name, hostname, extra, "")
+}
+
+// startPostfixServices is startPostfix with services appended to
+// master.cf.
+func startPostfixServices(t *testing.T, tools postfixTools, root, name, hostname, extra, services string) *postfixInstance {
+	t.Helper()
 	var lastLog string
 	for attempt := 0; attempt < 3; attempt++ {
-		p, err := tryStartPostfix(t, tools, filepath.Join(root, fmt.Sprintf("%s-%d", name, attempt)), name, hostname, extra)
+		p, err := tryStartPostfix(t, tools, filepath.Join(root, fmt.Sprintf("%s-%d", name, attempt)), name, hostname, extra, services)
 		if err == nil {
 			return p
 		}
@@ -474,7 +481,7 @@ func startPostfix(t *testing.T, tools postfixTools, root, name, hostname, extra 
 	return nil
 }
 
-func tryStartPostfix(t *testing.T, tools postfixTools, dir, name, hostname, extra string) (*postfixInstance, error) {
+func tryStartPostfix(t *testing.T, tools postfixTools, dir, name, hostname, extra, services string) (*postfixInstance, error) {
 	p := &postfixInstance{name: name, dir: dir, addr: freePort(t), maildirs: filepath.Join(dir, "maildirs"), out: &syncBuffer{}, done: make(chan struct{})}
 	// Postfix wants root to own its configuration and queue directories
 	// and creates the queue's subdirectories with their owners itself; the
@@ -541,7 +548,7 @@ virtual   unix  -       n       n       -       -       virtual
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
-`
+` + services
 	if err := os.WriteFile(filepath.Join(dir, "etc", "main.cf"), []byte(mainCF), 0o644); err != nil {
 		t.Fatal(err)
 	}
