@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/isaclist/isaclist/message"
+	"github.com/isaclist/isaclist/smime"
 	"github.com/isaclist/isaclist/store"
 	"github.com/isaclist/isaclist/tlp"
 )
@@ -278,6 +279,31 @@ person), then:
 
   isaclist member confirm-key %s --list %s
 `, m.Name, m.Email, m.Org, fingerprint, m.KeyFingerprint, m.Email, l.Address) + signature(host)}
+}
+
+// PendingCertNotice tells the owners that a member sent a new S/MIME
+// certificate by mail that waits for them.
+func PendingCertNotice(l *store.List, m *store.Member, cert smime.CertInfo, host string) Notice {
+	registered := "they have no certificate registered; their OpenPGP key is " + m.KeyFingerprint
+	if m.CertFingerprint != "" {
+		registered = "their registered certificate is " + m.CertFingerprint
+	}
+	return Notice{To: l.OwnerRecipients(),
+		Subject: fmt.Sprintf("[%s] a new S/MIME certificate of %s waits for you", l.DisplayName(), m.Email),
+		Text: fmt.Sprintf(`%s (%s, organisation %s) sent a new S/MIME certificate by mail:
+
+  %s
+  subject %s
+  issued by %s, expires on %s
+
+The mail was authenticated by their organisation's mail server but not
+signed with their registered key or certificate (%s),
+so the new certificate takes effect only when you confirm it. Check the
+fingerprint with them (by phone, in person), then:
+
+  isaclist member confirm-cert %s --list %s
+`, m.Name, m.Email, m.Org, cert.Fingerprint, cert.Subject, cert.Issuer, cert.NotAfter.UTC().Format("2 January 2006"),
+			registered, m.Email, l.Address) + signature(host)}
 }
 
 // CertExpiryNotices tell a member, and the owners, that the member's

@@ -120,7 +120,7 @@ func (g *Service) SetMemberCert(a Actor, list, email string, data []byte) (*stor
 		}
 		m.Cert, m.CertFingerprint, m.CertSubject, m.CertIssuer = cert.Raw, info.Fingerprint, info.Subject, info.Issuer
 		m.CertAlgorithm, m.CertExpires, m.CertExpiryNotified = info.KeyAlgorithm, info.NotAfter, ""
-		m.PendingCert = nil
+		m.PendingCert, m.PendingCertFingerprint = nil, ""
 		out = m
 		if err := tx.PutMember(list, m); err != nil {
 			return err

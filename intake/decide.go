@@ -84,9 +84,9 @@ func decidePost(a *arrival, snap *snapshot, auth mailauth.Result, opened *opened
 	if l.RequireSignature && !opened.signatureOK {
 		why := "it is not signed"
 		if opened.signed {
-			why = "its signature does not verify against your key on record (" + opened.signatureNote + ")"
+			why = "its signature does not verify against your key or certificate on record (" + opened.signatureNote + ")"
 		}
-		return postDecision{Refusal: reply.New(reply.Unsigned, "%s requires posts signed with your registered OpenPGP key, and %s; sign it (PGP/MIME) with the key whose fingerprint `isaclist member list` shows for you", l.DisplayName(), why)}
+		return postDecision{Refusal: reply.New(reply.Unsigned, "%s requires posts signed with your registered OpenPGP key or S/MIME certificate, and %s; sign it (PGP/MIME, or S/MIME) with the key or certificate whose fingerprint `isaclist member list` shows for you", l.DisplayName(), why)}
 	}
 
 	d := postDecision{}

@@ -67,6 +67,11 @@ type cryptoFindings struct {
 	fingerprint string // the author's key or certificate that verified
 	// removed counts signatures taken out of the copies: not the author's.
 	removed int
+	// signerCert is the certificate a signature not by the author's
+	// registered one was made with, when the signature verifies with it:
+	// a new certificate a member sends with the cert command by signing
+	// with it.
+	signerCert *x509.Certificate
 }
 
 // header is the X-Isaclist-OpenPGP value that tells members what the list
@@ -133,6 +138,8 @@ type opener struct {
 	// top is the entity that stands for the whole post: the root, or
 	// what was inside an S/MIME root.
 	top *message.Part
+	// triedSigner: a foreign S/MIME signature's own certificate was tried.
+	triedSigner bool
 	o   *opened
 	// budget is what decrypted plaintext may still add.
 	budget              int64

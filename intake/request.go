@@ -207,8 +207,7 @@ are not kept for you, and their authors are told you did not receive them.
 	case "key":
 		return r.keyCommand(snap, member, opened)
 	case "cert":
-		return answer{subject: "cert", label: tlp.Green, detail: "not available",
-			text: "An S/MIME certificate is registered by the secretary (isaclist member cert); send it to them.\n"}
+		return r.certCommand(snap, member, opened)
 	}
 	return answer{subject: "help", label: tlp.Clear, detail: compose.Truncate(cmd.name, 32),
 		text: fmt.Sprintf("%q is not a command of %s.\n\n%s", compose.Truncate(cmd.name, 32), l.DisplayName(), helpText(l))}
@@ -264,6 +263,118 @@ command with your current key.
 	}
 	return answer{subject: "key registered", label: tlp.Green, ok: true, detail: m.KeyFingerprint,
 		text: fmt.Sprintf("Your OpenPGP key %s (%s, %s) is registered: copies to you are encrypted to it.\n", m.KeyFingerprint, m.KeyAlgorithm, expires)}
+}
+
+// certCommand registers the S/MIME certificate the mail carries: attached
+// or pasted, or else the one the mail is signed with. A member who has a
+// key or a certificate must sign the command with it; otherwise the new
+// certificate waits for the secretary to confirm it.
+func (r *Receiver) certCommand(snap *snapshot, member *store.Member, opened *opened) answer {
+	l := snap.List
+	actor := store.Actor{User: member.Email}
+	cert, err := findCert(opened.content.Entity)
+	if errors.Is(err, errNoCert) && opened.smime.signerCert != nil {
+		cert, err = opened.smime.signerCert.Raw, nil
+	}
+	if err != nil {
+		return answer{subject: "certificate not registered", label: tlp.Green, detail: "no certificate",
+			text: fmt.Sprintf("Your certificate was not registered: %s.\nAttach your S/MIME certificate (the public part: .cer, .crt or .pem), or sign this mail with it, and sign with your current key or certificate if you have one.\n", err)}
+	}
+	info, err := r.Governance.CheckMemberCert(member.Email, cert)
+	if err != nil {
+		return answer{subject: "certificate not registered", label: tlp.Green, detail: "refused",
+			text: fmt.Sprintf("Your certificate was not registered: %s\n", err)}
+	}
+	if info.Fingerprint == member.CertFingerprint {
+		return answer{subject: "certificate already registered", label: tlp.Green, ok: true, detail: info.Fingerprint,
+			text: fmt.Sprintf("The certificate %s is already the one registered for you.\n", info.Fingerprint)}
+	}
+	if (len(member.Cert) > 0 || len(member.Key) > 0) && !opened.signatureOK {
+		if _, err := r.Governance.SetPendingCert(actor, l.Address, member.Email, cert); err != nil {
+			return failed("cert", err)
+		}
+		now := r.now()
+		notice := compose.PendingCertNotice(l, member, info, r.Hostname)
+		if err := r.DB.Update(func(tx *store.Tx) error {
+			return queue.Notify(tx, r.outgoing(snap, now, message.NewID(now)), notice)
+		}); err != nil {
+			r.logger().Error("pending certificate notice not queued", "list", l.Address, "err", err)
+		}
+		return answer{subject: "certificate waits for the secretary", label: tlp.Green, ok: true, detail: "pending " + info.Fingerprint,
+			text: fmt.Sprintf(`Your new certificate %s (%s) was received, but
+your mail was not signed with your registered key or certificate, so it
+takes effect only when the secretary confirms it (isaclist member
+confirm-cert %s). Expect them to check the fingerprint with you. To
+replace your certificate at once next time, sign the command with your
+current certificate (or OpenPGP key) and attach the new one.
+`, info.Fingerprint, info.Subject, member.Email)}
+	}
+	m, err := r.Governance.SetMemberCert(actor, l.Address, member.Email, cert)
+	if err != nil {
+		return failed("cert", err)
+	}
+	how := "copies to you are S/MIME encrypted to it"
+	if m.Encryption(r.now()) == store.EncryptOpenPGP {
+		how = "copies to you stay encrypted to your OpenPGP key (the secretary can switch you to S/MIME: isaclist member set --encrypt smime)"
+	}
+	return answer{subject: "certificate registered", label: tlp.Green, ok: true, detail: m.CertFingerprint,
+		text: fmt.Sprintf("Your S/MIME certificate %s (%s, %s, expires on %s) is registered: %s.\n",
+			m.CertFingerprint, m.CertSubject, m.CertAlgorithm, m.CertExpires.UTC().Format("2 January 2006"), how)}
+}
+
+// errNoCert: the mail carries no certificate.
+var errNoCert = errors.New("the mail carries no certificate")
+
+// maxCertBytes bounds a certificate taken from a mail.
+const maxCertBytes = 64 << 10
+
+// findCert finds one X.509 certificate in the parts of a mail: an
+// attachment (application/pkix-cert and its older names, or a .cer, .crt,
+// .der or .pem file), or a PEM block pasted into a text part.
+func findCert(root *message.Part) ([]byte, error) {
+	var found []byte
+	var tooBig bool
+	root.Walk(func(p *message.Part, _ int) bool {
+		if found != nil || p.IsMultipart() {
+			return found == nil
+		}
+		attached := false
+		switch p.MediaType {
+		case "application/pkix-cert", "application/x-x509-user-cert", "application/x-x509-ca-cert", "application/x-x509-email-cert", "application/x-pem-file":
+			attached = true
+		case "application/octet-stream":
+			name := strings.ToLower(p.Filename())
+			attached = strings.HasSuffix(name, ".cer") || strings.HasSuffix(name, ".crt") || strings.HasSuffix(name, ".der") || strings.HasSuffix(name, ".pem")
+		}
+		if !attached && !strings.HasPrefix(p.MediaType, "text/") {
+			return true
+		}
+		if len(p.Body()) > 2*maxCertBytes {
+			tooBig = true
+			return true
+		}
+		body, err := p.Decoded()
+		if err != nil {
+			return true
+		}
+		const begin, end = "-----BEGIN CERTIFICATE-----", "-----END CERTIFICATE-----"
+		if i, j := bytes.Index(body, []byte(begin)), bytes.Index(body, []byte(end)); i >= 0 && j > i {
+			found = body[i : j+len(end)]
+			return false
+		}
+		if attached {
+			found = body // DER
+			return false
+		}
+		return true
+	})
+	switch {
+	case found != nil:
+		return found, nil
+	case tooBig:
+		return nil, fmt.Errorf("the attachment is larger than %d KB, too large for a certificate", maxCertBytes>>10)
+	}
+	return nil, errNoCert
 }
 
 // findKey finds one armored OpenPGP public key in the parts of a mail: an
@@ -323,9 +434,13 @@ organisation's mail server:
   key       register your new OpenPGP public key: attach it or paste it
             (armored); sign the mail with your current key, if you have
             one, or the secretary must confirm the new one
+  cert      register your new S/MIME certificate: attach it (.cer, .crt,
+            .pem) or sign the mail with it; sign with your current
+            certificate or key, if you have one, or the secretary must
+            confirm the new one
 
 Answers come to your registered address only, encrypted when you have a
-registered key.
+registered key or certificate.
 `, l.DisplayName(), compose.RequestAddress(l.Address))
 }
 
@@ -346,8 +461,10 @@ func statusText(snap *snapshot, m *store.Member) string {
 		b.WriteString("Delivery:    active\n")
 	}
 	switch {
+	case len(m.Key) == 0 && m.CertUsable(snap.Now):
+		b.WriteString("OpenPGP key: none registered\n")
 	case len(m.Key) == 0:
-		b.WriteString("OpenPGP key: none registered: you receive no TLP:RED (send \"key\" with your key)\n")
+		b.WriteString("OpenPGP key: none registered: you receive no TLP:RED (send \"key\" with your key, or \"cert\" with your S/MIME certificate)\n")
 	case m.KeyExpires.IsZero():
 		fmt.Fprintf(&b, "OpenPGP key: %s (%s), does not expire\n", m.KeyFingerprint, m.KeyAlgorithm)
 	case !m.KeyUsable(snap.Now):
@@ -357,6 +474,19 @@ func statusText(snap *snapshot, m *store.Member) string {
 	}
 	if m.PendingKeyFingerprint != "" {
 		fmt.Fprintf(&b, "New key:     %s, waiting for the secretary to confirm it\n", m.PendingKeyFingerprint)
+	}
+	switch {
+	case len(m.Cert) == 0:
+	case !m.CertUsable(snap.Now):
+		fmt.Fprintf(&b, "S/MIME:      %s (%s), EXPIRED on %s\n", m.CertFingerprint, m.CertSubject, m.CertExpires.UTC().Format("2 January 2006"))
+	default:
+		fmt.Fprintf(&b, "S/MIME:      %s (%s), expires on %s\n", m.CertFingerprint, m.CertSubject, m.CertExpires.UTC().Format("2 January 2006"))
+	}
+	if m.PendingCertFingerprint != "" {
+		fmt.Fprintf(&b, "New cert:    %s, waiting for the secretary to confirm it\n", m.PendingCertFingerprint)
+	}
+	if enc := m.Encryption(snap.Now); enc != "" {
+		fmt.Fprintf(&b, "Copies:      encrypted (%s)\n", map[string]string{store.EncryptOpenPGP: "OpenPGP", store.EncryptSMIME: "S/MIME"}[enc])
 	}
 	switch {
 	case l.GuidelinesVersion == "":

@@ -1,6 +1,7 @@
 package intake
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
@@ -79,6 +80,12 @@ func (op *opener) smimeDetached(p *message.Part, boundaries []string) ([]byte, [
 		// it stands between the boundaries.
 		_, err := smime.VerifyDetached(p.Children[0].Bytes(), sig, op.authorCert)
 		sc.ok, sc.note = err == nil, op.smimeNote(err)
+		if !sc.ok {
+			op.learnSigner(sig, func(c *x509.Certificate) error {
+				_, err := smime.VerifyDetached(p.Children[0].Bytes(), sig, c)
+				return err
+			})
+		}
 	}
 	op.sigs = append(op.sigs, sc)
 	if !sc.ok {
@@ -112,6 +119,10 @@ func (op *opener) smimeOpaque(p *message.Part, boundaries []string) ([]byte, [][
 	} else {
 		sc.note = op.smimeNote(err)
 		op.o.smime.removed++
+		op.learnSigner(der, func(c *x509.Certificate) error {
+			_, err := smime.VerifyOpaque(der, c)
+			return err
+		})
 		if content, err = smime.OpaqueContent(der); err != nil {
 			return nil, nil, false, reply.New(reply.Crypto, "the S/MIME signed message cannot be read: %s", smimeReason(err))
 		}
@@ -181,6 +192,24 @@ func (op *opener) descend(p, inner *message.Part) {
 	op.top = inner
 	if subject := inner.Get("Subject"); strings.TrimSpace(subject) != "" {
 		op.o.content.Subject = subject
+	}
+}
+
+// learnSigner keeps the certificate a signature not by the author's
+// registered certificate includes, if the signature verifies with it (its
+// sender holds the key). Only the first such signature is tried: one more
+// verification per post at most.
+func (op *opener) learnSigner(sig []byte, verify func(*x509.Certificate) error) {
+	if op.triedSigner {
+		return
+	}
+	op.triedSigner = true
+	c, err := smime.SignerCertificate(sig)
+	if err != nil {
+		return
+	}
+	if verify(c) == nil {
+		op.o.smime.signerCert = c
 	}
 }
 

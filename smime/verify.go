@@ -348,3 +348,32 @@ func OpaqueContent(der []byte) (content []byte, err error) {
 	}
 	return p7.Content, nil
 }
+
+// SignerCertificate returns the certificate a SignedData (DER or BER)
+// includes for its first signer, unverified: what a member's client sends
+// along with a signature ("send my certificate"). Verify the signature
+// with it before trusting that its sender holds the key.
+func SignerCertificate(der []byte) (cert *x509.Certificate, err error) {
+	defer recoverAs(&err, "smime: malformed S/MIME signature")
+	if len(der) > MaxCMSInput {
+		return nil, ErrTooLarge
+	}
+	d, err := berToDER(der)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	p7, err := pkcs7.Parse(d)
+	if err != nil {
+		return nil, malformed("unreadable SignedData: %v", err)
+	}
+	if len(p7.Signers) == 0 {
+		return nil, ErrNotSigned
+	}
+	ias := p7.Signers[0].IssuerAndSerialNumber
+	for _, c := range p7.Certificates {
+		if bytes.Equal(c.RawIssuer, ias.IssuerName.FullBytes) && ias.SerialNumber != nil && c.SerialNumber.Cmp(ias.SerialNumber) == 0 {
+			return c, nil
+		}
+	}
+	return nil, errors.New("smime: the signature does not include its signer's certificate")
+}

@@ -7,8 +7,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"math/big"
@@ -21,6 +24,7 @@ import (
 
 	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/internal/sandbox"
+	"github.com/isaclist/isaclist/internal/testmail"
 )
 
 // smimeUser is a member with an S/MIME certificate and its key in files,
@@ -146,5 +150,242 @@ func TestSMIMECopies(t *testing.T) {
 	w.mustFail("no OpenPGP key", "member", "set", bob.email, "--encrypt", "openpgp")
 	if out := w.mustRun("member", "set", bob.email, "--encrypt", "smime"); !strings.Contains(out, "smime") {
 		t.Errorf("member set: %s", out)
+	}
+}
+
+// smimePost makes a post as a member's S/MIME client makes it: the entity
+// signed (detached, or opaque with -nodetach) and/or encrypted by openssl
+// cms, under the member's header fields. openssl writes LF line ends; mail
+// travels in CRLF.
+func smimePost(t *testing.T, from, subject, text string, sign *smimeUser, opaque bool, encryptTo, cipher string) []byte {
+	t.Helper()
+	entity := []byte("Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\n" + text)
+	if sign != nil {
+		args := []string{"cms", "-sign", "-signer", sign.certPEM, "-inkey", sign.keyPEM, "-md", "sha256", "-crlfeol"}
+		if opaque {
+			args = append(args, "-nodetach")
+		}
+		entity = openssl(t, entity, args...)
+		entity = entity[bytes.Index(entity, []byte("Content-")):] // openssl starts with MIME-Version
+	}
+	if encryptTo != "" {
+		entity = openssl(t, entity, "cms", "-encrypt", "-"+cipher, "-crlfeol", encryptTo)
+		entity = entity[bytes.Index(entity, []byte("Content-")):]
+	}
+	entity = bytes.ReplaceAll(bytes.ReplaceAll(entity, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n"))
+	head := "From: " + from + "\r\nTo: Energy ISAC <" + listAddr + ">\r\nSubject: " + subject + "\r\nDate: " + time.Now().Format(time.RFC1123Z) +
+		"\r\nMessage-ID: <" + time.Now().Format("150405.000000000") + "@" + domainOf(from) + ">\r\nMIME-Version: 1.0\r\n"
+	return append([]byte(head), entity...)
+}
+
+// Issue 13 item 4: posts signed and/or encrypted by openssl cms (what
+// Outlook, Apple Mail and Thunderbird send: detached or opaque signatures,
+// AES-CBC EnvelopedData or AES-GCM AuthEnvelopedData, RSA and ECDH) are
+// opened by the list, their signatures checked against the author's
+// registered certificate and counted for --require-signature, and no
+// S/MIME signature of a member reaches the copies.
+func TestSMIMEPosts(t *testing.T) {
+	needOpenSSL(t)
+	w := newWorld(t, worldOpts{})
+	bob := newSMIMEUser(t, w.dir, "bob@member-b.example", false, time.Now().AddDate(1, 0, 0), x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment)
+	carol := newSMIMEUser(t, w.dir, "carol@member-c.example", true, time.Now().AddDate(1, 0, 0), x509.KeyUsageDigitalSignature|x509.KeyUsageKeyAgreement)
+	w.mustRun("member", "cert", bob.email, bob.certPEM)
+	w.mustRun("member", "cert", carol.email, carol.certPEM)
+	listCert := filepath.Join(w.dir, "list.pem")
+	os.WriteFile(listCert, []byte(w.mustRun("list", "cert")), 0o600) //nolint:errcheck
+	bobFP := fingerprintOf(bob.cert)
+	carolFP := fingerprintOf(carol.cert)
+
+	n := 0
+	cases := []struct {
+		name    string
+		author  *smimeUser
+		post    func(marker string) []byte
+		smimeIs string
+	}{
+		{"detached signature", bob, func(m string) []byte {
+			return smimePost(t, bob.email, "[TLP:GREEN] "+m, m+" body\r\n", bob, false, "", "")
+		}, "signature valid, certificate " + bobFP},
+		{"opaque signature, ECDSA", carol, func(m string) []byte {
+			return smimePost(t, carol.email, "[TLP:GREEN] "+m, m+" body\r\n", carol, true, "", "")
+		}, "signature valid, certificate " + carolFP},
+		{"signed, then encrypted AES-256-CBC", bob, func(m string) []byte {
+			return smimePost(t, bob.email, "[TLP:AMBER] "+m, m+" body\r\n", bob, false, listCert, "aes256")
+		}, "encrypted to the list; signature valid, certificate " + bobFP},
+		{"signed, then encrypted AES-128-GCM (AuthEnvelopedData)", carol, func(m string) []byte {
+			return smimePost(t, carol.email, "[TLP:AMBER] "+m, m+" body\r\n", carol, false, listCert, "aes-128-gcm")
+		}, "encrypted to the list; signature valid, certificate " + carolFP},
+		{"encrypted, unsigned", carol, func(m string) []byte {
+			return smimePost(t, carol.email, "[TLP:AMBER] "+m, m+" body\r\n", nil, false, listCert, "aes256")
+		}, "encrypted to the list"},
+		{"signed with someone else's certificate", bob, func(m string) []byte {
+			return smimePost(t, bob.email, "[TLP:GREEN] "+m, m+" body\r\n", carol, false, "", "")
+		}, "signature NOT verified: made with the certificate of other@member-c.example, carol@member-c.example, not the author's registered certificate"},
+	}
+	for _, c := range cases {
+		marker := "SMIME-POST-" + strings.ReplaceAll(c.name, " ", "-")[:12] + time.Now().Format("150405.000")
+		if err := w.sendSignedRaw(c.author.email, listAddr, c.post(marker)); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		copies := w.copies(n, 3)
+		n += 3
+		for _, m := range copies {
+			data := m.Data
+			if bytes.Contains(data, []byte("smime-type=enveloped-data")) {
+				u := bob
+				if m.To[0] == carol.email {
+					u = carol
+				}
+				signed := openssl(t, data, "cms", "-decrypt", "-recip", u.certPEM, "-inkey", u.keyPEM)
+				data = openssl(t, signed, "cms", "-verify", "-CAfile", listCert, "-purpose", "any")
+			}
+			if !bytes.Contains(data, []byte(marker+" body")) {
+				t.Errorf("%s: the copy to %s lacks the text:\n%.1500s", c.name, m.To[0], data)
+			}
+			if bytes.Contains(data, []byte("pkcs7")) {
+				t.Errorf("%s: the author's S/MIME signature reached %s", c.name, m.To[0])
+			}
+			if !bytes.Contains(unfold(data), []byte("X-Isaclist-SMIME: "+c.smimeIs)) {
+				t.Errorf("%s: the copy to %s does not say %q:\n%.1500s", c.name, m.To[0], "X-Isaclist-SMIME: "+c.smimeIs, data)
+			}
+		}
+	}
+
+	// Encrypted to the wrong certificate: refused, saying where the
+	// list's is.
+	err := w.sendSignedRaw(bob.email, listAddr, smimePost(t, bob.email, "[TLP:AMBER] wrong", "x\r\n", bob, false, carol.certPEM, "aes256"))
+	wantRefused(t, "encrypted to carol", err, 550, "isaclist list cert")
+	// Malformed CMS: refused with a code, the daemon keeps running.
+	bad := smimePost(t, bob.email, "[TLP:AMBER] bad", "x\r\n", nil, false, listCert, "aes256")
+	i := bytes.Index(bad, []byte("\r\n\r\n")) + 4 + 200
+	bad = append(bad[:i:i], []byte("AAAA\r\n")...)
+	err = w.sendSignedRaw(bob.email, listAddr, bad)
+	wantRefused(t, "truncated CMS", err, 550, "S/MIME")
+
+	// --require-signature: an S/MIME signature by the author counts; an
+	// unsigned or someone else's does not.
+	w.mustRun("list", "set", "--require-signature")
+	err = w.sendSignedRaw(carol.email, listAddr, smimePost(t, carol.email, "[TLP:AMBER] unsigned", "x\r\n", nil, false, listCert, "aes256"))
+	wantRefused(t, "unsigned under --require-signature", err, 550, "S/MIME certificate", "not signed")
+	err = w.sendSignedRaw(bob.email, listAddr, smimePost(t, bob.email, "[TLP:GREEN] carol's", "x\r\n", carol, false, "", ""))
+	wantRefused(t, "someone else's signature under --require-signature", err, 550, "does not verify", "carol@member-c.example")
+	if err := w.sendSignedRaw(bob.email, listAddr, smimePost(t, bob.email, "[TLP:GREEN] signed ok", "signed ok\r\n", bob, false, listCert, "aes256")); err != nil {
+		t.Errorf("bob's signed post under --require-signature: %v", err)
+	}
+	w.copies(n, 3)
+}
+
+func fingerprintOf(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// unfold joins folded header lines.
+func unfold(b []byte) []byte {
+	return bytes.ReplaceAll(bytes.ReplaceAll(b, []byte("\r\n\t"), []byte(" ")), []byte("\r\n "), []byte(" "))
+}
+
+// certCommand builds a "cert" command to the -request address: the text,
+// the new certificate attached (attach != nil), the whole signed by sign
+// (nil: unsigned).
+func certCommand(t *testing.T, from string, attach *smimeUser, sign *smimeUser) []byte {
+	t.Helper()
+	entity := []byte("Content-Type: text/plain\r\n\r\ncert\r\n")
+	if attach != nil {
+		entity = []byte("Content-Type: multipart/mixed; boundary=\"c\"\r\n\r\n--c\r\nContent-Type: text/plain\r\n\r\ncert\r\n--c\r\n" +
+			"Content-Type: application/pkix-cert; name=\"new.cer\"\r\nContent-Disposition: attachment; filename=\"new.cer\"\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+			base64.StdEncoding.EncodeToString(attach.cert.Raw) + "\r\n--c--\r\n")
+	}
+	if sign != nil {
+		entity = openssl(t, entity, "cms", "-sign", "-signer", sign.certPEM, "-inkey", sign.keyPEM, "-md", "sha256", "-crlfeol")
+		entity = entity[bytes.Index(entity, []byte("Content-")):]
+		entity = bytes.ReplaceAll(bytes.ReplaceAll(entity, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n"))
+	}
+	head := "From: " + from + "\r\nTo: " + requestAddr + "\r\nSubject: command\r\nDate: " + time.Now().Format(time.RFC1123Z) +
+		"\r\nMessage-ID: <" + time.Now().Format("150405.000000000") + "@" + domainOf(from) + ">\r\nMIME-Version: 1.0\r\n"
+	return append([]byte(head), entity...)
+}
+
+// The "cert" mail command (SPEC, "Mail commands"): a member registers a
+// new S/MIME certificate by mail. The first one, from a member with no
+// key or certificate, takes effect at once; a new one takes effect at once
+// when the mail is signed with the registered certificate, and otherwise
+// waits for the secretary's confirm-cert, the owners told.
+func TestSMIMECertCommand(t *testing.T) {
+	needOpenSSL(t)
+	w := newWorld(t, worldOpts{})
+	const bob = "bob@member-b.example"
+	year := time.Now().AddDate(1, 0, 0)
+	usage := x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
+	// Each certificate's files in a folder of its own: they share a name.
+	first := newSMIMEUser(t, t.TempDir(), bob, false, year, usage)
+	renewed := newSMIMEUser(t, t.TempDir(), bob, false, year, usage)
+	stolen := newSMIMEUser(t, t.TempDir(), bob, false, year, usage)
+	registered := func() (string, string) {
+		for _, m := range w.members() {
+			if m.Email == bob {
+				return m.CertFingerprint, m.PendingCertFingerprint
+			}
+		}
+		return "", ""
+	}
+	send := func(raw []byte) testmail.Received {
+		t.Helper()
+		n := len(w.sink.Messages())
+		if err := w.sendSignedRaw(bob, requestAddr, raw); err != nil {
+			t.Fatal(err)
+		}
+		return w.answerTo(n, bob)
+	}
+
+	// The first certificate, attached, unsigned: registered.
+	a := send(certCommand(t, bob, first, nil))
+	if fp, _ := registered(); fp != fingerprintOf(first.cert) {
+		t.Fatalf("first certificate: registered %q", fp)
+	}
+	if text := openssl(t, a.Data, "cms", "-decrypt", "-recip", first.certPEM, "-inkey", first.keyPEM); !bytes.Contains(text, []byte("is registered")) {
+		t.Errorf("the answer to the first certificate:\n%s", text)
+	}
+	// A renewal signed with the registered certificate: registered at
+	// once; the answer is S/MIME encrypted to bob.
+	a = send(certCommand(t, bob, renewed, first))
+	if fp, _ := registered(); fp != fingerprintOf(renewed.cert) {
+		t.Fatalf("renewal signed with the registered certificate: registered %q", fp)
+	}
+	if !bytes.Contains(a.Data, []byte("smime-type=enveloped-data")) {
+		t.Errorf("the answer is not encrypted:\n%.800s", a.Data)
+	}
+	// A certificate of someone who took over bob's mailbox (DKIM passes)
+	// but not his key: it only waits, the owners are told.
+	n := len(w.sink.Messages())
+	a = send(certCommand(t, bob, nil, stolen))
+	fp, pending := registered()
+	if fp != fingerprintOf(renewed.cert) || pending != fingerprintOf(stolen.cert) {
+		t.Fatalf("unsigned by the registered certificate: registered %q pending %q", fp, pending)
+	}
+	inner := openssl(t, a.Data, "cms", "-decrypt", "-recip", renewed.certPEM, "-inkey", renewed.keyPEM)
+	if !bytes.Contains(inner, []byte("confirm-cert")) {
+		t.Errorf("the answer does not say it waits:\n%s", inner)
+	}
+	told := false
+	for _, m := range w.noticesSince(n) {
+		if bytes.Contains(m.Data, []byte("isaclist member confirm-cert "+bob)) && bytes.Contains(m.Data, []byte(fingerprintOf(stolen.cert))) {
+			told = true
+		}
+	}
+	if !told {
+		t.Error("the owners were not told of the waiting certificate")
+	}
+	// The secretary confirms after checking with bob.
+	w.mustRun("member", "confirm-cert", bob)
+	if fp, pending := registered(); fp != fingerprintOf(stolen.cert) || pending != "" {
+		t.Errorf("after confirm-cert: registered %q pending %q", fp, pending)
+	}
+	// A certificate for another address is refused with the reason.
+	carolCert := newSMIMEUser(t, w.dir, "carol@member-c.example", false, year, usage)
+	a = send(certCommand(t, bob, carolCert, stolen))
+	inner = openssl(t, a.Data, "cms", "-decrypt", "-recip", stolen.certPEM, "-inkey", stolen.keyPEM)
+	if !bytes.Contains(inner, []byte("not registered")) || !bytes.Contains(inner, []byte(bob)) {
+		t.Errorf("another address's certificate:\n%s", inner)
 	}
 }
