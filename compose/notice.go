@@ -113,6 +113,41 @@ Share it with them another way when they are back.`, label, memberLines(paused))
 			m.Name, label, msgID, l.DisplayName(), strings.Join(parts, "\n\n")) + signature(host)}
 }
 
+// MissedNotice tells a member that a post did not reach them because
+// their key or certificate is expired or could not be used, and what to
+// do. It says who posted, when, and its label: nothing of its content
+// (not even its subject), since it travels unencrypted.
+func MissedNotice(l *store.List, m *store.Member, author *store.Member, label tlp.Label, why string, now time.Time, host string) Notice {
+	from := "a member"
+	if author != nil {
+		from = fmt.Sprintf("%s (%s)", author.Name, author.Org)
+	}
+	return Notice{To: []string{m.Email}, ToName: m.Name,
+		Subject: fmt.Sprintf("[%s] a %s message did not reach you: %s", l.DisplayName(), label, shortWhy(why)),
+		Text: fmt.Sprintf(`Dear %s,
+
+A %s message from %s to %s, on %s, did not reach
+you: %s shares it only encrypted, and %s.
+
+Send your current OpenPGP public key with the "key" command, or your
+current S/MIME certificate with the "cert" command, to %s
+(sign the mail with your old key or certificate if you still can), or give
+it to the secretary. Then ask the author to share the message with you
+another way.
+`, m.Name, label, from, l.DisplayName(), now.UTC().Format("2 January 2006 15:04 MST"), l.DisplayName(), why, RequestAddress(l.Address)) + signature(host)}
+}
+
+func shortWhy(why string) string {
+	what := "key"
+	if !strings.Contains(why, "OpenPGP") {
+		what = "certificate"
+	}
+	if strings.Contains(why, "expired") {
+		return "your " + what + " expired"
+	}
+	return "your " + what + " could not be used"
+}
+
 // OwnersExcludedNotice tells the owners which members without a key
 // received nothing of a post (encryption policy "required").
 func OwnersExcludedNotice(l *store.List, excluded []store.Member, msgID string, label tlp.Label, host string) Notice {

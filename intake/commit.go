@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/isaclist/isaclist/compose"
@@ -60,6 +61,29 @@ func (r *Receiver) receivePost(ctx context.Context, env message.Envelope, t Targ
 	}
 	acc.OpenPGP, acc.SMIME = opened.header(), opened.smimeHeader()
 	return acc, nil
+}
+
+// missedBecause says why a member with a key or certificate on record
+// could not be sent an encrypted copy, or "" for a member who has neither
+// (they know: their status says they receive no TLP:RED).
+func missedBecause(m *store.Member, now time.Time) string {
+	day := func(t time.Time) string { return t.UTC().Format("2 January 2006") }
+	var why []string
+	switch {
+	case len(m.Key) == 0:
+	case !m.KeyExpires.IsZero() && !m.KeyExpires.After(now):
+		why = append(why, fmt.Sprintf("your OpenPGP key %s expired on %s", m.KeyFingerprint, day(m.KeyExpires)))
+	default:
+		why = append(why, fmt.Sprintf("your OpenPGP key %s could not be used to encrypt (revoked, or without a valid encryption subkey)", m.KeyFingerprint))
+	}
+	switch {
+	case len(m.Cert) == 0:
+	case !m.CertExpires.After(now):
+		why = append(why, fmt.Sprintf("your S/MIME certificate %s expired on %s", m.CertFingerprint, day(m.CertExpires)))
+	default:
+		why = append(why, fmt.Sprintf("your S/MIME certificate %s could not be used to encrypt", m.CertFingerprint))
+	}
+	return strings.Join(why, ", and ")
 }
 
 // commitPost turns an accepted post's decision into what is queued: the
@@ -205,6 +229,11 @@ func (r *Receiver) distribute(d *distribution) (*Accepted, *reply.Refusal) {
 	}
 	if len(plan.excluded) > 0 && plan.tellOwners {
 		notices = append(notices, compose.OwnersExcludedNotice(l, plan.excluded, d.msgID, pc.Label, r.Hostname))
+	}
+	for _, m := range plan.excluded {
+		if why := missedBecause(&m, now); why != "" {
+			notices = append(notices, compose.MissedNotice(l, &m, d.author, pc.Label, why, now, r.Hostname))
+		}
 	}
 	idHash := threadKey(l.Address, d.msgID)
 	id := pc.ID

@@ -389,3 +389,119 @@ func TestSMIMECertCommand(t *testing.T) {
 		t.Errorf("another address's certificate:\n%s", inner)
 	}
 }
+
+// SPEC ("What users of the anchors ask for"): a member whose certificate
+// has expired misses a TLP:RED post, is told so at their registered
+// address with nothing of the post's content, and the others' copies go
+// out as ever.
+func TestSMIMEExpiredCertMissedNotice(t *testing.T) {
+	needOpenSSL(t)
+	w := newWorld(t, worldOpts{})
+	usage := x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
+	bob := newSMIMEUser(t, w.dir, "bob@member-b.example", false, time.Now().Add(48*time.Hour), usage)
+	carol := newSMIMEUser(t, w.dir, "carol@member-c.example", false, time.Now().AddDate(1, 0, 0), usage)
+	w.mustRun("member", "cert", bob.email, bob.certPEM)
+	w.mustRun("member", "cert", carol.email, carol.certPEM)
+	n := len(w.sink.Messages())
+	w.d.Clock.Set(func() time.Time { return time.Now().Add(72 * time.Hour) })
+	defer w.d.Clock.Set(nil)
+
+	marker := "MISSED-RED-" + time.Now().Format("150405.000")
+	if _, err := w.post("alice@member-a.example", sandbox.Message{Subject: "[TLP:RED] " + marker, Body: marker + " body\n"}); err != nil {
+		t.Fatal(err)
+	}
+	w.waitQueueEmpty()
+	var toBob, toCarol []testmail.Received
+	for _, m := range w.sink.Messages()[n:] {
+		switch m.To[0] {
+		case bob.email:
+			toBob = append(toBob, m)
+		case carol.email:
+			toCarol = append(toCarol, m)
+		}
+	}
+	if len(toCarol) != 1 || !bytes.Contains(toCarol[0].Data, []byte("smime-type=enveloped-data")) {
+		t.Fatalf("carol's copy: %d messages", len(toCarol))
+	}
+	var notice []byte
+	for _, m := range toBob {
+		if bytes.Contains(m.Data, []byte("did not reach you")) {
+			notice = m.Data
+		}
+		if bytes.Contains(m.Data, []byte(marker)) {
+			t.Errorf("bob received something of the RED post:\n%s", m.Data)
+		}
+	}
+	if notice == nil {
+		t.Fatalf("bob was not told he missed the post (%d messages to him)", len(toBob))
+	}
+	text := string(unfold(notice))
+	for _, want := range []string{"TLP:RED", "expired on", fingerprintOf(bob.cert), `"cert" command`, requestAddr, "Alice"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the notice does not say %q:\n%s", want, text)
+		}
+	}
+}
+
+// An operator installs a list certificate from a CA (OPERATIONS, "S/MIME:
+// the list's certificate"): list cert prints it, copies are signed with
+// it and carry its chain, posts encrypted to it are read; a certificate
+// for another address, or a key that is not its own, is refused.
+func TestSMIMEInstallListCertificate(t *testing.T) {
+	needOpenSSL(t)
+	w := newWorld(t, worldOpts{})
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "Sector CA"}, IsCA: true, BasicConstraintsValid: true,
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(5, 0, 0), KeyUsage: x509.KeyUsageCertSign}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
+	ca, _ := x509.ParseCertificate(caDER)
+	issue := func(addr string) (certFile, keyFile string) {
+		key, _ := rsa.GenerateKey(rand.Reader, 2048)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: addr},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0),
+			KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
+			EmailAddresses: []string{addr}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		certFile, keyFile = filepath.Join(dir, "chain.pem"), filepath.Join(dir, "key.pem")
+		pk, _ := x509.MarshalPKCS8PrivateKey(key)
+		os.WriteFile(certFile, append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})...), 0o600) //nolint:errcheck
+		os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pk}), 0o600)                                                                                 //nolint:errcheck
+		return certFile, keyFile
+	}
+	wrongCert, wrongKey := issue("other@" + listHost)
+	w.mustFail(listAddr, "list", "cert", "--install", wrongCert, "--key", wrongKey)
+	certFile, keyFile := issue(listAddr)
+	_, otherKey := issue(listAddr)
+	w.mustFail("key", "list", "cert", "--install", certFile, "--key", otherKey)
+	w.mustRun("list", "cert", "--install", certFile, "--key", keyFile)
+	printed := w.mustRun("list", "cert")
+	want, _ := os.ReadFile(certFile)
+	if !strings.HasPrefix(printed, string(want[:bytes.Index(want, []byte("-----END CERTIFICATE-----"))])) {
+		t.Fatalf("list cert does not print the installed certificate:\n%s", printed)
+	}
+	caFile := filepath.Join(w.dir, "ca.pem")
+	os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}), 0o600) //nolint:errcheck
+
+	bob := newSMIMEUser(t, w.dir, "bob@member-b.example", false, time.Now().AddDate(1, 0, 0), x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment)
+	w.mustRun("member", "cert", bob.email, bob.certPEM)
+	marker := "CA-CERT-" + time.Now().Format("150405.000")
+	if err := w.sendSignedRaw(bob.email, listAddr, smimePost(t, bob.email, "[TLP:AMBER] "+marker, marker+" body\r\n", bob, false, certFile, "aes256")); err != nil {
+		t.Fatalf("a post encrypted to the installed certificate: %v", err)
+	}
+	for _, m := range w.copies(0, 3) {
+		if m.To[0] != bob.email {
+			continue
+		}
+		signed := openssl(t, m.Data, "cms", "-decrypt", "-recip", bob.certPEM, "-inkey", bob.keyPEM)
+		// Verified against the CA alone: the copy carries the list's
+		// certificate, a member's client needs nothing else.
+		inner := openssl(t, signed, "cms", "-verify", "-CAfile", caFile)
+		if !bytes.Contains(inner, []byte(marker+" body")) {
+			t.Errorf("the copy verified against the CA:\n%s", inner)
+		}
+	}
+}
