@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"runtime/metrics"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	gcrypto "github.com/ProtonMail/gopenpgp/v2/crypto"
+	"github.com/isaclist/isaclist/internal/heappeak"
 )
 
 // Issue 3, point 8: fan-out of a 1 MB and a 10 MB post to 50 members with
@@ -143,47 +143,6 @@ func benchCases(b *testing.B, fn func(b *testing.B, f *benchFixture, body []byte
 	}
 }
 
-// heapPeak samples the heap in the background: the peak of live plus
-// not-yet-collected objects, above what was live before the loop (the body
-// and the keys).
-type heapPeak struct {
-	stop, done chan struct{}
-	base, peak uint64
-}
-
-const heapMetric = "/memory/classes/heap/objects:bytes"
-
-func startHeapPeak() *heapPeak {
-	runtime.GC()
-	s := []metrics.Sample{{Name: heapMetric}}
-	metrics.Read(s)
-	h := &heapPeak{stop: make(chan struct{}), done: make(chan struct{}), base: s[0].Value.Uint64()}
-	h.peak = h.base
-	go func() {
-		defer close(h.done)
-		t := time.NewTicker(500 * time.Microsecond)
-		defer t.Stop()
-		for {
-			metrics.Read(s)
-			if v := s[0].Value.Uint64(); v > h.peak {
-				h.peak = v
-			}
-			select {
-			case <-h.stop:
-				return
-			case <-t.C:
-			}
-		}
-	}()
-	return h
-}
-
-func (h *heapPeak) report(b *testing.B) {
-	close(h.stop)
-	<-h.done
-	b.ReportMetric(float64(h.peak-h.base)/1e6, "peak-heap-MB")
-}
-
 // reportMBps reports body megabytes fanned out per second of wall time.
 func reportMBps(b *testing.B, bodyLen int) {
 	b.ReportMetric(float64(bodyLen)*float64(b.N)/b.Elapsed().Seconds()/1e6, "MB/s")
@@ -214,7 +173,7 @@ func BenchmarkFanoutShared(b *testing.B) {
 			benchCases(b, func(b *testing.B, f *benchFixture, body []byte, recips []*PublicKey, _ []*gcrypto.KeyRing) {
 				now := time.Now()
 				b.ReportAllocs()
-				hp := startHeapPeak()
+				hp := heappeak.Start()
 				b.ResetTimer()
 				for i := 0; i < b.N; i++ {
 					var seipd bytes.Buffer
@@ -242,7 +201,7 @@ func BenchmarkFanoutShared(b *testing.B) {
 					}
 				}
 				b.StopTimer()
-				hp.report(b)
+				hp.Report(b)
 				reportMBps(b, len(body))
 			})
 		})
@@ -255,7 +214,7 @@ func BenchmarkFanoutShared(b *testing.B) {
 func BenchmarkFanoutNaive(b *testing.B) {
 	benchCases(b, func(b *testing.B, f *benchFixture, body []byte, _ []*PublicKey, rings []*gcrypto.KeyRing) {
 		b.ReportAllocs()
-		hp := startHeapPeak()
+		hp := heappeak.Start()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			for _, r := range rings {
@@ -271,7 +230,7 @@ func BenchmarkFanoutNaive(b *testing.B) {
 			}
 		}
 		b.StopTimer()
-		hp.report(b)
+		hp.Report(b)
 		reportMBps(b, len(body))
 	})
 }
@@ -283,7 +242,7 @@ func BenchmarkLowerBound(b *testing.B) {
 	benchCases(b, func(b *testing.B, f *benchFixture, body []byte, recips []*PublicKey, _ []*gcrypto.KeyRing) {
 		now := time.Now()
 		b.ReportAllocs()
-		hp := startHeapPeak()
+		hp := heappeak.Start()
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			var seipd bytes.Buffer
@@ -300,7 +259,7 @@ func BenchmarkLowerBound(b *testing.B) {
 			sk.Wipe()
 		}
 		b.StopTimer()
-		hp.report(b)
+		hp.Report(b)
 		reportMBps(b, len(body))
 	})
 }
@@ -374,7 +333,7 @@ func BenchmarkFanoutSharedScaling(b *testing.B) {
 		b.Run(fmt.Sprintf("size=10MB/keys=curve25519/n=%d", n), func(b *testing.B) {
 			now := time.Now()
 			b.ReportAllocs()
-			hp := startHeapPeak()
+			hp := heappeak.Start()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				var seipd bytes.Buffer
@@ -396,7 +355,7 @@ func BenchmarkFanoutSharedScaling(b *testing.B) {
 				sk.Wipe()
 			}
 			b.StopTimer()
-			hp.report(b)
+			hp.Report(b)
 			reportMBps(b, len(body))
 		})
 	}

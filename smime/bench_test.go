@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"testing"
+
+	"github.com/isaclist/isaclist/internal/heappeak"
 )
 
 // benchMembers are 50 member certificates, RSA-2048 and ECDSA P-256
@@ -42,6 +44,8 @@ func BenchmarkFanout50(b *testing.B) {
 	b.Run("EncryptOnce", func(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(content)))
+		hp := heappeak.Start()
+		defer hp.Report(b)
 		for b.Loop() {
 			env, err := Encrypt(content)
 			if err != nil {
@@ -69,6 +73,8 @@ func BenchmarkFanout50(b *testing.B) {
 	b.Run("Naive", func(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(content)))
+		hp := heappeak.Start()
+		defer hp.Report(b)
 		for b.Loop() {
 			for _, m := range ms {
 				env, err := Encrypt(content)
@@ -96,6 +102,8 @@ func BenchmarkFanout50(b *testing.B) {
 	b.Run("EncryptOnceStreamed", func(b *testing.B) {
 		b.ReportAllocs()
 		b.SetBytes(int64(len(content)))
+		hp := heappeak.Start()
+		defer hp.Report(b)
 		for b.Loop() {
 			env, err := Encrypt(content)
 			if err != nil {
