@@ -71,6 +71,24 @@ func (k *Keyring) SMIMEIdentity(l *store.List, s *store.ListSecrets) *smime.Iden
 	return id
 }
 
+// SMIMEPrevious returns the certificate and key the list's current S/MIME
+// certificate replaced, or nil: for posts encrypted to it. It is parsed
+// each time (a rare path: a member's client that has not yet seen the new
+// certificate).
+func (k *Keyring) SMIMEPrevious(l *store.List, s *store.ListSecrets) *smime.Identity {
+	if len(s.SMIMEPreviousCert) == 0 || len(s.SMIMEPreviousKey) == 0 {
+		return nil
+	}
+	id, err := smime.ParseIdentity(s.SMIMEPreviousCert, s.SMIMEPreviousKey)
+	if err != nil {
+		if k.OnError != nil {
+			k.OnError(l.Address, fmt.Errorf("list's previous S/MIME certificate does not load: %w", err))
+		}
+		return nil
+	}
+	return id
+}
+
 // ListKey returns the list's OpenPGP key, or nil if it has none or it
 // does not load.
 func (k *Keyring) ListKey(l *store.List, s *store.ListSecrets) *pgp.ListKey {

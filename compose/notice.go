@@ -341,6 +341,45 @@ fingerprint with them (by phone, in person), then:
 			registered, m.Email, l.Address) + signature(host)}
 }
 
+// ListCertRenewedNotice tells the owners that the list's self-issued
+// S/MIME certificate was replaced before it expired.
+func ListCertRenewedNotice(l *store.List, old, fresh smime.CertInfo, host string) Notice {
+	return Notice{To: l.OwnerRecipients(),
+		Subject: fmt.Sprintf("[%s] the list's S/MIME certificate was renewed", l.DisplayName()),
+		Text: fmt.Sprintf(`The list's self-issued S/MIME certificate %s
+expires on %s, so %s made a new one:
+
+  %s, valid until %s
+
+Members' mail clients learn it from the next copy they receive (each
+S/MIME copy is signed with it and carries it); posts encrypted to the old
+one are still read. Members who trusted the old certificate by hand
+(Outlook asks for a self-issued one) must trust the new one too:
+isaclist list cert %s prints it.
+`, old.Fingerprint, old.NotAfter.UTC().Format("2 January 2006"), l.DisplayName(), fresh.Fingerprint,
+			fresh.NotAfter.UTC().Format("2 January 2006"), l.Address) + signature(host)}
+}
+
+// ListCertExpiryNotice tells the owners that the list's S/MIME
+// certificate from a CA expires soon: only the operator can renew it.
+func ListCertExpiryNotice(l *store.List, cert smime.CertInfo, now time.Time, host string) Notice {
+	when := "expires on " + cert.NotAfter.UTC().Format("2 January 2006")
+	if !cert.NotAfter.After(now) {
+		when = "expired on " + cert.NotAfter.UTC().Format("2 January 2006")
+	}
+	return Notice{To: l.OwnerRecipients(),
+		Subject: fmt.Sprintf("[%s] the list's S/MIME certificate %s", l.DisplayName(), when),
+		Text: fmt.Sprintf(`The list's S/MIME certificate %s (issued by %s) %s.
+It came from a CA, so %s cannot renew it itself. Ask the operator to
+obtain a new one and install it:
+
+  isaclist list cert %s --install CERT.pem --key KEY.pem
+
+Until then members' clients may warn about the list's signature, and once
+it has expired some refuse to encrypt to the list.
+`, cert.Fingerprint, cert.Issuer, when, l.DisplayName(), l.Address) + signature(host)}
+}
+
 // CertExpiryNotices tell a member, and the owners, that the member's
 // S/MIME certificate expires soon (or has expired).
 func CertExpiryNotices(l *store.List, m *store.Member, now time.Time, host string) (toMember, toOwners Notice) {

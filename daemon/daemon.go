@@ -306,13 +306,21 @@ func (d *Daemon) health(ctx context.Context) []string {
 	return problems
 }
 
-// checkKeys tells members whose OpenPGP key is about to expire.
+// checkKeys tells members whose OpenPGP key or S/MIME certificate is
+// about to expire, and renews the lists' self-issued S/MIME certificates
+// before they do.
 func (d *Daemon) checkKeys() {
 	n, err := d.Governance.CheckKeyExpiry()
 	if err != nil {
 		d.Log.Error("checking member key expiry", "err", err)
 	} else if n > 0 {
-		d.Log.Info("members told their OpenPGP key expires soon", "count", n)
+		d.Log.Info("members told their key or certificate expires soon", "count", n)
+	}
+	n, err = d.Governance.RenewListCertificates()
+	if err != nil {
+		d.Log.Error("renewing the lists' S/MIME certificates", "err", err)
+	} else if n > 0 {
+		d.Log.Info("lists' S/MIME certificates renewed, or their owners told to renew them", "count", n)
 	}
 }
 

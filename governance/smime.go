@@ -3,7 +3,10 @@ package governance
 import (
 	"errors"
 	"strings"
+	"time"
 
+	"github.com/isaclist/isaclist/compose"
+	"github.com/isaclist/isaclist/queue"
 	"github.com/isaclist/isaclist/smime"
 	"github.com/isaclist/isaclist/store"
 )
@@ -55,6 +58,11 @@ func (g *Service) storeIdentity(tx *store.Tx, a Actor, list string, id *smime.Id
 	keyPEM, err := id.KeyPEM()
 	if err != nil {
 		return err
+	}
+	if len(s.SMIMECert) > 0 {
+		// Members who encrypted a post to the old certificate before
+		// they saw the new one: it still decrypts.
+		s.SMIMEPreviousCert, s.SMIMEPreviousKey = s.SMIMECert, s.SMIMEKey
 	}
 	s.SMIMECert, s.SMIMEKey = id.CertPEM(), keyPEM
 	l.SMIMEFingerprint = smime.Info(id.Cert).Fingerprint
@@ -222,4 +230,75 @@ func (g *Service) SetEncrypt(a Actor, list, email, how string) (*store.Member, e
 		return g.audit(tx, a, "member.set", list, func(r *store.AuditRecord) { r.Org, r.Member, r.Detail = m.Org, m.Email, "encrypt "+how })
 	})
 	return out, err
+}
+
+// listCertWarning is how long before the list's certificate expires a
+// self-issued one is renewed, or the owners are told to install a new one.
+const listCertWarning = 30 * 24 * time.Hour
+
+// RenewListCertificates gives every list whose self-issued S/MIME
+// certificate expires within 30 days a new one (the old one still
+// decrypts posts sent to it), and tells the owners; for a certificate
+// from a CA, which only the operator can renew, it tells the owners once.
+// It returns how many lists it renewed or warned about.
+func (g *Service) RenewListCertificates() (int, error) {
+	now := g.now()
+	lists, err := g.allLists()
+	if err != nil {
+		return 0, err
+	}
+	done := 0
+	for _, l := range lists {
+		_, s, err := g.listAndSecrets(l.Address)
+		if err != nil || len(s.SMIMECert) == 0 {
+			continue
+		}
+		id, err := smime.ParseIdentity(s.SMIMECert, s.SMIMEKey)
+		if err != nil || id.Cert.NotAfter.Sub(now) > listCertWarning {
+			continue
+		}
+		old := smime.Info(id.Cert)
+		var notice compose.Notice
+		if old.SelfSigned {
+			fresh, err := g.newSMIMEIdentity(l.Address, l.Name)
+			if err != nil {
+				return done, err
+			}
+			notice = compose.ListCertRenewedNotice(&l, old, smime.Info(fresh.Cert), g.Hostname)
+			err = g.DB.Update(func(tx *store.Tx) error {
+				if err := g.storeIdentity(tx, Actor{User: "isaclist"}, l.Address, fresh, "renewed"); err != nil {
+					return err
+				}
+				return queue.Notify(tx, g.outgoing(&l, s, now), notice)
+			})
+			if err != nil {
+				return done, err
+			}
+			done++
+			continue
+		}
+		if s.SMIMEExpiryNotified == old.Fingerprint {
+			continue
+		}
+		notice = compose.ListCertExpiryNotice(&l, old, now, g.Hostname)
+		err = g.DB.Update(func(tx *store.Tx) error {
+			cur, err := tx.ListSecrets(l.Address)
+			if err != nil {
+				return err
+			}
+			cur.SMIMEExpiryNotified = old.Fingerprint
+			if err := tx.PutListSecrets(l.Address, cur); err != nil {
+				return err
+			}
+			return queue.Notify(tx, g.outgoing(&l, cur, now), notice)
+		})
+		if err != nil {
+			return done, err
+		}
+		done++
+	}
+	if done > 0 {
+		g.queued()
+	}
+	return done, nil
 }

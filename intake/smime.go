@@ -151,6 +151,15 @@ func (op *opener) smimeDecrypt(p *message.Part, boundaries []string) ([]byte, []
 	}
 	d, err := smime.Decrypt(der, id, int(op.budget))
 	var notForUs *smime.ErrNotForList
+	if errors.As(err, &notForUs) {
+		// Encrypted to the certificate the current one replaced, by a
+		// client that has not seen the new one yet.
+		if prev := op.r.Keys.SMIMEPrevious(snap.List, snap.Secrets); prev != nil {
+			if d2, err2 := smime.Decrypt(der, prev, int(op.budget)); !errors.As(err2, new(*smime.ErrNotForList)) {
+				d, err = d2, err2
+			}
+		}
+	}
 	switch {
 	case errors.As(err, &notForUs):
 		return nil, nil, false, reply.New(reply.NotForUs, "the message is encrypted to %s, not to the S/MIME certificate of %s (SHA-256 %s); encrypt to the list's certificate (isaclist list cert, or the one in any signed copy from the list) so the list can read it",

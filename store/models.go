@@ -85,6 +85,14 @@ type ListSecrets struct {
 	// S/MIME copies and members encrypt posts to it.
 	SMIMECert []byte `json:"smime_cert,omitempty"`
 	SMIMEKey  []byte `json:"smime_key,omitempty"`
+	// SMIMEPreviousCert and SMIMEPreviousKey are the certificate (and
+	// key) the current one replaced: posts members encrypted to it before
+	// they learnt the new one still decrypt.
+	SMIMEPreviousCert []byte `json:"smime_previous_cert,omitempty"`
+	SMIMEPreviousKey  []byte `json:"smime_previous_key,omitempty"`
+	// SMIMEExpiryNotified is the fingerprint of the list's certificate
+	// (from a CA) whose coming expiry the owners were told of.
+	SMIMEExpiryNotified string `json:"smime_expiry_notified,omitempty"`
 }
 
 // Org is a member organisation.

@@ -25,6 +25,7 @@ import (
 	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/internal/sandbox"
 	"github.com/isaclist/isaclist/internal/testmail"
+	"github.com/isaclist/isaclist/smime"
 )
 
 // smimeUser is a member with an S/MIME certificate and its key in files,
@@ -455,10 +456,14 @@ func TestSMIMEInstallListCertificate(t *testing.T) {
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(5, 0, 0), KeyUsage: x509.KeyUsageCertSign}
 	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, caKey.Public(), caKey)
 	ca, _ := x509.ParseCertificate(caDER)
-	issue := func(addr string) (certFile, keyFile string) {
+	issue := func(addr string, validity ...time.Duration) (certFile, keyFile string) {
+		notAfter := time.Now().AddDate(1, 0, 0)
+		if len(validity) > 0 {
+			notAfter = time.Now().Add(validity[0])
+		}
 		key, _ := rsa.GenerateKey(rand.Reader, 2048)
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: addr},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().AddDate(1, 0, 0),
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: notAfter,
 			KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageEmailProtection},
 			EmailAddresses: []string{addr}}
 		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
@@ -503,5 +508,92 @@ func TestSMIMEInstallListCertificate(t *testing.T) {
 		if !bytes.Contains(inner, []byte(marker+" body")) {
 			t.Errorf("the copy verified against the CA:\n%s", inner)
 		}
+	}
+
+	// A CA's certificate near its end: the owners are told, once; the
+	// list does not replace it with a self-issued one.
+	soonCert, soonKey := issue(listAddr, 20*24*time.Hour)
+	w.mustRun("list", "cert", "--install", soonCert, "--key", soonKey)
+	n := len(w.sink.Messages())
+	for i, want := range []int{1, 0} {
+		if got, err := w.d.Governance.RenewListCertificates(); err != nil || got != want {
+			t.Errorf("check %d: %d lists (%v), want %d", i, got, err, want)
+		}
+	}
+	told := 0
+	for _, m := range w.noticesSince(n) {
+		if bytes.Contains(m.Data, []byte("--install")) && bytes.Contains(m.Data, []byte("expires on")) {
+			told++
+		}
+	}
+	if told == 0 || w.mustRun("list", "cert") != string(mustRead(t, soonCert)) {
+		t.Errorf("owners told %d times; the installed certificate is still the list's: %v", told, w.mustRun("list", "cert") == string(mustRead(t, soonCert)))
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// The list's self-issued certificate is renewed 30 days before it
+// expires, the owners told; posts encrypted to the old one are still
+// read. A certificate from a CA is not the list's to renew: the owners are
+// told, once.
+func TestSMIMEListCertRenewal(t *testing.T) {
+	needOpenSSL(t)
+	w := newWorld(t, worldOpts{})
+	w.d.Governance.NewSMIMEIdentity = smime.GenerateIdentity // a fresh one, not the test cache's
+	oldPEM := w.mustRun("list", "cert")
+	oldFile := filepath.Join(w.dir, "old.pem")
+	os.WriteFile(oldFile, []byte(oldPEM), 0o600) //nolint:errcheck
+	block, _ := pem.Decode([]byte(oldPEM))
+	old, _ := x509.ParseCertificate(block.Bytes)
+	bob := newSMIMEUser(t, w.dir, "bob@member-b.example", false, time.Now().AddDate(5, 0, 0), x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment)
+	w.mustRun("member", "cert", bob.email, bob.certPEM)
+
+	// Nothing to do while it is far from its end.
+	if n, err := w.d.Governance.RenewListCertificates(); err != nil || n != 0 {
+		t.Fatalf("renewed %d (%v) a certificate valid until %s", n, err, old.NotAfter)
+	}
+	n := len(w.sink.Messages())
+	w.d.Clock.Set(func() time.Time { return old.NotAfter.Add(-10 * 24 * time.Hour) })
+	if n, err := w.d.Governance.RenewListCertificates(); err != nil || n != 1 {
+		t.Fatalf("renewed %d lists: %v", n, err)
+	}
+	told := false
+	for _, m := range w.noticesSince(n) { // delivered while the clock is still then
+		if bytes.Contains(m.Data, []byte("was renewed")) && bytes.Contains(unfold(m.Data), []byte(fingerprintOf(old))) {
+			told = true
+		}
+	}
+	if !told {
+		t.Error("the owners were not told of the renewal")
+	}
+	w.d.Clock.Set(nil)
+	newPEM := w.mustRun("list", "cert")
+	if newPEM == oldPEM {
+		t.Fatal("list cert prints the old certificate")
+	}
+	// A client that still has the old certificate, and one that learnt
+	// the new one: both posts are read.
+	newFile := filepath.Join(w.dir, "new.pem")
+	os.WriteFile(newFile, []byte(newPEM), 0o600) //nolint:errcheck
+	sent := len(w.sink.Messages())
+	for _, c := range []struct{ name, cert string }{{"old", oldFile}, {"new", newFile}} {
+		marker := "RENEWAL-" + c.name + "-" + time.Now().Format("150405.000")
+		if err := w.sendSignedRaw(bob.email, listAddr, smimePost(t, bob.email, "[TLP:AMBER] "+marker, marker+" body\r\n", bob, false, c.cert, "aes256")); err != nil {
+			t.Fatalf("a post encrypted to the %s certificate: %v", c.name, err)
+		}
+		for _, m := range w.copies(sent, 3) {
+			if m.To[0] == "alice@member-a.example" && !bytes.Contains(m.Data, []byte(marker+" body")) {
+				t.Errorf("the %s certificate's post: alice's copy lacks the text", c.name)
+			}
+		}
+		sent += 3
 	}
 }
