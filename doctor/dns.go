@@ -126,6 +126,10 @@ func (d *doctor) checkMX(ctx context.Context, dom *domain) Check {
 		}
 	}
 	switch {
+	case !ours && len(d.cfg.SMTP.TrustedRelays) > 0:
+		// Behind a front server (OPERATIONS, "Behind an existing
+		// Postfix"): its MX is the front's, which relays to us.
+		c.State, c.Detail = Pass, fmt.Sprintf("the MX of %s is %s: a front server, as [smtp] trusted_relays says isaclist runs behind one; it must relay the list domain to isaclist with XFORWARD", dom.name, strings.Join(all, ", "))
 	case !ours:
 		c.State, c.Detail = Fail, fmt.Sprintf("the MX of %s is %s, not %s: mail for its lists goes elsewhere", dom.name, strings.Join(all, ", "), h)
 		c.Fix = "publish " + want + " and remove the other MX records"

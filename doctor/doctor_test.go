@@ -1062,3 +1062,13 @@ func TestMXPatterns(t *testing.T) {
 		t.Fatalf("%+v %v", p, err)
 	}
 }
+
+// Behind a front server ([smtp] trusted_relays), the list domain's MX is
+// the front's: that is the setup, not a fault.
+func TestMXBehindFrontServer(t *testing.T) {
+	f := newFixture(t, fixtureOpts{smtpConfig: "\ntrusted_relays = [\"192.0.2.0/24\"]\n"})
+	f.dns.Remove(tDomain)
+	f.dns.AddMX(tDomain, "mx.front.example", 10)
+	f.dns.AddTXT(tDomain, "v=spf1 mx -all")
+	want(t, f.run(), "mx "+tDomain, Pass, "mx.front.example", "trusted_relays")
+}
