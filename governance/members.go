@@ -276,22 +276,8 @@ func (g *Service) SetPendingKey(a Actor, list, email string, key []byte) (*pgp.K
 // ConfirmPendingKey makes the key a member sent by mail their registered
 // key (isaclist member confirm-key).
 func (g *Service) ConfirmPendingKey(a Actor, list, email string) (*store.Member, error) {
-	mb, err := normaliseAddress(email)
+	mb, pending, err := g.pending(list, email, func(m *store.Member) []byte { return m.PendingKey })
 	if err != nil {
-		return nil, err
-	}
-	var pending []byte
-	if err := g.DB.View(func(tx *store.Tx) error {
-		m, err := tx.Member(list, mb.Key())
-		if errors.Is(err, store.ErrNotFound) {
-			return userErr("%s is not a member of %s", mb.Key(), list)
-		}
-		if err != nil {
-			return err
-		}
-		pending = m.PendingKey
-		return nil
-	}); err != nil {
 		return nil, err
 	}
 	if len(pending) == 0 {
@@ -311,6 +297,26 @@ func (g *Service) ConfirmPendingKey(a Actor, list, email string) (*store.Member,
 		return tx.PutMember(list, cur)
 	})
 	return m, err
+}
+
+// pending returns the member's normalised address and what pick reads
+// of their record: a key or certificate they sent by mail, waiting.
+func (g *Service) pending(list, email string, pick func(*store.Member) []byte) (mb mailhdr.Mailbox, pending []byte, err error) {
+	if mb, err = normaliseAddress(email); err != nil {
+		return mb, nil, err
+	}
+	err = g.DB.View(func(tx *store.Tx) error {
+		m, err := tx.Member(list, mb.Key())
+		if errors.Is(err, store.ErrNotFound) {
+			return userErr("%s is not a member of %s", mb.Key(), list)
+		}
+		if err != nil {
+			return err
+		}
+		pending = pick(m)
+		return nil
+	})
+	return mb, pending, err
 }
 
 // CheckMemberKey reads a key as SetMemberKey would take it for email.

@@ -170,22 +170,8 @@ func (g *Service) SetPendingCert(a Actor, list, email string, data []byte) (smim
 
 // ConfirmPendingCert makes the certificate a member sent by mail theirs.
 func (g *Service) ConfirmPendingCert(a Actor, list, email string) (*store.Member, error) {
-	mb, err := normaliseAddress(email)
+	mb, pending, err := g.pending(list, email, func(m *store.Member) []byte { return m.PendingCert })
 	if err != nil {
-		return nil, err
-	}
-	var pending []byte
-	if err := g.DB.View(func(tx *store.Tx) error {
-		m, err := tx.Member(list, mb.Key())
-		if errors.Is(err, store.ErrNotFound) {
-			return userErr("%s is not a member of %s", mb.Key(), list)
-		}
-		if err != nil {
-			return err
-		}
-		pending = m.PendingCert
-		return nil
-	}); err != nil {
 		return nil, err
 	}
 	if len(pending) == 0 {

@@ -151,26 +151,9 @@ func verifyCMS(data, content []byte, author *x509.Certificate) (*Verified, error
 	if author == nil {
 		return nil, errors.New("smime: no certificate on record for the author")
 	}
-	if len(data) > MaxCMSInput {
-		return nil, ErrTooLarge
-	}
-	der, err := berToDER(data)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	ctype, _, err := parseContentInfo(der)
+	p7, der, err := parseSignedData(data)
 	if err != nil {
 		return nil, err
-	}
-	if !ctype.Equal(oidSignedData) {
-		return nil, ErrNotSigned
-	}
-	p7, err := pkcs7.Parse(der)
-	if err != nil {
-		if strings.Contains(err.Error(), "structure error") {
-			return nil, malformed("unreadable SignedData (a signer identified by subject key identifier is not supported): %v", err)
-		}
-		return nil, malformed("unreadable SignedData: %v", err)
 	}
 	detached := content != nil
 	if detached {
@@ -245,6 +228,33 @@ func verifyCMS(data, content []byte, author *x509.Certificate) (*Verified, error
 		return nil, &ErrNotAuthor{Signers: others}
 	}
 	return nil, firstErr
+}
+
+// parseSignedData reads a ContentInfo holding SignedData (DER or BER),
+// bounded; it also returns the DER form.
+func parseSignedData(data []byte) (*pkcs7.PKCS7, []byte, error) {
+	if len(data) > MaxCMSInput {
+		return nil, nil, ErrTooLarge
+	}
+	der, err := berToDER(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
+	ctype, _, err := parseContentInfo(der)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !ctype.Equal(oidSignedData) {
+		return nil, nil, ErrNotSigned
+	}
+	p7, err := pkcs7.Parse(der)
+	if err != nil {
+		if strings.Contains(err.Error(), "structure error") {
+			return nil, nil, malformed("unreadable SignedData (a signer identified by subject key identifier is not supported): %v", err)
+		}
+		return nil, nil, malformed("unreadable SignedData: %v", err)
+	}
+	return p7, der, nil
 }
 
 // explainVerifyError turns the library's error into a sentence for the
@@ -325,23 +335,9 @@ func digestName(oid asn1.ObjectIdentifier) string {
 // verified.
 func OpaqueContent(der []byte) (content []byte, err error) {
 	defer recoverAs(&err, "smime: malformed S/MIME signature")
-	if len(der) > MaxCMSInput {
-		return nil, ErrTooLarge
-	}
-	d, err := berToDER(der)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	ctype, _, err := parseContentInfo(d)
+	p7, _, err := parseSignedData(der)
 	if err != nil {
 		return nil, err
-	}
-	if !ctype.Equal(oidSignedData) {
-		return nil, ErrNotSigned
-	}
-	p7, err := pkcs7.Parse(d)
-	if err != nil {
-		return nil, malformed("unreadable SignedData: %v", err)
 	}
 	if len(p7.Content) == 0 {
 		return nil, malformed("signed-data without content (a detached signature needs multipart/signed)")
@@ -355,16 +351,9 @@ func OpaqueContent(der []byte) (content []byte, err error) {
 // with it before trusting that its sender holds the key.
 func SignerCertificate(der []byte) (cert *x509.Certificate, err error) {
 	defer recoverAs(&err, "smime: malformed S/MIME signature")
-	if len(der) > MaxCMSInput {
-		return nil, ErrTooLarge
-	}
-	d, err := berToDER(der)
+	p7, _, err := parseSignedData(der)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
-	}
-	p7, err := pkcs7.Parse(d)
-	if err != nil {
-		return nil, malformed("unreadable SignedData: %v", err)
+		return nil, err
 	}
 	if len(p7.Signers) == 0 {
 		return nil, ErrNotSigned
