@@ -187,8 +187,8 @@ type List struct {
 	// Encryption is the policy for copies: EncryptionOff,
 	// EncryptionOpportunistic (the default) or EncryptionRequired.
 	Encryption string `json:"encryption,omitempty"`
-	// RequireSignature refuses posts without a valid OpenPGP signature by
-	// the author's registered key.
+	// RequireSignature refuses posts without a valid signature by the
+	// author's registered OpenPGP key or S/MIME certificate.
 	RequireSignature bool `json:"require_signature,omitempty"`
 	// StrictAllOrNothing: a TLP:RED or TLP:AMBER+STRICT post is refused at
 	// SMTP time if any member lacks a valid key, instead of going to those

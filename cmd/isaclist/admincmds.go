@@ -153,7 +153,7 @@ func listCmd(g *globals) *cobra.Command {
 	setCmd.Flags().StringVar(&replyTo, "reply-to", "", "where replies to a copy go: author or list")
 	setCmd.Flags().StringSliceVar(&owners, "owner", nil, "the owners' addresses (replaces the current owners; repeatable)")
 	setCmd.Flags().StringVar(&encryption, "encryption", "", "copies: off (plain), opportunistic (encrypted to members with a key, plain to the rest), required (encrypted only)")
-	setCmd.Flags().BoolVar(&requireSignature, "require-signature", false, "refuse posts without a valid OpenPGP signature by the author's registered key (--require-signature=false to stop)")
+	setCmd.Flags().BoolVar(&requireSignature, "require-signature", false, "refuse posts without a valid signature by the author's registered OpenPGP key or S/MIME certificate (--require-signature=false to stop)")
 	setCmd.Flags().BoolVar(&requireGuidelines, "require-guidelines", false, "refuse posts from members who have not accepted the current membership guidelines")
 	setCmd.Flags().BoolVar(&refuseUnauthenticated, "refuse-unauthenticated", false, "refuse members' posts that fail authentication instead of holding them for the secretary (isaclist hold); --refuse-unauthenticated=false to hold again")
 	setCmd.Flags().StringVar(&strictDelivery, "strict-delivery", "", "TLP:RED and TLP:AMBER+STRICT: available (encrypted to the members with a key) or all-or-nothing (refused unless every member has one)")
