@@ -93,6 +93,9 @@ func (r *Runner) init() {
 
 func deliveryID(d store.Delivery) string { return d.MessageID + "\x00" + d.Rcpt }
 
+// isInflight reports whether a copy is being handed over now; r.mu held.
+func (r *Runner) isInflight(msgID, rcpt string) bool { return r.inflight[msgID+"\x00"+rcpt] }
+
 func (r *Runner) done(d store.Delivery) {
 	r.mu.Lock()
 	delete(r.inflight, deliveryID(d))
@@ -168,6 +171,9 @@ func (r *Runner) Run(ctx context.Context) {
 			go func(d store.Delivery, src *copySource) {
 				defer inflight.Done()
 				defer r.done(d)
+				// The slot is freed only once the result is committed: a
+				// crash leaves at most Concurrency copies taken by the relay
+				// and not recorded, to be sent once more.
 				defer func() { <-sem }()
 				defer func() {
 					if p := recover(); p != nil {
@@ -240,18 +246,13 @@ func (r *Runner) claim(limit int) ([]store.Delivery, time.Time, error) {
 	// costs two fsyncs that intake waits behind.
 	anyDue := false
 	err := r.DB.View(func(tx *store.Tx) error {
-		due, err := tx.Due(now, limit)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		due, err := tx.Due(now, 1, r.isInflight)
 		if err != nil {
 			return err
 		}
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		for _, d := range due {
-			if !r.inflight[deliveryID(d)] {
-				anyDue = true
-				break
-			}
-		}
+		anyDue = len(due) > 0
 		next = tx.NextDue()
 		return nil
 	})
@@ -260,16 +261,13 @@ func (r *Runner) claim(limit int) ([]store.Delivery, time.Time, error) {
 	}
 	err = r.DB.Update(func(tx *store.Tx) error {
 		claimed = claimed[:0]
-		due, err := tx.Due(now, limit)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		due, err := tx.Due(now, limit, r.isInflight)
 		if err != nil {
 			return err
 		}
-		r.mu.Lock()
-		defer r.mu.Unlock()
 		for _, d := range due {
-			if r.inflight[deliveryID(d)] {
-				continue
-			}
 			old := d.Next
 			d.Attempts++
 			d.Last = now
@@ -296,6 +294,7 @@ func (r *Runner) claim(limit int) ([]store.Delivery, time.Time, error) {
 // copySource is what the copies of one queued message are made from: the
 // plain copy, or the encrypted form shared by every encrypted copy.
 type copySource struct {
+	msg      *store.Message
 	received time.Time // when the post was accepted
 	list     *store.List
 	secrets  *store.ListSecrets
@@ -316,7 +315,7 @@ func (r *Runner) source(id string) (*copySource, error) {
 		if err != nil {
 			return err
 		}
-		src.received = m.Received
+		src.msg, src.received = m, m.Received
 		if src.list, err = tx.List(m.List); err != nil {
 			return err
 		}
@@ -413,19 +412,14 @@ func (s *copySource) smimePieces(d store.Delivery) (io.WriterTo, error) {
 	return append(Pieces{[]byte(sig), s.smimeFrame.Header, []byte("\r\n")}, body...), nil
 }
 
+// deliver hands one copy over and records the result.
 func (r *Runner) deliver(ctx context.Context, d store.Delivery, src *copySource) {
 	log := r.log().With("id", d.MessageID, "rcpt", d.Rcpt, "attempt", d.Attempts)
-	from, err := r.envelopeSender(d)
-	if err != nil {
-		log.Error("queue: no envelope sender", "err", err)
-		return
-	}
+	from := src.envelopeSender(d)
 	copyPieces, err := src.pieces(d)
 	if err != nil {
 		log.Error("queue: cannot make the copy; giving it up", "err", err)
-		var msg *store.Message
-		r.DB.View(func(tx *store.Tx) error { msg, _ = tx.Message(d.MessageID); return nil }) //nolint:errcheck
-		r.giveUp(d, msg, err.Error(), false, "the list server could not make it")
+		r.giveUp(d, src.msg, err.Error(), false, "the list server could not make it")
 		return
 	}
 	res, err := r.Transport.Deliver(ctx, from, d.Rcpt, copyPieces)
@@ -442,12 +436,8 @@ func (r *Runner) deliver(ctx context.Context, d store.Delivery, src *copySource)
 	var tu interface{ UsedTLS() bool }
 	usedTLS := errors.As(err, &tu) && tu.UsedTLS()
 	reply := err.Error()
-	var msg *store.Message
-	r.DB.View(func(tx *store.Tx) error { //nolint:errcheck // a missing message only skips the age check
-		msg, _ = tx.Message(d.MessageID)
-		return nil
-	})
-	tooOld := msg != nil && r.Clock.Now().Sub(msg.Received) > r.MaxAge
+	msg := src.msg
+	tooOld := r.Clock.Now().Sub(msg.Received) > r.MaxAge
 	outcome := "deferred"
 	if permanent || tooOld {
 		outcome = "failed"
@@ -477,24 +467,13 @@ func (r *Runner) deliver(ctx context.Context, d store.Delivery, src *copySource)
 	}
 }
 
-func (r *Runner) envelopeSender(d store.Delivery) (string, error) {
+// envelopeSender is a copy's VERP envelope sender (the null sender for a
+// copy that must not bounce).
+func (s *copySource) envelopeSender(d store.Delivery) string {
 	if d.NullSender {
-		return "", nil
+		return ""
 	}
-	var from string
-	err := r.DB.View(func(tx *store.Tx) error {
-		m, err := tx.Message(d.MessageID)
-		if err != nil {
-			return err
-		}
-		s, err := tx.ListSecrets(m.List)
-		if err != nil {
-			return err
-		}
-		from = compose.BounceAddress(m.List, s.VERPKey, d.MemberSeq, d.MessageID)
-		return nil
-	})
-	return from, err
+	return compose.BounceAddress(s.msg.List, s.secrets.VERPKey, d.MemberSeq, d.MessageID)
 }
 
 func (r *Runner) finish(d store.Delivery, _ string) {
