@@ -449,7 +449,7 @@ func (r *Receiver) seal(pc *compose.Post, members []store.Member) (*sealedPost, 
 	defer sk.Wipe()
 	sp := &sealedPost{frame: pc.Frame(), body: body.Bytes(), keyPackets: map[string][]byte{}}
 	for _, m := range members {
-		pub, err := pgp.ParsePublicKey(m.Key)
+		pub, err := r.Keys.MemberKey(m.Key)
 		var kp []byte
 		if err == nil {
 			kp, err = sk.KeyPacket(pub, pc.Now)
