@@ -52,6 +52,12 @@ type Signer struct {
 // message made of header (which we wrote), the empty line, and the body
 // pieces.
 func (s Signer) Signature(l *store.List, secrets *store.ListSecrets, header []byte, body [][]byte) (string, error) {
+	return s.SignatureForHash(l, secrets, header, BodyHash(body))
+}
+
+// SignatureForHash is Signature for a body whose hash (BodyHash, or a
+// BodyHasher's Sum) is bh.
+func (s Signer) SignatureForHash(l *store.List, secrets *store.ListSecrets, header, bh []byte) (string, error) {
 	key, err := s.Keys.DKIMSigner(l, secrets)
 	if err != nil {
 		return "", err
@@ -68,7 +74,7 @@ func (s Signer) Signature(l *store.List, secrets *store.ListSecrets, header []by
 		}
 	}
 	_, domain, _ := strings.Cut(l.Address, "@")
-	return dkimSign(key, domain, l.DKIMSelector, keys, header, BodyHash(body), time.Now())
+	return dkimSign(key, domain, l.DKIMSelector, keys, header, bh, time.Now())
 }
 
 // Sign returns the message signed: the signature, header, empty line and
@@ -240,11 +246,32 @@ func relaxedHeader(kv string) string {
 // removed, runs of it made one space, empty lines at the end removed, a
 // bare LF read as CRLF.
 func BodyHash(pieces [][]byte) []byte {
-	r := relaxedBody{h: sha256.New()}
+	var h BodyHasher
 	for _, p := range pieces {
-		r.write(p)
+		h.Write(p) //nolint:errcheck // never fails
 	}
-	return r.sum()
+	return h.Sum()
+}
+
+// BodyHasher is BodyHash for a body that is written to it (a body file
+// streamed through it).
+type BodyHasher struct{ r relaxedBody }
+
+// Write implements io.Writer; it never fails.
+func (h *BodyHasher) Write(p []byte) (int, error) {
+	if h.r.h == nil {
+		h.r.h = sha256.New()
+	}
+	h.r.write(p)
+	return len(p), nil
+}
+
+// Sum returns the body hash of what was written.
+func (h *BodyHasher) Sum() []byte {
+	if h.r.h == nil {
+		h.r.h = sha256.New()
+	}
+	return h.r.sum()
 }
 
 // relaxedBody canonicalizes and hashes a body written in pieces that may

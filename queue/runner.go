@@ -294,13 +294,21 @@ func (r *Runner) claim(limit int) ([]store.Delivery, time.Time, error) {
 // copySource is what the copies of one queued message are made from: the
 // plain copy, or the encrypted form shared by every encrypted copy.
 type copySource struct {
+	db       *store.DB
 	msg      *store.Message
 	received time.Time // when the post was accepted
 	list     *store.List
 	secrets  *store.ListSecrets
 	plain    io.WriterTo
-	frame    *store.Frame
-	armored  *pgp.Armored
+	// plainSig is the plain copy's DKIM signature, made once for all its
+	// copies, when it was queued unsigned (Message.PlainHeader).
+	plainSig    sync.Once
+	plainSigned []byte
+	plainSigErr error
+	plainInline []byte // the unsigned plain copy, when in the database
+	plainFileID string // or the message whose body file holds it
+	frame       *store.Frame
+	armored     *pgp.Armored
 	// smimeFrame and smime make the S/MIME copies: the frame, and the
 	// shared content whose base64 is computed once for all of them.
 	smimeFrame *store.Frame
@@ -309,7 +317,7 @@ type copySource struct {
 }
 
 func (r *Runner) source(id string) (*copySource, error) {
-	src := &copySource{signer: compose.Signer{Keys: r.Keys}}
+	src := &copySource{db: r.DB, signer: compose.Signer{Keys: r.Keys}}
 	err := r.DB.View(func(tx *store.Tx) error {
 		m, err := tx.Message(id)
 		if err != nil {
@@ -325,12 +333,14 @@ func (r *Runner) source(id string) (*copySource, error) {
 		switch {
 		case m.BodyInFile && m.Plain:
 			src.plain = fileCopy{db: r.DB, id: id}
+			src.plainFileID = id
 		case !m.BodyInFile:
 			body, err := tx.Body(id)
 			if err != nil {
 				return err
 			}
 			src.plain = Pieces{body}
+			src.plainInline = body
 		}
 		if m.Encrypted {
 			if src.frame, err = tx.Frame(id); err != nil {
@@ -374,7 +384,14 @@ func (s *copySource) pieces(d store.Delivery) (io.WriterTo, error) {
 		if s.plain == nil {
 			return nil, errors.New("plain copy asked of a message that has none")
 		}
-		return s.plain, nil
+		if s.msg.PlainHeader == 0 {
+			return s.plain, nil // stored signed
+		}
+		s.plainSig.Do(func() { s.plainSigned, s.plainSigErr = s.signPlain() })
+		if s.plainSigErr != nil {
+			return nil, s.plainSigErr
+		}
+		return signedCopy{sig: s.plainSigned, rest: s.plain}, nil
 	}
 	if s.armored == nil {
 		return nil, errors.New("encrypted copy asked of a message that has no encrypted form")
@@ -392,6 +409,64 @@ func (s *copySource) pieces(d store.Delivery) (io.WriterTo, error) {
 		return nil, err
 	}
 	return append(Pieces{[]byte(sig), s.frame.Header, []byte("\r\n")}, body...), nil
+}
+
+// maxPlainHeader bounds the header of a plain copy read back for signing:
+// far more than intake lets a post's header be.
+const maxPlainHeader = 1 << 20
+
+// signPlain makes the DKIM signature of a plain copy queued unsigned: over
+// its header and its body, hashed from the database or streamed from its
+// file.
+func (s *copySource) signPlain() ([]byte, error) {
+	n := s.msg.PlainHeader
+	if n < 0 || n > maxPlainHeader {
+		return nil, fmt.Errorf("plain copy with a header of %d bytes", n)
+	}
+	var header []byte
+	var h compose.BodyHasher
+	if s.plainFileID == "" {
+		if len(s.plainInline) < n+2 || string(s.plainInline[n:n+2]) != "\r\n" {
+			return nil, errors.New("the plain copy does not match its header length")
+		}
+		header = s.plainInline[:n]
+		h.Write(s.plainInline[n+2:]) //nolint:errcheck // never fails
+	} else {
+		file, err := s.db.OpenBody(s.plainFileID, store.BodyPlain)
+		if err != nil {
+			return nil, err
+		}
+		defer file.Close()
+		head := make([]byte, n+2)
+		if _, err := io.ReadFull(file, head); err != nil {
+			return nil, fmt.Errorf("reading the plain copy: %w", err)
+		}
+		if string(head[n:]) != "\r\n" {
+			return nil, errors.New("the plain copy does not match its header length")
+		}
+		header = head[:n]
+		if _, err := io.CopyBuffer(&h, file, make([]byte, 64<<10)); err != nil {
+			return nil, fmt.Errorf("reading the plain copy: %w", err)
+		}
+	}
+	sig, err := s.signer.SignatureForHash(s.list, s.secrets, header, h.Sum())
+	return []byte(sig), err
+}
+
+// signedCopy is a copy's DKIM signature and the rest of it.
+type signedCopy struct {
+	sig  []byte
+	rest io.WriterTo
+}
+
+// WriteTo implements io.WriterTo.
+func (c signedCopy) WriteTo(w io.Writer) (int64, error) {
+	n, err := w.Write(c.sig)
+	if err != nil {
+		return int64(n), err
+	}
+	m, err := c.rest.WriteTo(w)
+	return int64(n) + m, err
 }
 
 // smimePieces is one recipient's S/MIME copy: the shared frame and the
