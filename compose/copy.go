@@ -177,6 +177,23 @@ func (p *Post) bannered() ([]mailhdr.Field, [][]byte) {
 
 // Plain returns the plain copy, DKIM-signed, as pieces to write in order.
 func (p *Post) Plain() ([][]byte, error) {
+	header, body, err := p.PlainUnsigned()
+	if err != nil {
+		return nil, err
+	}
+	sig, err := p.Signer.Signature(p.List, p.Secrets, header, body)
+	if err != nil {
+		return nil, err
+	}
+	return append([][]byte{[]byte(sig), header, []byte("\r\n")}, body...), nil
+}
+
+// PlainUnsigned returns the plain copy without its DKIM signature: its
+// header (the signature goes before it) and its body, as pieces. The
+// queue signs it as it sends it (Signer.Signature), once for every member
+// who gets it: the signature costs more than the rest of taking a post,
+// and need not hold up the 250.
+func (p *Post) PlainUnsigned() (header []byte, body [][]byte, err error) {
 	var h bytes.Buffer
 	p.writeOuter(&h, OutgoingSubject(p.List.Prefix, p.Label, p.Content.Subject), false)
 	fields, body := p.bannered()
@@ -187,17 +204,12 @@ func (p *Post) Plain() ([][]byte, error) {
 		h.Write(f.Raw)
 	}
 	p.writeListHeaders(&h)
-	sig, err := p.Signer.Signature(p.List, p.Secrets, h.Bytes(), body)
-	if err != nil {
-		return nil, err
-	}
-	out := append([][]byte{[]byte(sig), h.Bytes(), []byte("\r\n")}, body...)
 	// Never hand a relay bare CR or LF (SMTP smuggling): checked on intake,
 	// and checked again on what we made.
-	if err := message.CheckFramingPieces(out); err != nil {
-		return nil, fmt.Errorf("copy failed its own framing check: %w", err)
+	if err := message.CheckFramingPieces(append([][]byte{h.Bytes(), []byte("\r\n")}, body...)); err != nil {
+		return nil, nil, fmt.Errorf("copy failed its own framing check: %w", err)
 	}
-	return out, nil
+	return h.Bytes(), body, nil
 }
 
 // pgpBoundary separates the two parts of multipart/encrypted. Its text

@@ -21,12 +21,16 @@ import (
 // Keyring holds each list's private keys parsed: the OpenPGP key (parsing
 // and unlocking it costs more than a decryption) and the DKIM key (an RSA
 // key's CRT values cost more than the signature made with it). One entry
-// per list: a new key replaces the old one, so nothing piles up.
+// per list: a new key replaces the old one, so nothing piles up. It also
+// keeps the members' public keys parsed (MemberKey).
 type Keyring struct {
 	mu    sync.Mutex
 	pgp   map[string]pgpEntry
 	dkim  map[string]dkimEntry
 	smime map[string]smimeEntry
+	// members are members' OpenPGP public keys, parsed, by the SHA-256 of
+	// their bytes.
+	members map[[32]byte]*pgp.PublicKey
 	// OnError reports a key that does not load (nil: nothing is said).
 	OnError func(list string, err error)
 }
@@ -44,6 +48,39 @@ type dkimEntry struct {
 type smimeEntry struct {
 	fingerprint string
 	id          *smime.Identity
+}
+
+// maxMemberKeys bounds the parsed member keys kept: more than every member
+// of every list a server hosts; past it the cache starts again.
+const maxMemberKeys = 4096
+
+// MemberKey returns a member's OpenPGP public key parsed, parsed once for
+// as long as the key's bytes stay the same: parsing checks every
+// self-signature, which costs more than encrypting to the key, and was
+// done for every member at every post (issue 16). Validity (expiry,
+// revocation) is still checked where the key is used, at that time.
+func (k *Keyring) MemberKey(data []byte) (*pgp.PublicKey, error) {
+	if k == nil {
+		return pgp.ParsePublicKey(data)
+	}
+	h := sha256.Sum256(data)
+	k.mu.Lock()
+	p, ok := k.members[h]
+	k.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	p, err := pgp.ParsePublicKey(data)
+	if err != nil {
+		return nil, err
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.members == nil || len(k.members) >= maxMemberKeys {
+		k.members = map[[32]byte]*pgp.PublicKey{}
+	}
+	k.members[h] = p
+	return p, nil
 }
 
 // SMIMEIdentity returns the list's S/MIME certificate and key, or nil if

@@ -122,7 +122,10 @@ func auditViews(in []store.AuditRecord) []admin.AuditRecord {
 func queueViews(in []store.QueueEntry) []admin.QueueEntry {
 	out := make([]admin.QueueEntry, 0, len(in))
 	for _, e := range in {
-		v := admin.QueueEntry{Message: admin.Message(e.Message), Deliveries: make([]admin.Delivery, 0, len(e.Deliveries))}
+		m := e.Message
+		v := admin.QueueEntry{Message: admin.Message{ID: m.ID, List: m.List, Kind: m.Kind, Label: m.Label, Author: m.Author, Size: m.Size,
+			Received: m.Received, MessageIDHash: m.MessageIDHash, Encrypted: m.Encrypted, Plain: m.Plain, BodyInFile: m.BodyInFile, SMIME: m.SMIME},
+			Deliveries: make([]admin.Delivery, 0, len(e.Deliveries))}
 		for _, d := range e.Deliveries {
 			v.Deliveries = append(v.Deliveries, admin.Delivery{MessageID: d.MessageID, Rcpt: d.Rcpt, MemberSeq: d.MemberSeq,
 				NullSender: d.NullSender, State: d.State, Attempts: d.Attempts, Next: d.Next, Last: d.Last, LastReply: d.LastReply, TLS: d.TLS})

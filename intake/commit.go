@@ -188,12 +188,17 @@ func (r *Receiver) distribute(d *distribution) (*Accepted, *reply.Refusal) {
 		// RED post would put its text in the queue, file or database.
 		return nil, reply.InternalError(errors.New("a plain copy was planned for a TLP:RED post"))
 	}
+	// The plain copy is queued unsigned: the queue signs it as it sends
+	// it, and the 250 does not wait for the signature.
 	var plainCopy [][]byte
+	plainHeader := 0
 	var err error
 	if len(plan.plain) > 0 {
-		if plainCopy, err = pc.Plain(); err != nil {
+		header, body, err := pc.PlainUnsigned()
+		if err != nil {
 			return nil, copyRefusal(fmt.Errorf("building the copy: %w", err))
 		}
+		plainCopy, plainHeader = append([][]byte{header, []byte("\r\n")}, body...), len(header)
 	}
 	// Each member's copy is encrypted as they can read it: OpenPGP, or
 	// S/MIME; each kind of encryption is done once for all its members.
@@ -303,7 +308,7 @@ func (r *Receiver) distribute(d *distribution) (*Accepted, *reply.Refusal) {
 			ds = append(ds, plan.delivery(m, now))
 		}
 		m := &store.Message{ID: id, List: l.Address, Kind: store.KindPost, Label: pc.Label, Received: now,
-			MessageIDHash: fmt.Sprintf("%x", idHash[:8]), Size: size}
+			MessageIDHash: fmt.Sprintf("%x", idHash[:8]), Size: size, PlainHeader: plainHeader}
 		if d.author != nil {
 			m.Author = d.author.Email
 		}
@@ -449,7 +454,7 @@ func (r *Receiver) seal(pc *compose.Post, members []store.Member) (*sealedPost, 
 	defer sk.Wipe()
 	sp := &sealedPost{frame: pc.Frame(), body: body.Bytes(), keyPackets: map[string][]byte{}}
 	for _, m := range members {
-		pub, err := pgp.ParsePublicKey(m.Key)
+		pub, err := r.Keys.MemberKey(m.Key)
 		var kp []byte
 		if err == nil {
 			kp, err = sk.KeyPacket(pub, pc.Now)

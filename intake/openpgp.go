@@ -140,7 +140,7 @@ type opener struct {
 	top *message.Part
 	// triedSigner: a foreign S/MIME signature's own certificate was tried.
 	triedSigner bool
-	o   *opened
+	o           *opened
 	// budget is what decrypted plaintext may still add.
 	budget              int64
 	decryptions, checks int
@@ -161,7 +161,7 @@ type sigCheck struct {
 func (r *Receiver) open(snap *snapshot, member *store.Member, msg *message.Message) (*opened, *reply.Refusal) {
 	op := &opener{r: r, snap: snap, o: &opened{}, budget: r.maxPlaintext()}
 	if member != nil && len(member.Key) > 0 {
-		op.author, _ = pgp.ParsePublicKey(member.Key)
+		op.author, _ = r.Keys.MemberKey(member.Key)
 	}
 	if member != nil && len(member.Cert) > 0 {
 		op.authorCert, _ = x509.ParseCertificate(member.Cert)

@@ -370,7 +370,6 @@ func TestDecideRequiresSMIMESignature(t *testing.T) {
 	}
 }
 
-
 // FuzzOpenPost: whatever a member's client (or an attacker holding a
 // member's DKIM key) sends, opening it never panics, never runs past its
 // bounds, and what it gives is a content the copies can be made of.

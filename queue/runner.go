@@ -93,6 +93,9 @@ func (r *Runner) init() {
 
 func deliveryID(d store.Delivery) string { return d.MessageID + "\x00" + d.Rcpt }
 
+// isInflight reports whether a copy is being handed over now; r.mu held.
+func (r *Runner) isInflight(msgID, rcpt string) bool { return r.inflight[msgID+"\x00"+rcpt] }
+
 func (r *Runner) done(d store.Delivery) {
 	r.mu.Lock()
 	delete(r.inflight, deliveryID(d))
@@ -168,6 +171,9 @@ func (r *Runner) Run(ctx context.Context) {
 			go func(d store.Delivery, src *copySource) {
 				defer inflight.Done()
 				defer r.done(d)
+				// The slot is freed only once the result is committed: a
+				// crash leaves at most Concurrency copies taken by the relay
+				// and not recorded, to be sent once more.
 				defer func() { <-sem }()
 				defer func() {
 					if p := recover(); p != nil {
@@ -240,18 +246,13 @@ func (r *Runner) claim(limit int) ([]store.Delivery, time.Time, error) {
 	// costs two fsyncs that intake waits behind.
 	anyDue := false
 	err := r.DB.View(func(tx *store.Tx) error {
-		due, err := tx.Due(now, limit)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		due, err := tx.Due(now, 1, r.isInflight)
 		if err != nil {
 			return err
 		}
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		for _, d := range due {
-			if !r.inflight[deliveryID(d)] {
-				anyDue = true
-				break
-			}
-		}
+		anyDue = len(due) > 0
 		next = tx.NextDue()
 		return nil
 	})
@@ -260,16 +261,13 @@ func (r *Runner) claim(limit int) ([]store.Delivery, time.Time, error) {
 	}
 	err = r.DB.Update(func(tx *store.Tx) error {
 		claimed = claimed[:0]
-		due, err := tx.Due(now, limit)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		due, err := tx.Due(now, limit, r.isInflight)
 		if err != nil {
 			return err
 		}
-		r.mu.Lock()
-		defer r.mu.Unlock()
 		for _, d := range due {
-			if r.inflight[deliveryID(d)] {
-				continue
-			}
 			old := d.Next
 			d.Attempts++
 			d.Last = now
@@ -296,12 +294,21 @@ func (r *Runner) claim(limit int) ([]store.Delivery, time.Time, error) {
 // copySource is what the copies of one queued message are made from: the
 // plain copy, or the encrypted form shared by every encrypted copy.
 type copySource struct {
+	db       *store.DB
+	msg      *store.Message
 	received time.Time // when the post was accepted
 	list     *store.List
 	secrets  *store.ListSecrets
 	plain    io.WriterTo
-	frame    *store.Frame
-	armored  *pgp.Armored
+	// plainSig is the plain copy's DKIM signature, made once for all its
+	// copies, when it was queued unsigned (Message.PlainHeader).
+	plainSig    sync.Once
+	plainSigned []byte
+	plainSigErr error
+	plainInline []byte // the unsigned plain copy, when in the database
+	plainFileID string // or the message whose body file holds it
+	frame       *store.Frame
+	armored     *pgp.Armored
 	// smimeFrame and smime make the S/MIME copies: the frame, and the
 	// shared content whose base64 is computed once for all of them.
 	smimeFrame *store.Frame
@@ -310,13 +317,13 @@ type copySource struct {
 }
 
 func (r *Runner) source(id string) (*copySource, error) {
-	src := &copySource{signer: compose.Signer{Keys: r.Keys}}
+	src := &copySource{db: r.DB, signer: compose.Signer{Keys: r.Keys}}
 	err := r.DB.View(func(tx *store.Tx) error {
 		m, err := tx.Message(id)
 		if err != nil {
 			return err
 		}
-		src.received = m.Received
+		src.msg, src.received = m, m.Received
 		if src.list, err = tx.List(m.List); err != nil {
 			return err
 		}
@@ -326,12 +333,14 @@ func (r *Runner) source(id string) (*copySource, error) {
 		switch {
 		case m.BodyInFile && m.Plain:
 			src.plain = fileCopy{db: r.DB, id: id}
+			src.plainFileID = id
 		case !m.BodyInFile:
 			body, err := tx.Body(id)
 			if err != nil {
 				return err
 			}
 			src.plain = Pieces{body}
+			src.plainInline = body
 		}
 		if m.Encrypted {
 			if src.frame, err = tx.Frame(id); err != nil {
@@ -375,7 +384,14 @@ func (s *copySource) pieces(d store.Delivery) (io.WriterTo, error) {
 		if s.plain == nil {
 			return nil, errors.New("plain copy asked of a message that has none")
 		}
-		return s.plain, nil
+		if s.msg.PlainHeader == 0 {
+			return s.plain, nil // stored signed
+		}
+		s.plainSig.Do(func() { s.plainSigned, s.plainSigErr = s.signPlain() })
+		if s.plainSigErr != nil {
+			return nil, s.plainSigErr
+		}
+		return signedCopy{sig: s.plainSigned, rest: s.plain}, nil
 	}
 	if s.armored == nil {
 		return nil, errors.New("encrypted copy asked of a message that has no encrypted form")
@@ -393,6 +409,64 @@ func (s *copySource) pieces(d store.Delivery) (io.WriterTo, error) {
 		return nil, err
 	}
 	return append(Pieces{[]byte(sig), s.frame.Header, []byte("\r\n")}, body...), nil
+}
+
+// maxPlainHeader bounds the header of a plain copy read back for signing:
+// far more than intake lets a post's header be.
+const maxPlainHeader = 1 << 20
+
+// signPlain makes the DKIM signature of a plain copy queued unsigned: over
+// its header and its body, hashed from the database or streamed from its
+// file.
+func (s *copySource) signPlain() ([]byte, error) {
+	n := s.msg.PlainHeader
+	if n < 0 || n > maxPlainHeader {
+		return nil, fmt.Errorf("plain copy with a header of %d bytes", n)
+	}
+	var header []byte
+	var h compose.BodyHasher
+	if s.plainFileID == "" {
+		if len(s.plainInline) < n+2 || string(s.plainInline[n:n+2]) != "\r\n" {
+			return nil, errors.New("the plain copy does not match its header length")
+		}
+		header = s.plainInline[:n]
+		h.Write(s.plainInline[n+2:]) //nolint:errcheck // never fails
+	} else {
+		file, err := s.db.OpenBody(s.plainFileID, store.BodyPlain)
+		if err != nil {
+			return nil, err
+		}
+		defer file.Close()
+		head := make([]byte, n+2)
+		if _, err := io.ReadFull(file, head); err != nil {
+			return nil, fmt.Errorf("reading the plain copy: %w", err)
+		}
+		if string(head[n:]) != "\r\n" {
+			return nil, errors.New("the plain copy does not match its header length")
+		}
+		header = head[:n]
+		if _, err := io.CopyBuffer(&h, file, make([]byte, 64<<10)); err != nil {
+			return nil, fmt.Errorf("reading the plain copy: %w", err)
+		}
+	}
+	sig, err := s.signer.SignatureForHash(s.list, s.secrets, header, h.Sum())
+	return []byte(sig), err
+}
+
+// signedCopy is a copy's DKIM signature and the rest of it.
+type signedCopy struct {
+	sig  []byte
+	rest io.WriterTo
+}
+
+// WriteTo implements io.WriterTo.
+func (c signedCopy) WriteTo(w io.Writer) (int64, error) {
+	n, err := w.Write(c.sig)
+	if err != nil {
+		return int64(n), err
+	}
+	m, err := c.rest.WriteTo(w)
+	return int64(n) + m, err
 }
 
 // smimePieces is one recipient's S/MIME copy: the shared frame and the
@@ -413,19 +487,14 @@ func (s *copySource) smimePieces(d store.Delivery) (io.WriterTo, error) {
 	return append(Pieces{[]byte(sig), s.smimeFrame.Header, []byte("\r\n")}, body...), nil
 }
 
+// deliver hands one copy over and records the result.
 func (r *Runner) deliver(ctx context.Context, d store.Delivery, src *copySource) {
 	log := r.log().With("id", d.MessageID, "rcpt", d.Rcpt, "attempt", d.Attempts)
-	from, err := r.envelopeSender(d)
-	if err != nil {
-		log.Error("queue: no envelope sender", "err", err)
-		return
-	}
+	from := src.envelopeSender(d)
 	copyPieces, err := src.pieces(d)
 	if err != nil {
 		log.Error("queue: cannot make the copy; giving it up", "err", err)
-		var msg *store.Message
-		r.DB.View(func(tx *store.Tx) error { msg, _ = tx.Message(d.MessageID); return nil }) //nolint:errcheck
-		r.giveUp(d, msg, err.Error(), false, "the list server could not make it")
+		r.giveUp(d, src.msg, err.Error(), false, "the list server could not make it")
 		return
 	}
 	res, err := r.Transport.Deliver(ctx, from, d.Rcpt, copyPieces)
@@ -442,12 +511,8 @@ func (r *Runner) deliver(ctx context.Context, d store.Delivery, src *copySource)
 	var tu interface{ UsedTLS() bool }
 	usedTLS := errors.As(err, &tu) && tu.UsedTLS()
 	reply := err.Error()
-	var msg *store.Message
-	r.DB.View(func(tx *store.Tx) error { //nolint:errcheck // a missing message only skips the age check
-		msg, _ = tx.Message(d.MessageID)
-		return nil
-	})
-	tooOld := msg != nil && r.Clock.Now().Sub(msg.Received) > r.MaxAge
+	msg := src.msg
+	tooOld := r.Clock.Now().Sub(msg.Received) > r.MaxAge
 	outcome := "deferred"
 	if permanent || tooOld {
 		outcome = "failed"
@@ -477,24 +542,13 @@ func (r *Runner) deliver(ctx context.Context, d store.Delivery, src *copySource)
 	}
 }
 
-func (r *Runner) envelopeSender(d store.Delivery) (string, error) {
+// envelopeSender is a copy's VERP envelope sender (the null sender for a
+// copy that must not bounce).
+func (s *copySource) envelopeSender(d store.Delivery) string {
 	if d.NullSender {
-		return "", nil
+		return ""
 	}
-	var from string
-	err := r.DB.View(func(tx *store.Tx) error {
-		m, err := tx.Message(d.MessageID)
-		if err != nil {
-			return err
-		}
-		s, err := tx.ListSecrets(m.List)
-		if err != nil {
-			return err
-		}
-		from = compose.BounceAddress(m.List, s.VERPKey, d.MemberSeq, d.MessageID)
-		return nil
-	})
-	return from, err
+	return compose.BounceAddress(s.msg.List, s.secrets.VERPKey, d.MemberSeq, d.MessageID)
 }
 
 func (r *Runner) finish(d store.Delivery, _ string) {

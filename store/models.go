@@ -199,6 +199,12 @@ type Message struct {
 	// Plain: the message has a plain form (copies without a KeyPacket).
 	// A TLP:RED post never has one.
 	Plain bool `json:"plain,omitempty"`
+	// PlainHeader, when not 0, says the plain form is stored without its
+	// DKIM signature, which the queue makes as it sends it: the form is
+	// the header (its first PlainHeader bytes), the empty line, the body.
+	// 0: the plain form is stored signed (notices, and posts queued by
+	// earlier versions).
+	PlainHeader int `json:"plain_header,omitempty"`
 	// BodyInFile: the bodies are files in data_dir/queue (posts), not in
 	// the database (notices).
 	BodyInFile bool `json:"body_in_file,omitempty"`

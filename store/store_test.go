@@ -105,7 +105,7 @@ func TestQueueDueOrderAndCleanup(t *testing.T) {
 		t.Fatal(err)
 	}
 	db.View(func(tx *Tx) error { //nolint:errcheck
-		due, _ := tx.Due(now, 10)
+		due, _ := tx.Due(now, 10, nil)
 		if len(due) != 1 || due[0].Rcpt != "b@x.example" {
 			t.Errorf("due now: %+v", due)
 		}
@@ -122,7 +122,7 @@ func TestQueueDueOrderAndCleanup(t *testing.T) {
 		return tx.Reschedule(d, old)
 	})
 	db.View(func(tx *Tx) error { //nolint:errcheck
-		if due, _ := tx.Due(now, 10); len(due) != 0 {
+		if due, _ := tx.Due(now, 10, nil); len(due) != 0 {
 			t.Errorf("rescheduled copy still due: %+v", due)
 		}
 		return nil
@@ -149,6 +149,60 @@ func TestQueueDueOrderAndCleanup(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestBodiesGoWithTheLastPendingCopy: a message's body goes when its last
+// pending copy ends, whatever order they end in, and a message whose ID
+// begins another's is not mistaken for it.
+func TestBodiesGoWithTheLastPendingCopy(t *testing.T) {
+	db := open(t)
+	now := time.Now()
+	rcpts := []string{"a@x.example", "b@x.example", "c@x.example", "d@x.example"}
+	for _, id := range []string{"m1", "m10", "m2"} {
+		var ds []Delivery
+		for _, r := range rcpts {
+			ds = append(ds, Delivery{Rcpt: r, Next: now})
+		}
+		if err := db.Update(func(tx *Tx) error {
+			return tx.Enqueue(&Message{ID: id, List: "l@x.example", Kind: KindPost, Label: tlp.Amber}, []byte("body of "+id), ds)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	complete := func(id, rcpt string) {
+		t.Helper()
+		if err := db.Update(func(tx *Tx) error {
+			d, err := tx.Delivery(id, rcpt)
+			if err != nil {
+				return err
+			}
+			return tx.CompleteDelivery(d, StateSent, "250 ok", false, now)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bodyKept := func(id string) bool {
+		kept := false
+		db.View(func(tx *Tx) error { //nolint:errcheck
+			_, err := tx.Body(id)
+			kept = err == nil
+			return nil
+		})
+		return kept
+	}
+	// m1 in key order, m10 backwards, m2 in neither.
+	orders := map[string][]int{"m1": {0, 1, 2, 3}, "m10": {3, 2, 1, 0}, "m2": {1, 3, 0, 2}}
+	for _, id := range []string{"m1", "m10", "m2"} {
+		for i, k := range orders[id] {
+			if !bodyKept(id) {
+				t.Fatalf("%s: body gone with %d of 4 copies pending", id, 4-i)
+			}
+			complete(id, rcpts[k])
+		}
+		if bodyKept(id) {
+			t.Errorf("%s: body kept after its last copy", id)
+		}
+	}
 }
 
 func auditN(t *testing.T, db *DB, n int) {

@@ -370,13 +370,19 @@ func (t *Tx) Delivery(msgID, rcpt string) (*Delivery, error) {
 }
 
 // Due returns up to limit deliveries whose next attempt is at or before now,
-// earliest first.
-func (t *Tx) Due(now time.Time, limit int) ([]Delivery, error) {
+// earliest first, leaving out those for which skip (if not nil) reports
+// true, by message ID and recipient, before their records are read.
+func (t *Tx) Due(now time.Time, limit int, skip func(msgID, rcpt string) bool) ([]Delivery, error) {
 	var out []Delivery
 	c := t.tx.Bucket(bucketDue).Cursor()
 	for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
 		if len(k) < 9 || int64(binary.BigEndian.Uint64(k[:8])) > now.UnixNano() {
 			break
+		}
+		if skip != nil {
+			if msgID, rcpt, ok := bytes.Cut(k[8:], []byte{0}); ok && skip(string(msgID), string(rcpt)) {
+				continue
+			}
 		}
 		var d Delivery
 		if err := getJSON(t.tx.Bucket(bucketDeliveries), k[8:], &d); err != nil {
@@ -457,23 +463,9 @@ func (d *Delivery) pending() bool {
 // tidyMessage drops a message's bodies once none of its copies is pending,
 // and the message itself once no delivery record of it is left.
 func (t *Tx) tidyMessage(msgID string) error {
-	dels := t.tx.Bucket(bucketDeliveries)
-	prefix := []byte(msgID + "\x00")
-	any, pending := false, false
-	c := dels.Cursor()
-	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		any = true
-		var d Delivery
-		if err := json.Unmarshal(v, &d); err != nil {
-			return err
-		}
-		if d.pending() {
-			pending = true
-			break
-		}
-	}
-	if pending {
-		return nil
+	any, pending, err := t.pendingOf(msgID)
+	if err != nil || pending {
+		return err
 	}
 	bodies := t.tx.Bucket(bucketBodies)
 	for _, k := range []string{msgID, msgID + frameSuffix, msgID + smimeFrameSuffix} {
@@ -489,18 +481,37 @@ func (t *Tx) tidyMessage(msgID string) error {
 
 // hasPending reports whether any copy of a message still waits.
 func (t *Tx) hasPending(msgID string) (bool, error) {
+	_, pending, err := t.pendingOf(msgID)
+	return pending, err
+}
+
+// pendingOf reports whether a message has delivery records (any) and
+// whether one of them still waits (pending). It reads them from the last
+// back: the copies of a message fall due together and go out in the
+// order of their keys, so while any is pending the last ones are, and a
+// finished copy (each one asks) costs a record or two to read, not all of
+// them.
+func (t *Tx) pendingOf(msgID string) (any, pending bool, err error) {
 	prefix := []byte(msgID + "\x00")
 	c := t.tx.Bucket(bucketDeliveries).Cursor()
-	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+	// The first key after every msgID\x00... key.
+	var k, v []byte
+	if k, _ = c.Seek([]byte(msgID + "\x01")); k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
+		any = true
 		var d Delivery
 		if err := json.Unmarshal(v, &d); err != nil {
-			return false, err
+			return any, false, err
 		}
 		if d.pending() {
-			return true, nil
+			return true, true, nil
 		}
 	}
-	return false, nil
+	return any, false, nil
 }
 
 // PruneDeliveries forgets the results of copies that ended before before,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/mail"
 	"strings"
@@ -107,6 +108,33 @@ func TestForgedVerificationHeadersAreDropped(t *testing.T) {
 		}
 		if v := h["Autocrypt"]; len(v) != 1 || strings.Contains(v[0], "keydata=AAAA") {
 			t.Errorf("Autocrypt: %v", v)
+		}
+	}
+}
+
+// TestPlainCopiesSignedAsTheyGo: the plain copy is queued unsigned and
+// signed by the queue, once for all its members, from the database (a
+// small post) or streamed from its body file (a large one): every copy
+// verifies, and every member gets the same bytes.
+func TestPlainCopiesSignedAsTheyGo(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	for i, size := range []int{2 << 10, 300 << 10} {
+		line := "Indicators: 198.51.100.7, 203.0.113.9 and  trailing white space \n"
+		body := strings.Repeat(line, size/len(line))
+		if _, err := w.post("alice@member-a.example", sandbox.Message{Subject: fmt.Sprintf("[TLP:GREEN] report %d", i), Body: body}); err != nil {
+			t.Fatal(err)
+		}
+		got := w.copies(3*i, 3)
+		for _, m := range got {
+			if err := w.verifyListDKIM(m.Data); err != nil {
+				t.Errorf("%d KB post, copy to %s: %v", size>>10, m.To[0], err)
+			}
+			if !bytes.Equal(m.Data, got[0].Data) {
+				t.Errorf("%d KB post: the copy to %s differs from the copy to %s", size>>10, m.To[0], got[0].To[0])
+			}
+			if !bytes.Contains(m.Data, []byte(strings.ReplaceAll(line, "\n", "\r\n"))) {
+				t.Errorf("%d KB post: the copy to %s lost the text", size>>10, m.To[0])
+			}
 		}
 	}
 }

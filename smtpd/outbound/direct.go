@@ -375,7 +375,7 @@ func (d *Direct) attempt(ctx context.Context, host string, ip net.IP, sts mtasts
 type session struct {
 	host        string
 	ip          net.IP
-	c           *smtp.Client
+	c           *client
 	stop        func() bool // ends the watch on the context
 	tls         bool
 	tlsVersion  uint16
@@ -487,28 +487,14 @@ func verifyPeer(cs tls.ConnectionState, host string, roots *x509.CertPool) error
 // send runs the mail transaction. definite is false when the failure says
 // nothing of this copy (a network error or a 421 before DATA).
 func (s *session) send(from, to string, msg io.WriterTo) (string, *Error, bool) {
-	if err := s.c.Mail(from, nil); err != nil {
-		return "", classify("MAIL FROM", err, s.tls), definite(err)
+	text, te := s.c.send(from, to, msg)
+	if te != nil {
+		// Once the message is being written, the copy may have been
+		// taken: no other host is tried.
+		return "", classify(te.stage, te.err, s.tls), te.writing || te.stage == "end of DATA" || definite(te.err)
 	}
-	if err := s.c.Rcpt(to, nil); err != nil {
-		return "", classify("RCPT TO", err, s.tls), definite(err)
-	}
-	w, err := s.c.Data()
-	if err != nil {
-		return "", classify("DATA", err, s.tls), definite(err)
-	}
-	// From here on the copy may have been taken: no other host is tried.
-	if err := writeStrict(w, msg); err != nil {
-		// The session is closed mid-DATA (not ended with the final dot),
-		// so the server discards what it got.
-		return "", classify("DATA", err, s.tls), true
-	}
-	resp, err := w.CloseWithResponse()
-	if err != nil {
-		return "", classify("end of DATA", err, s.tls), true
-	}
-	s.c.Quit() //nolint:errcheck
-	return resp.StatusText, nil, true
+	s.c.quit()
+	return text, nil, true
 }
 
 func definite(err error) bool {
@@ -518,7 +504,7 @@ func definite(err error) bool {
 
 func (s *session) close() {
 	s.stop()
-	s.c.Close()
+	s.c.close()
 }
 
 // describe is what the result says of the session.
@@ -546,30 +532,6 @@ func (s *session) wouldFail(stsWarn []string) []string {
 		out = append(out, tls.VersionName(s.tlsVersion)+" is below TLS 1.2")
 	}
 	return out
-}
-
-// replayConn gives go-smtp's client the greeting it reads first, already
-// read from the wire, and bounds every write by writeTimeout (go-smtp sets
-// no deadline while the message is written: a server that stops reading
-// would hold the session forever).
-type replayConn struct {
-	net.Conn
-	pending      []byte
-	writeTimeout time.Duration
-}
-
-func (r *replayConn) Read(p []byte) (int, error) {
-	if len(r.pending) > 0 {
-		n := copy(p, r.pending)
-		r.pending = r.pending[n:]
-		return n, nil
-	}
-	return r.Conn.Read(p)
-}
-
-func (r *replayConn) Write(p []byte) (int, error) {
-	r.Conn.SetWriteDeadline(time.Now().Add(r.writeTimeout)) //nolint:errcheck
-	return r.Conn.Write(p)
 }
 
 // replyReason is an SMTP reply, or a network failure, in one short line.

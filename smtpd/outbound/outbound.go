@@ -21,9 +21,6 @@ type Error struct {
 	Permanent bool
 	Reply     string // the remote reply or a description of the failure
 	TLS       bool
-	// midData: the failure came while the message was being written; the
-	// connection must be dropped, never reset and reused.
-	midData bool
 }
 
 func (e *Error) Error() string { return e.Reply }

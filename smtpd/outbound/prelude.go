@@ -10,8 +10,6 @@ import (
 	"net/textproto"
 	"strings"
 	"time"
-
-	"github.com/emersion/go-smtp"
 )
 
 // prelude runs the start of an outgoing session by hand, up to and
@@ -90,19 +88,21 @@ func (p *prelude) startTLS(ctx context.Context, cfg *tls.Config) (tc *tls.Conn, 
 }
 
 // client hands the session, on rw (the TLS connection, or the plain one),
-// to go-smtp, which says EHLO again (RFC 3207 §4.2: after TLS, nothing
-// said before counts). It is an error for a plain session to have more
-// than the EHLO reply waiting.
-func (p *prelude) client(rw net.Conn, hostname string, submission time.Duration) (*smtp.Client, error) {
-	if rw == p.conn && p.br.Buffered() > 0 {
-		return nil, errExtraData
-	}
+// to the transaction client. After TLS it says EHLO again (RFC 3207 §4.2:
+// nothing said before counts); on the plain connection the EHLO reply
+// already read stands, and it is an error for more than that reply to be
+// waiting.
+func (p *prelude) client(rw net.Conn, hostname string, dataTimeout time.Duration) (*client, error) {
 	p.conn.SetDeadline(time.Time{}) //nolint:errcheck
-	c := smtp.NewClient(&replayConn{Conn: rw, pending: []byte("220 greeting already read\r\n"), writeTimeout: p.timeout})
-	c.CommandTimeout = p.timeout
-	c.SubmissionTimeout = submission
-	if err := c.Hello(hostname); err != nil {
-		c.Close()
+	if rw == p.conn {
+		if p.br.Buffered() > 0 {
+			return nil, errExtraData
+		}
+		return newClient(rw, p.ext, p.timeout, dataTimeout), nil
+	}
+	c := newClient(rw, nil, p.timeout, dataTimeout)
+	if err := c.hello(hostname); err != nil {
+		c.close()
 		return nil, err
 	}
 	return c, nil

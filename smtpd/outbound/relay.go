@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
 
@@ -34,88 +33,81 @@ type Relay struct {
 }
 
 type relayConn struct {
-	c        *smtp.Client
+	c        *client
 	tls      bool
 	lastUsed time.Time
 }
 
 // Deliver sends one copy.
 func (r *Relay) Deliver(ctx context.Context, from, to string, msg io.WriterTo) (Result, error) {
-	rc, err := r.get(ctx)
-	if err != nil {
-		// Trouble reaching or greeting the relay (a refused EHLO, a wrong
-		// password) is about us, not about this copy: retry, never give up
-		// the copy for it.
-		var e *Error
-		if errors.As(err, &e) {
-			e.Permanent = false
+	for retried := false; ; retried = true {
+		rc, reused, err := r.get(ctx)
+		if err != nil {
+			// Trouble reaching or greeting the relay (a refused EHLO, a
+			// wrong password) is about us, not about this copy: retry,
+			// never give up the copy for it.
+			var e *Error
+			if errors.As(err, &e) {
+				e.Permanent = false
+			}
+			return Result{}, err
 		}
-		return Result{}, err
-	}
-	res, err := r.send(rc, from, to, msg)
-	if err != nil {
-		e := err.(*Error)
-		if e.Permanent && !e.midData {
+		text, te := rc.c.send(from, to, msg)
+		if te == nil {
+			r.put(rc)
+			return Result{Reply: "250 " + oneLine(text), TLS: rc.tls}, nil
+		}
+		if reused && !retried && stale(te) {
+			// An idle connection the relay has dropped (or is closing)
+			// fails here, before any of the copy was sent: once more on a
+			// new one.
+			rc.c.close()
+			continue
+		}
+		e := classify(te.stage, te.err, rc.tls)
+		if e.Permanent && !te.writing {
 			// The connection is fine; only this transaction was refused.
-			if rerr := rc.c.Reset(); rerr == nil {
+			if rerr := rc.c.reset(); rerr == nil {
 				r.put(rc)
-				return res, err
+				return Result{}, e
 			}
 		}
-		rc.c.Close()
-		return res, err
-	}
-	r.put(rc)
-	return res, nil
-}
-
-func (r *Relay) send(rc *relayConn, from, to string, msg io.WriterTo) (Result, error) {
-	if err := rc.c.Mail(from, nil); err != nil {
-		return Result{}, classify("MAIL FROM", err, rc.tls)
-	}
-	if err := rc.c.Rcpt(to, nil); err != nil {
-		return Result{}, classify("RCPT TO", err, rc.tls)
-	}
-	w, err := rc.c.Data()
-	if err != nil {
-		return Result{}, classify("DATA", err, rc.tls)
-	}
-	if err := writeStrict(w, msg); err != nil {
-		// Not w.Close(): that would end the message and the relay would
-		// take a truncated copy. The connection is dropped mid-DATA
-		// instead, and the relay discards the transaction.
-		e := classify("DATA", err, rc.tls)
-		e.midData = true
+		// Not reset: a copy that failed while being written was not ended
+		// with the final dot, and dropping the connection mid-DATA makes
+		// the relay discard it (a truncated copy is never taken).
+		rc.c.close()
 		return Result{}, e
 	}
-	resp, err := w.CloseWithResponse()
-	if err != nil {
-		return Result{}, classify("end of DATA", err, rc.tls)
-	}
-	return Result{Reply: "250 " + oneLine(resp.StatusText), TLS: rc.tls}, nil
 }
 
-func (r *Relay) get(ctx context.Context) (*relayConn, error) {
+// stale reports whether a transaction failed as one on a connection the
+// server no longer serves: no reply at all, or 421, before the message.
+func stale(te *txError) bool {
+	if te.writing || te.stage == "end of DATA" {
+		return false
+	}
+	var se *smtp.SMTPError
+	return !te.reply || errors.As(te.err, &se) && se.Code == 421
+}
+
+// get returns an idle connection (reused) or a new one. An idle
+// connection is not probed (a NOOP would cost a round trip per copy):
+// Deliver tries a new one if it turns out to be gone.
+func (r *Relay) get(ctx context.Context) (rc *relayConn, reused bool, err error) {
 	r.mu.Lock()
 	for len(r.idle) > 0 {
 		rc := r.idle[len(r.idle)-1]
 		r.idle = r.idle[:len(r.idle)-1]
 		if time.Since(rc.lastUsed) > r.maxIdle() {
-			rc.c.Close()
+			rc.c.close()
 			continue
 		}
 		r.mu.Unlock()
-		// A connection the relay dropped while idle fails here, not halfway
-		// through a transaction.
-		if err := rc.c.Noop(); err != nil {
-			rc.c.Close()
-			r.mu.Lock()
-			continue
-		}
-		return rc, nil
+		return rc, true, nil
 	}
 	r.mu.Unlock()
-	return r.dial(ctx)
+	rc, err = r.dial(ctx)
+	return rc, false, err
 }
 
 func (r *Relay) put(rc *relayConn) {
@@ -144,7 +136,7 @@ func (r *Relay) Close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, rc := range r.idle {
-		rc.c.Quit() //nolint:errcheck
+		rc.c.quit()
 	}
 	r.idle = nil
 }
@@ -185,7 +177,7 @@ func (r *Relay) dial(ctx context.Context) (*relayConn, error) {
 			mode = "none"
 		}
 	}
-	var c *smtp.Client
+	var c *client
 	isTLS := false
 	switch mode {
 	case "tls":
@@ -195,9 +187,19 @@ func (r *Relay) dial(ctx context.Context) (*relayConn, error) {
 			conn.Close()
 			return nil, &Error{Reply: fmt.Sprintf("TLS with relay %s: %v", r.Addr, err)}
 		}
-		tc.SetDeadline(time.Time{}) //nolint:errcheck
-		c, isTLS = smtp.NewClient(tc), true
-	case "starttls":
+		conn, isTLS = tc, true
+		fallthrough
+	case "none":
+		p, stage, err := greet(conn, r.Hostname, r.timeout())
+		if err != nil {
+			conn.Close()
+			return nil, classify(stage, err, isTLS)
+		}
+		if c, err = p.client(conn, r.Hostname, 2*r.timeout()); err != nil {
+			conn.Close()
+			return nil, classify("EHLO", err, isTLS)
+		}
+	default: // starttls
 		// By hand up to TLS, so that the relay hears our name from the
 		// first EHLO on (go-smtp's STARTTLS says "localhost").
 		p, stage, err := greet(conn, r.Hostname, r.timeout())
@@ -220,26 +222,15 @@ func (r *Relay) dial(ctx context.Context) (*relayConn, error) {
 			return nil, classify("EHLO", err, true)
 		}
 		isTLS = true
-	default:
-		c = smtp.NewClient(conn)
-	}
-	c.CommandTimeout = r.timeout()
-	c.SubmissionTimeout = 2 * r.timeout()
-	if mode != "starttls" {
-		if err := c.Hello(r.Hostname); err != nil {
-			c.Close()
-			return nil, classify("EHLO", err, isTLS)
-		}
 	}
 	if r.Username != "" {
 		if !isTLS && !r.loopback() {
-			c.Close()
+			c.close()
 			return nil, &Error{Reply: "refusing to send the relay password without TLS"}
 		}
-		if err := c.Auth(sasl.NewPlainClient("", r.Username, r.Password)); err != nil {
-			c.Close()
-			e := classify("AUTH", err, isTLS)
-			return nil, e
+		if err := c.auth(r.Username, r.Password); err != nil {
+			c.close()
+			return nil, classify("AUTH", err, isTLS)
 		}
 	}
 	return &relayConn{c: c, tls: isTLS, lastUsed: time.Now()}, nil
