@@ -164,6 +164,11 @@ func (sess *session) countCommand(transaction bool) error {
 	why := sess.overLimit
 	switch {
 	case why != "":
+	case sess.relay:
+		// The front server reuses its connection for mail from many
+		// clients (Postfix's connection cache): a per-session cap would
+		// defer the 101st message for minutes. Each forwarded client
+		// is limited by address as if it had connected itself.
 	case sess.commands > maxSessionCommands:
 		why = "too many commands in one session"
 	case sess.transactions > maxSessionTransactions:

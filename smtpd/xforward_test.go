@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"net"
@@ -497,6 +498,12 @@ func TestXForwardLimits(t *testing.T) {
 	c3 := x.dial("127.0.0.2")
 	if r := c3.cmd("EHLO relay.example"); !strings.HasPrefix(r, "250-") {
 		t.Errorf("the relay: %q", r)
+	}
+	// The relay's cached connection carries mail from many clients: no
+	// per-session cap on messages or commands defers the 101st.
+	for i := range maxSessionTransactions + 20 {
+		c3.send(fmt.Sprintf("XFORWARD ADDR=198.51.100.%d", 10+i%200), "MAIL FROM:<alice@member-a.example>", "RSET")
+		c3.expect(ok250, ok250, ok250)
 	}
 }
 
