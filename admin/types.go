@@ -221,6 +221,10 @@ type DNSRecord struct {
 	Type  string `json:"type"`
 	Value string `json:"value"`
 	Why   string `json:"why"`
+	// Advice: not a record to publish as it is, but what to do (behind a
+	// front server, the list domain's MX names the front, whose name
+	// isaclist does not know); Value is an example.
+	Advice bool `json:"advice,omitempty"`
 }
 
 // Org is a member organisation.

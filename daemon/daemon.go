@@ -140,7 +140,8 @@ func Start(cfg *config.Config, log *slog.Logger) (_ *Daemon, err error) {
 	d.counters = metrics.New()
 	d.counters.QueueGauges(d.queueDepth)
 	keys := &compose.Keyring{OnError: func(list string, err error) { log.Error("list key", "list", list, "err", err) }}
-	d.Governance = &governance.Service{DB: d.db, Clock: d.Clock, Hostname: cfg.Hostname, Log: log, Keys: keys, NewDKIMKey: compose.NewDKIMKey}
+	d.Governance = &governance.Service{DB: d.db, Clock: d.Clock, Hostname: cfg.Hostname, Log: log, Keys: keys, NewDKIMKey: compose.NewDKIMKey,
+		BehindFrontServer: len(cfg.SMTP.TrustedRelays) > 0}
 	d.Intake = &intake.Receiver{DB: d.db, Resolver: dns, Hostname: cfg.Hostname, Log: log, Clock: d.Clock,
 		Limits: mailhdr.DefaultLimits(), MaxPlaintext: cfg.SMTP.MaxMessageBytes, Metrics: d.counters, Keys: keys, Governance: d.Governance,
 		MaxSignatureAge: cfg.SMTP.MaxSignatureAge.Duration, BounceMaxAge: 2 * cfg.Delivery.MaxAge.Duration,

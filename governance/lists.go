@@ -404,6 +404,10 @@ type DNSRecord struct {
 	Type  string `json:"type"`
 	Value string `json:"value"`
 	Why   string `json:"why"`
+	// Advice: not a record to publish as it is, but what to do (behind a
+	// front server, the list domain's MX names the front, whose name
+	// isaclist does not know); Value is an example.
+	Advice bool `json:"advice,omitempty"`
 }
 
 // ListDNS returns the records to publish for a list.
@@ -417,8 +421,13 @@ func (g *Service) ListDNS(addr string) ([]DNSRecord, error) {
 	if err != nil {
 		return nil, err
 	}
+	mx := DNSRecord{Name: domain + ".", Type: "MX", Value: "10 " + g.Hostname + ".", Why: "mail for the list reaches this server"}
+	if g.BehindFrontServer {
+		mx = DNSRecord{Name: domain + ".", Type: "MX", Value: "10 your-front-server.example.", Advice: true,
+			Why: "isaclist runs behind a front server ([smtp] trusted_relays): the MX names that server (keep the MX it already has), which relays the list domain to " + g.Hostname + " with XFORWARD (OPERATIONS.md, \"Behind an existing Postfix\")"}
+	}
 	return []DNSRecord{
-		{Name: domain + ".", Type: "MX", Value: "10 " + g.Hostname + ".", Why: "mail for the list reaches this server"},
+		mx,
 		{Name: domain + ".", Type: "TXT", Value: "v=spf1 mx -all", Why: "SPF for the bounce addresses copies are sent from; if copies leave through a relay, add its addresses (ip4:/ip6:/include:) before -all"},
 		{Name: l.DKIMSelector + "._domainkey." + domain + ".", Type: "TXT", Value: dkimTXT, Why: "the list's DKIM key: every copy is signed with it"},
 		{Name: "_dmarc." + domain + ".", Type: "TXT", Value: "v=DMARC1; p=reject; adkim=s; aspf=r", Why: "copies carry From: the list address and pass DMARC by the list's DKIM signature; nobody else may send as the list"},

@@ -53,8 +53,11 @@ type Service struct {
 	DB       *store.DB
 	Clock    *clock.Clock
 	Hostname string
-	Log      *slog.Logger
-	Keys     *compose.Keyring
+	// BehindFrontServer: mail reaches isaclist through a front server
+	// ([smtp] trusted_relays), so the list domain's MX is the front's.
+	BehindFrontServer bool
+	Log               *slog.Logger
+	Keys              *compose.Keyring
 	// NewDKIMKey makes a list's DKIM key (PKCS#8 DER); tests swap in a
 	// faster one.
 	NewDKIMKey func() ([]byte, error)

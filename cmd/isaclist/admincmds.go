@@ -175,6 +175,11 @@ func listCmd(g *globals) *cobra.Command {
 				return g.print(recs, nil)
 			}
 			for _, r := range recs {
+				if r.Advice {
+					// Commented out: an example, not a record to paste.
+					fmt.Fprintf(g.out, "; %s\n; %s\tIN\t%s\t%s\n\n", r.Why, r.Name, r.Type, zoneValue(r))
+					continue
+				}
 				fmt.Fprintf(g.out, "; %s\n%s\tIN\t%s\t%s\n\n", r.Why, r.Name, r.Type, zoneValue(r))
 			}
 			return nil

@@ -34,6 +34,12 @@ func TestXForwardFromATrustedRelay(t *testing.T) {
 	if !strings.Contains(w.logs.String(), `msg="XFORWARD is honoured from the trusted relays" trusted_relays=[`+xfRelayIP+`/32]`) {
 		t.Errorf("the start-up log does not name the trusted relays:\n%s", w.logs)
 	}
+	// The list domain's MX is the front server's: list dns says so, and
+	// gives no MX record naming this host to paste into the zone.
+	dns := w.mustRun("list", "dns", listAddr)
+	if !strings.Contains(dns, "front server") || regexp.MustCompile(`(?m)^[^;].*\bIN\s+MX\b`).MatchString(dns) {
+		t.Errorf("list dns behind a front server:\n%s", dns)
+	}
 
 	relay, _, err := testmail.DialRawFrom(xfRelayIP, w.smtp)
 	if err != nil {
