@@ -133,8 +133,10 @@ var outerOfEncrypted = map[string]bool{"to": true, "cc": true, "date": true, "me
 // writes its own). encrypted restricts the post's own fields to
 // outerOfEncrypted.
 func (p *Post) writeOuter(h *bytes.Buffer, subject string, encrypted bool) {
-	if p.Env.RemoteIP != nil {
-		// Trace and verification of a message that came in by SMTP.
+	if p.Env.ID != "" {
+		// Trace and verification of a message that came in by SMTP
+		// (perhaps forwarded by a front server that gave no client
+		// address).
 		h.WriteString(FoldField("Received", received(p.Env, p.Hostname, p.List.Address, p.Now)))
 		h.WriteString(FoldField("Authentication-Results", authResults(p.Hostname, p.Env, p.Auth, p.Author.Domain)))
 	}
@@ -307,8 +309,12 @@ func received(env message.Envelope, hostname, rcpt string, now time.Time) string
 	if env.TLS != "" {
 		with = "ESMTPS" // RFC 3848
 	}
-	return fmt.Sprintf("from %s ([%s]) by %s (isaclist) with %s id %s for <%s>; %s",
-		Truncate(env.HELO, 64), env.RemoteIP, hostname, with, env.ID, rcpt, now.Format(time.RFC1123Z))
+	client := "[" + env.RemoteIP.String() + "]"
+	if env.RemoteIP == nil {
+		client = "address unknown" // forwarded without one
+	}
+	return fmt.Sprintf("from %s (%s) by %s (isaclist) with %s id %s for <%s>; %s",
+		Truncate(env.HELO, 64), client, hostname, with, env.ID, rcpt, now.Format(time.RFC1123Z))
 }
 
 // authResults records what was verified (RFC 8601), so a member's mail

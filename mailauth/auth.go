@@ -58,6 +58,10 @@ type Result struct {
 	// passed, or the MAIL FROM domain does not align).
 	SPF       spf.Result
 	SPFDomain string
+	// NoClientAddress: SPF could not be evaluated because the client's
+	// address is unknown (a trusted relay forwarded the message without
+	// one: mail its own host submitted).
+	NoClientAddress bool
 	// Pass: an aligned method passed. Method says which ("dkim" or "spf");
 	// Signature is the DKIM signature that authenticated the message.
 	Pass      bool
@@ -156,7 +160,11 @@ func Authenticate(ctx context.Context, r resolver.Resolver, c Check) Result {
 	// SPF authenticates only the MAIL FROM domain; it speaks for the author
 	// only if that domain aligns with From (RFC 7489 §3.1.2).
 	_, mfDomain, ok := strings.Cut(c.MailFrom, "@")
-	if !ok || !Aligned(mfDomain, c.FromDomain) || c.IP == nil {
+	if !ok || !Aligned(mfDomain, c.FromDomain) {
+		return res
+	}
+	if c.IP == nil {
+		res.NoClientAddress = true
 		return res
 	}
 	res.SPFDomain = strings.ToLower(mfDomain)
@@ -220,6 +228,8 @@ func (r Result) Summary() string {
 	switch {
 	case r.SPF != "":
 		parts = append(parts, fmt.Sprintf("SPF for %s: %s", r.SPFDomain, r.SPF))
+	case r.NoClientAddress:
+		parts = append(parts, "SPF not evaluated (the front server gave no client address)")
 	default:
 		parts = append(parts, "SPF not applicable (MAIL FROM domain does not align with From)")
 	}

@@ -100,6 +100,35 @@ func TestXForwardFromATrustedRelay(t *testing.T) {
 		t.Errorf("copies distributed: %q, want the first post's 3", copies)
 	}
 
+	// Mail the front server's own host submitted (ADDR unavailable): no
+	// SPF, but a DKIM signature authenticates it, and the copies still
+	// say how it came in and what was verified.
+	w.waitQueueEmpty()
+	before := len(w.sink.Messages())
+	signed := w.sign("member-a.example", post("Alice de Vries <alice@member-a.example>", "[TLP:GREEN] Signed, no address"))
+	replies = xfTransaction(t, relay, []string{"XFORWARD ADDR=[UNAVAILABLE] HELO=mail.member-a.example SOURCE=LOCAL"}, "alice@member-a.example", signed)
+	if !strings.HasPrefix(last(replies), "250 2.0.0 queued as ") {
+		t.Fatalf("a signed post forwarded without a client address: %q", replies)
+	}
+	for _, m := range w.copies(before, 3) {
+		h := header(t, m.Data)
+		if rcv := h.Get("Received"); !strings.HasPrefix(rcv, "from mail.member-a.example (address unknown) by "+listHost+" (isaclist)") {
+			t.Errorf("copy to %v: Received %q", m.To, rcv)
+		}
+		if ar := h.Get("Authentication-Results"); !strings.Contains(ar, "dkim=pass") || strings.Contains(ar, "spf=") {
+			t.Errorf("copy to %v: Authentication-Results %q", m.To, ar)
+		}
+	}
+	// Unsigned and without an address: held, and the secretary reads why.
+	replies = xfTransaction(t, relay, []string{"XFORWARD ADDR=[UNAVAILABLE] HELO=mail.member-a.example SOURCE=LOCAL"},
+		"alice@member-a.example", post("Alice de Vries <alice@member-a.example>", "[TLP:GREEN] Unsigned, no address"))
+	if !regexp.MustCompile(`^550 5\.7\.26 `).MatchString(last(replies)) {
+		t.Errorf("an unsigned post forwarded without a client address: %q", replies)
+	}
+	if hs := w.holds(); len(hs) == 0 || !strings.Contains(w.mustRun("hold", "show", hs[len(hs)-1].ID), "SPF not evaluated (the front server gave no client address)") {
+		t.Errorf("hold show does not say why SPF was not evaluated: %+v", hs)
+	}
+
 	// Not a trusted relay: XFORWARD is neither offered nor honoured, and
 	// the post is judged by the address it comes from.
 	other, _, err := testmail.DialRawFrom(xfOutsideIP, w.smtp)
