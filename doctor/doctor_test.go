@@ -498,6 +498,7 @@ func TestAllRight(t *testing.T) {
 }
 
 func TestWrongRecords(t *testing.T) {
+	rsaKeys(t) // the table below reads the keys before any fixture makes them
 	cases := []struct {
 		name  string
 		setup func(f *fixture)
