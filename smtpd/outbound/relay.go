@@ -65,8 +65,11 @@ func (r *Relay) Deliver(ctx context.Context, from, to string, msg io.WriterTo) (
 			continue
 		}
 		e := classify(te.stage, te.err, rc.tls)
-		if e.Permanent && !te.writing {
-			// The connection is fine; only this transaction was refused.
+		var se *smtp.SMTPError
+		if te.reply && !te.writing && !(errors.As(te.err, &se) && se.Code == 421) {
+			// The relay answered, permanently or for now (a full
+			// mailbox, greylisting): the connection is fine, only this
+			// transaction was refused.
 			if rerr := rc.c.reset(); rerr == nil {
 				r.put(rc)
 				return Result{}, e
