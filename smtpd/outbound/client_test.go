@@ -240,6 +240,12 @@ func (s *scriptedServer) serve(c net.Conn, rcptReply, dataReply func(string) str
 		s.lines = append(s.lines, line)
 		s.mu.Unlock()
 		verb := strings.ToUpper(strings.SplitN(line, " ", 2)[0])
+		if (verb == "MAIL" || verb == "RCPT") && r.Buffered() > 0 {
+			// The next command came before this one's reply.
+			s.mu.Lock()
+			s.lines = append(s.lines, "PIPELINED")
+			s.mu.Unlock()
+		}
 		switch {
 		case verb == "EHLO":
 			say("250-old.example hello\r\n250-SIZE 10240000\r\n250-8BITMIME\r\n250 HELP")
@@ -336,6 +342,9 @@ func TestRelayWithoutPipelining(t *testing.T) {
 	// declares 8BITMIME as offered.
 	cmds := srv.commands()
 	for i, c := range cmds {
+		if c == "PIPELINED" {
+			t.Errorf("command %d was sent before the reply to the one before it: %q", i-1, cmds)
+		}
 		if strings.HasPrefix(c, "MAIL FROM:") && !strings.HasSuffix(c, " BODY=8BITMIME") {
 			t.Errorf("command %d: %q", i, c)
 		}
