@@ -3,7 +3,9 @@
 //
 //	parse once (message.Parse) → one snapshot of the list (snapshot.go)
 //	→ the checks every kind of mail shares (opening.go) → authentication
-//	→ decryption and signatures (openpgp.go) → a pure decision (decide.go)
+//	→ decryption and signatures (opened.go, which walks the MIME tree in
+//	walk.go: pgpmime.go, inlinepgp.go, smime.go) → a pure decision
+//	(decide.go)
 //	→ a separate step that commits the plan (commit.go)
 //
 // for posts, and the same opening for mail to the owners (owner.go),
@@ -41,7 +43,7 @@ type Receiver struct {
 	// Limits bounds the header section of incoming mail.
 	Limits mailhdr.Limits
 	// MaxPlaintext bounds a post once decrypted and decompressed: the
-	// daemon sets it to smtp.max_message_bytes (openpgp.go).
+	// daemon sets it to smtp.max_message_bytes (opened.go).
 	MaxPlaintext int64
 	// Queued is called after a message is committed to the queue, to wake
 	// the delivery runner.
