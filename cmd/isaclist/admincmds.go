@@ -159,8 +159,14 @@ func listCmd(g *globals) *cobra.Command {
 	setCmd.Flags().StringVar(&strictDelivery, "strict-delivery", "", "TLP:RED and TLP:AMBER+STRICT: available (encrypted to the members with a key) or all-or-nothing (refused unless every member has one)")
 
 	dnsCmd := &cobra.Command{
-		Use:     "dns [ADDRESS]",
-		Short:   "Print the DNS records to publish for a list (MX, SPF, DKIM, DMARC)",
+		Use:   "dns [ADDRESS]",
+		Short: "Print the DNS records to publish for a list (MX, SPF, DKIM, DMARC)",
+		Long: `Print the DNS records to publish for a list, in zone-file form, each
+with a comment saying why: MX, SPF, the list's DKIM key, DMARC.
+
+Behind a front server ([smtp] trusted_relays set), the list domain's MX is
+the front server's: the MX line is printed commented out, as an example
+naming your-front-server.example, not as a record naming this host.`,
 		Example: "  isaclist list dns isac@lists.example.net",
 		Args:    cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
