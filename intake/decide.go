@@ -234,3 +234,23 @@ func outsideAddresses(a *arrival, snap *snapshot) []string {
 	}
 	return out
 }
+
+// holdFacts is what decides whether a post that failed authentication is
+// held for the secretary instead of refused.
+type holdFacts struct {
+	member           bool // its From names a member
+	notAuthenticated bool // refused for authentication, not for anything else
+	listRefuses      bool // the list refuses such posts (list set --refuse-unauthenticated)
+	replayed         bool // its signature authenticated another message before
+	red              bool // TLP:RED, on the outside or inside the encryption
+	unopenable       bool // its encryption or signatures could not be opened
+}
+
+// decideHold: a member's post that failed only authentication is held,
+// unless the list refuses such posts, it is a replay (a stranger resending
+// a member's genuine mail gains nothing by it), it is TLP:RED (never kept
+// anywhere but in members' mailboxes), or it cannot be opened (its refusal
+// is the answer).
+func decideHold(f holdFacts) bool {
+	return f.member && f.notAuthenticated && !f.listRefuses && !f.replayed && !f.red && !f.unopenable
+}

@@ -521,3 +521,26 @@ func TestIsOurAddress(t *testing.T) {
 		}
 	}
 }
+
+func TestDecideHold(t *testing.T) {
+	held := holdFacts{member: true, notAuthenticated: true}
+	for _, c := range []struct {
+		name string
+		edit func(*holdFacts)
+		want bool
+	}{
+		{"a member's post that failed authentication", func(*holdFacts) {}, true},
+		{"a stranger's", func(f *holdFacts) { f.member = false }, false},
+		{"refused for something else", func(f *holdFacts) { f.notAuthenticated = false }, false},
+		{"the list refuses such posts", func(f *holdFacts) { f.listRefuses = true }, false},
+		{"a replayed signature", func(f *holdFacts) { f.replayed = true }, false},
+		{"TLP:RED", func(f *holdFacts) { f.red = true }, false},
+		{"cannot be opened", func(f *holdFacts) { f.unopenable = true }, false},
+	} {
+		f := held
+		c.edit(&f)
+		if got := decideHold(f); got != c.want {
+			t.Errorf("%s: held %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -89,26 +89,29 @@ func (r *Receiver) holdBytes() int {
 	return 100 << 20
 }
 
-// holdable says whether a post that failed authentication with refusal
-// is held rather than refused: its From names a member, the list holds
-// such posts, it is not a replay (a signature used before), and it is not
-// TLP:RED (read inside an encryption too).
+// holdable gathers what decideHold needs of a post that failed
+// authentication with refusal. The post is opened (decrypted) only when
+// everything else already says hold: its label may be inside.
 func (r *Receiver) holdable(a *arrival, snap *snapshot, auth mailauth.Result, refusal *reply.Refusal) bool {
-	if snap == nil || snap.Author == nil || !refusal.Of(reply.NotAuthenticated) || snap.List.RefuseUnauthenticated {
-		return false
+	f := holdFacts{
+		member:           snap != nil && snap.Author != nil,
+		notAuthenticated: refusal.Of(reply.NotAuthenticated),
+		listRefuses:      snap != nil && snap.List.RefuseUnauthenticated,
+		replayed:         replayed(auth),
+		red:              isRed(a.msg.Get("Subject")),
 	}
-	if replayed(auth) {
-		return false
-	}
-	if label, err := tlp.Read(a.msg.Get("Subject")); err == nil && label == tlp.Red {
+	if !decideHold(f) {
 		return false
 	}
 	opened, openRefusal := r.open(snap, snap.Author, a.msg)
-	if openRefusal != nil {
-		return false
-	}
-	label, err := tlp.Read(opened.content.Subject)
-	return err != nil || label != tlp.Red
+	f.unopenable = openRefusal != nil
+	f.red = f.red || (opened != nil && isRed(opened.content.Subject))
+	return decideHold(f)
+}
+
+func isRed(subject string) bool {
+	label, err := tlp.Read(subject)
+	return err == nil && label == tlp.Red
 }
 
 // hold keeps a's post for the secretary, or refuses it (with refusal,
