@@ -242,15 +242,26 @@ type holdFacts struct {
 	notAuthenticated bool // refused for authentication, not for anything else
 	listRefuses      bool // the list refuses such posts (list set --refuse-unauthenticated)
 	replayed         bool // its signature authenticated another message before
-	red              bool // TLP:RED, on the outside or inside the encryption
 	unopenable       bool // its encryption or signatures could not be opened
+	// label is the post's own (outside and inside), when labelled; the
+	// label it would go out with may also come from its thread or the
+	// list's default (decidePost).
+	label                     tlp.Label
+	labelled                  bool
+	threadLabel, defaultLabel tlp.Label
+}
+
+// mayBeRed: the post would go out as TLP:RED by its own label, by the
+// thread it answers, or, unlabelled, by the list's default.
+func (f holdFacts) mayBeRed() bool {
+	return f.label == tlp.Red || f.threadLabel == tlp.Red || (!f.labelled && f.defaultLabel == tlp.Red)
 }
 
 // decideHold: a member's post that failed only authentication is held,
 // unless the list refuses such posts, it is a replay (a stranger resending
-// a member's genuine mail gains nothing by it), it is TLP:RED (never kept
-// anywhere but in members' mailboxes), or it cannot be opened (its refusal
-// is the answer).
+// a member's genuine mail gains nothing by it), it may be TLP:RED (never
+// kept anywhere but in members' mailboxes), or it cannot be opened (its
+// refusal is the answer).
 func decideHold(f holdFacts) bool {
-	return f.member && f.notAuthenticated && !f.listRefuses && !f.replayed && !f.red && !f.unopenable
+	return f.member && f.notAuthenticated && !f.listRefuses && !f.replayed && !f.mayBeRed() && !f.unopenable
 }

@@ -534,7 +534,13 @@ func TestDecideHold(t *testing.T) {
 		{"refused for something else", func(f *holdFacts) { f.notAuthenticated = false }, false},
 		{"the list refuses such posts", func(f *holdFacts) { f.listRefuses = true }, false},
 		{"a replayed signature", func(f *holdFacts) { f.replayed = true }, false},
-		{"TLP:RED", func(f *holdFacts) { f.red = true }, false},
+		{"labelled TLP:RED", func(f *holdFacts) { f.label, f.labelled = tlp.Red, true }, false},
+		{"labelled AMBER", func(f *holdFacts) { f.label, f.labelled = tlp.Amber, true }, true},
+		{"an unlabelled reply in a RED thread", func(f *holdFacts) { f.threadLabel = tlp.Red }, false},
+		{"a GREEN reply in a RED thread (raised to RED)", func(f *holdFacts) { f.label, f.labelled, f.threadLabel = tlp.Green, true, tlp.Red }, false},
+		{"unlabelled, the list's default RED", func(f *holdFacts) { f.defaultLabel = tlp.Red }, false},
+		{"labelled GREEN, the list's default RED", func(f *holdFacts) { f.label, f.labelled, f.defaultLabel = tlp.Green, true, tlp.Red }, true},
+		{"unlabelled, the list's default AMBER", func(f *holdFacts) { f.defaultLabel = tlp.Amber }, true},
 		{"cannot be opened", func(f *holdFacts) { f.unopenable = true }, false},
 	} {
 		f := held

@@ -93,25 +93,34 @@ func (r *Receiver) holdBytes() int {
 // authentication with refusal. The post is opened (decrypted) only when
 // everything else already says hold: its label may be inside.
 func (r *Receiver) holdable(a *arrival, snap *snapshot, auth mailauth.Result, refusal *reply.Refusal) bool {
-	f := holdFacts{
-		member:           snap != nil && snap.Author != nil,
-		notAuthenticated: refusal.Of(reply.NotAuthenticated),
-		listRefuses:      snap != nil && snap.List.RefuseUnauthenticated,
-		replayed:         replayed(auth),
-		red:              isRed(a.msg.Get("Subject")),
+	if snap == nil {
+		return false
 	}
+	outer := a.msg.Get("Subject")
+	f := holdFacts{
+		member:           snap.Author != nil,
+		notAuthenticated: refusal.Of(reply.NotAuthenticated),
+		listRefuses:      snap.List.RefuseUnauthenticated,
+		replayed:         replayed(auth),
+		threadLabel:      snap.ThreadLabel,
+		defaultLabel:     snap.List.DefaultLabel,
+	}
+	f.label, f.labelled = readHoldLabel(outer, outer)
 	if !decideHold(f) {
 		return false
 	}
 	opened, openRefusal := r.open(snap, snap.Author, a.msg)
-	f.unopenable = openRefusal != nil
-	f.red = f.red || (opened != nil && isRed(opened.content.Subject))
+	if f.unopenable = openRefusal != nil; !f.unopenable {
+		f.label, f.labelled = readHoldLabel(outer, opened.content.Subject)
+	}
 	return decideHold(f)
 }
 
-func isRed(subject string) bool {
-	label, err := tlp.Read(subject)
-	return err == nil && label == tlp.Red
+// readHoldLabel is the post's own label, outside and inside, if it has a
+// readable one.
+func readHoldLabel(outer, inner string) (tlp.Label, bool) {
+	label, err := readLabels(outer, inner)
+	return label, err == nil
 }
 
 // hold keeps a's post for the secretary, or refuses it (with refusal,

@@ -129,6 +129,13 @@ func TestHeldPosts(t *testing.T) {
 	if len(w.holds()) != 0 {
 		t.Error("a TLP:RED post was held")
 	}
+	// Nor is an unlabelled one that the list's default would make RED.
+	w.mustRun("list", "set", listAddr, "--default-label", "RED")
+	w.unauthenticated("unlabelled, RED by default", "x\n") //nolint:errcheck
+	if len(w.holds()) != 0 {
+		t.Error("an unlabelled post on a list whose default label is TLP:RED was held")
+	}
+	w.mustRun("list", "set", listAddr, "--default-label", "none")
 	// A flood cannot fill the hold: at most 10 per member.
 	for i := range 12 {
 		w.unauthenticated(fmt.Sprintf("[TLP:GREEN] flood %d", i), "x\n") //nolint:errcheck
