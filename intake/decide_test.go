@@ -327,6 +327,24 @@ func TestDecideOwner(t *testing.T) {
 	if r := decideOwner(nullSender.arrival(t, snap), snap, dkimPass); !r.Of(reply.NullSender) {
 		t.Errorf("null sender: %v", r)
 	}
+	red := stranger
+	red.subject = "[TLP:RED] what we saw"
+	if r := decideOwner(red.arrival(t, snap), snap, dkimPass); !r.Of(reply.RedToOwners) {
+		t.Errorf("TLP:RED to the owners: %v", r)
+	}
+	// An unlabelled reply in a RED thread may quote it.
+	answer := stranger
+	answer.subject = "Re: what we saw"
+	inRed := fixture()
+	inRed.ThreadLabel = tlp.Red
+	if r := decideOwner(answer.arrival(t, inRed), inRed, dkimPass); !r.Of(reply.RedToOwners) {
+		t.Errorf("a reply in a TLP:RED thread to the owners: %v", r)
+	}
+	inAmber := fixture()
+	inAmber.ThreadLabel = tlp.Amber
+	if r := decideOwner(answer.arrival(t, inAmber), inAmber, dkimPass); r != nil {
+		t.Errorf("a reply in an AMBER thread to the owners: %v", r)
+	}
 }
 
 func TestDecideReply(t *testing.T) {

@@ -37,8 +37,10 @@ func decideOwner(a *arrival, snap *snapshot, auth mailauth.Result) *reply.Refusa
 	if r := authRefusal(a, auth, ownerPolicy(snap.List)); r != nil {
 		return r
 	}
-	if label, err := tlp.Read(a.msg.Get("Subject")); err == nil && label == tlp.Red {
-		return reply.New(reply.RedToOwners, "TLP:RED is never written down, and the owner address of %s forwards mail as it came, in plaintext: share it in person (Rondje Rood), or post it to the list, which sends TLP:RED only encrypted", snap.List.DisplayName())
+	// RED by its own label, or as a reply in a RED thread (whatever its
+	// subject says, it may quote what was said there).
+	if label, err := tlp.Read(a.msg.Get("Subject")); (err == nil && label == tlp.Red) || snap.ThreadLabel == tlp.Red {
+		return reply.New(reply.RedToOwners, "TLP:RED (this message's label, or the thread it answers) is never written down, and the owner address of %s forwards mail as it came, in plaintext: share it in person (Rondje Rood), or post it to the list, which sends TLP:RED only encrypted", snap.List.DisplayName())
 	}
 	return nil
 }
