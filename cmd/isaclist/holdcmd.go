@@ -15,8 +15,9 @@ func holdCmd(g *globals) *cobra.Command {
 		Use:   "hold",
 		Short: "Review members' posts that failed authentication",
 		Long: `A post whose From is a member but which is not authenticated (DKIM or
-SPF) is held for the secretary instead of distributed (TLP:RED never is:
-it is refused). Its author is told at their registered address. Look at
+SPF) is held for the secretary instead of distributed (never what would
+go out as TLP:RED, by its label, its thread or the list's default: that
+is refused). Its author is told at their registered address. Look at
 what its authentication found, then release it (the list's other rules
 still apply) or reject it. Held posts are kept encrypted and expire after
 [smtp] hold_max_age.`,
