@@ -93,7 +93,9 @@ func (r *Receiver) holdBytes() int {
 // authentication with refusal. The post is opened (decrypted) only when
 // everything else already says hold: its label may be inside.
 func (r *Receiver) holdable(a *arrival, snap *snapshot, auth mailauth.Result, refusal *reply.Refusal) bool {
-	if snap == nil {
+	if snap == nil || a.msg == nil {
+		// Refused before the message was parsed (or the list read):
+		// nothing to hold.
 		return false
 	}
 	outer := a.msg.Get("Subject")
