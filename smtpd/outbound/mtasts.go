@@ -271,9 +271,8 @@ func (c *mtastsCache) get(domain string, now time.Time) *mtastsEntry {
 	return e
 }
 
-func (c *mtastsCache) put(domain string, e *mtastsEntry, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// putLocked caches e for domain; c.mu held.
+func (c *mtastsCache) putLocked(domain string, e *mtastsEntry, now time.Time) {
 	if c.entries == nil {
 		c.entries = map[string]*mtastsEntry{}
 	}
@@ -311,9 +310,8 @@ func (d *Direct) mtastsFor(ctx context.Context, domain string) mtastsState {
 	case cached != nil && cached.id == id:
 		return applies(cached.policy, cached.id, "")
 	}
-	policy, err := d.fetchShared(ctx, domain, id)
+	policy, err := d.fetchShared(ctx, domain, id, now)
 	if err == nil {
-		d.mtasts.put(domain, &mtastsEntry{id: id, policy: policy, expires: now.Add(policy.cacheFor())}, now)
 		return applies(policy, id, "")
 	}
 	if cached != nil {
@@ -357,11 +355,17 @@ func (d *Direct) mtastsRecord(ctx context.Context, domain string) (id string, fo
 }
 
 // fetchShared fetches domain's policy once for all the deliveries that
-// want it at the same time.
-func (d *Direct) fetchShared(ctx context.Context, domain, id string) (*MTASTSPolicy, error) {
+// want it at the same time, and caches it. A delivery that missed the
+// cache just before another's fetch filled it finds it here: the cache is
+// filled before the fetch stops being in progress, both under one lock.
+func (d *Direct) fetchShared(ctx context.Context, domain, id string, now time.Time) (*MTASTSPolicy, error) {
 	key := domain + "\x00" + id
 	c := &d.mtasts
 	c.mu.Lock()
+	if e := c.entries[domain]; e != nil && e.id == id && now.Before(e.expires) {
+		c.mu.Unlock()
+		return e.policy, nil
+	}
 	if call := c.inflight[key]; call != nil {
 		c.mu.Unlock()
 		select {
@@ -381,6 +385,9 @@ func (d *Direct) fetchShared(ctx context.Context, domain, id string) (*MTASTSPol
 	// The fetch serves every waiter: one caller giving up does not end it.
 	call.policy, call.err = d.FetchMTASTSPolicy(context.WithoutCancel(ctx), domain)
 	c.mu.Lock()
+	if call.err == nil {
+		c.putLocked(domain, &mtastsEntry{id: id, policy: call.policy, expires: now.Add(call.policy.cacheFor())}, now)
+	}
 	delete(c.inflight, key)
 	c.mu.Unlock()
 	close(call.done)
