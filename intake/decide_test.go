@@ -1,6 +1,7 @@
 package intake
 
 import (
+	"encoding/base64"
 	"net"
 	"slices"
 	"strings"
@@ -468,6 +469,54 @@ func TestSignatureRules(t *testing.T) {
 	snap.UsedSignatures[string(signatureKey(sig))] = store.Seen{Of: contentKey(a)}
 	if ok, why := signatureRules(a, snap, DefaultMaxSignatureAge)(sig); !ok {
 		t.Errorf("a retry of the same message: %s", why)
+	}
+}
+
+// A signature is remembered as the bytes it verifies as: b= is not
+// signed, and the spellings a relay can give it (white space the verifier
+// removes, the unused bits before the base64 padding) are the same
+// signature.
+func TestSignatureKeySpellings(t *testing.T) {
+	sig := make([]byte, 128) // a 1024-bit RSA signature: "XYZ=" at the end
+	for i := range sig {
+		sig[i] = byte(i*7 + 3)
+	}
+	b := base64.StdEncoding.EncodeToString(sig)
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	p := strings.IndexByte(b, '=')
+	flipped := b[:p-1] + string(alphabet[strings.IndexByte(alphabet, b[p-1])^1]) + b[p:]
+	key := signatureKey(mailauth.Signature{B: b})
+	for name, spelling := range map[string]string{
+		"as signed":                   b,
+		"padding bits set":            flipped,
+		"no-break space":              b[:10] + "\u00a0" + b[10:],
+		"ideographic and line spaces": b[:5] + "\u3000" + b[5:40] + "\u2028\u2003" + b[40:],
+	} {
+		if got := signatureKey(mailauth.Signature{B: spelling}); string(got) != string(key) {
+			t.Errorf("%s: another key", name)
+		}
+	}
+	other := slices.Clone(sig)
+	other[0] ^= 1
+	if string(signatureKey(mailauth.Signature{B: base64.StdEncoding.EncodeToString(other)})) == string(key) {
+		t.Error("another signature has the same key")
+	}
+	// A signer's ordinary base64 is kept as written: the key of a
+	// signature remembered before keys were spelled one way is the same.
+	if got := signatureValue(b); got != b {
+		t.Errorf("canonical base64 changed: %q", got)
+	}
+	if got := signatureValue("not base64!"); got != "notbase64!" {
+		t.Errorf("a value that is not base64: %q", got)
+	}
+	// And the rule: a respelled signature that authenticated another
+	// message is a replay.
+	snap := fixture()
+	a := post{}.arrival(t, snap)
+	snap.UsedSignatures[string(key)] = store.Seen{Of: []byte("another message")}
+	covers := map[string]bool{"from": true, "to": true, "subject": true}
+	if ok, why := signatureRules(a, snap, DefaultMaxSignatureAge)(mailauth.Signature{Covers: covers, Time: testNow, B: flipped}); ok || !strings.Contains(why, "already authenticated") {
+		t.Errorf("a respelled used signature: ok %v (%s)", ok, why)
 	}
 }
 

@@ -2,10 +2,12 @@ package intake
 
 import (
 	"crypto/sha256"
+	"encoding/base64"
 	"fmt"
 	"net/mail"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/isaclist/isaclist/mailauth"
 	"github.com/isaclist/isaclist/reply"
@@ -55,10 +57,36 @@ func contentKey(a *arrival) []byte {
 	return h.Sum(nil)[:16]
 }
 
-// signatureKey is what is remembered of a signature.
+// signatureKey is what is remembered of a signature: its value in one
+// spelling (signatureValue), so that a signature respelled counts as the
+// signature it is.
 func signatureKey(s mailauth.Signature) []byte {
-	h := sha256.Sum256([]byte(s.B))
+	h := sha256.Sum256([]byte(signatureValue(s.B)))
 	return h[:16]
+}
+
+// signatureValue is the one spelling of a b= value. b= is not itself
+// signed (RFC 6376 §3.7), so whoever relays a message can respell it
+// without breaking the signature: the verifier removes every Unicode
+// white space (a no-break space too) before decoding, and ignores the
+// bits of the last base64 character that fill no byte. What it verifies
+// is the bytes (a valid RSA or Ed25519 signature has one encoding as
+// bytes), so those, base64 encoded again, are the key: the same text as
+// the signer wrote for any signer that writes base64 normally, and so
+// the same key as before this was done. A value that is not base64 does
+// not verify; it keeps its text.
+func signatureValue(b string) string {
+	b = strings.Map(func(r rune) rune {
+		if unicode.IsSpace(r) {
+			return -1
+		}
+		return r
+	}, b)
+	raw, err := base64.StdEncoding.DecodeString(b)
+	if err != nil {
+		return b
+	}
+	return base64.StdEncoding.EncodeToString(raw)
 }
 
 // addressed refuses a message that does not name the address it came for

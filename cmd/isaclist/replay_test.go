@@ -293,3 +293,85 @@ func TestBounceAddressCountsOnce(t *testing.T) {
 	_, err := sandbox.SendFrom(replayerIP, w.smtp, "mail.attacker.example", "", []string{verp}, dsn(9))
 	wantRefused(t, "a bounce 20 days later", err, 550)
 }
+
+// rewriteB returns raw with the b= value of its first DKIM-Signature
+// replaced by f of it. b= is not itself signed (RFC 6376 §3.7), so anyone
+// who relays the message can rewrite it.
+func rewriteB(t *testing.T, raw []byte, f func(string) string) []byte {
+	t.Helper()
+	s := string(raw)
+	i := strings.Index(s, "DKIM-Signature:")
+	if i < 0 {
+		t.Fatal("no DKIM-Signature")
+	}
+	end := i + strings.Index(s[i:], "\r\n\r\n")
+	for {
+		n := strings.Index(s[i:end], "\r\n")
+		if n < 0 || i+n+2 >= end || (s[i+n+2] != ' ' && s[i+n+2] != '\t') {
+			if n >= 0 {
+				end = i + n
+			}
+			break
+		}
+		i += n + 2
+	}
+	field := s[:end]
+	j := strings.LastIndex(field, "b=")
+	for j > 0 && field[j-1] != ' ' && field[j-1] != ';' && field[j-1] != '\t' && field[j-1] != '\n' {
+		j = strings.LastIndex(field[:j], "b=")
+	}
+	if j < 0 {
+		t.Fatal("no b= tag")
+	}
+	k := j + 2 + strings.IndexAny(s[j+2:end]+";", ";")
+	return []byte(s[:j+2] + f(s[j+2:k]) + s[k:])
+}
+
+// A signature counts once, however its b= value is written: the same
+// signature bytes in another base64 spelling (the unused bits before the
+// padding set, or white space the verifier ignores) are the same signature.
+func TestRespelledSignatureCountsOnce(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	const alice = "alice@member-a.example"
+	signed := w.signWith("member-a.example", sandbox.Message{From: alice, To: listAddr, Subject: "[TLP:GREEN] patch now", MessageID: "<orig@member-a.example>",
+		Body: "patch\n"}.Bytes(), "From", "To", "Subject", "Date")
+	if err := w.replay(alice, listAddr, signed); err != nil {
+		t.Fatalf("the post itself: %v", err)
+	}
+	w.waitQueueEmpty()
+	before := len(w.sink.Messages())
+
+	const b64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	paddingBits := func(b string) string {
+		b = strings.Map(func(r rune) rune {
+			if r == ' ' || r == '\t' || r == '\r' || r == '\n' {
+				return -1
+			}
+			return r
+		}, b)
+		p := strings.IndexByte(b, '=')
+		if p < 1 {
+			t.Fatalf("b= %q has no padding: pick a key size whose signature has", b)
+		}
+		c := strings.IndexByte(b64, b[p-1])
+		return b[:p-1] + string(b64[c^1]) + b[p:]
+	}
+	nbsp := func(b string) string { return b[:10] + "\u00a0" + b[10:] }
+	for i, c := range []struct {
+		name    string
+		respell func(string) string
+	}{
+		{"the unused bits before the padding set", paddingBits},
+		{"a no-break space inside b=", nbsp},
+	} {
+		raw := rewriteB(t, signed, c.respell)
+		raw = bytes.Replace(raw, []byte("<orig@member-a.example>"), fmt.Appendf(nil, "<respelled%d@member-a.example>", i), 1)
+		wantRefused(t, c.name+", under a new Message-ID", w.replay(alice, listAddr, raw), 550, "already authenticated")
+	}
+	w.waitQueueEmpty()
+	for _, m := range w.sink.Messages()[before:] {
+		if m.From != "" {
+			t.Errorf("a respelled signature made a copy to %v", m.To)
+		}
+	}
+}
