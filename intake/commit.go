@@ -176,6 +176,31 @@ func (r *Receiver) signatureSeen(a *arrival, auth mailauth.Result, now time.Time
 		seen: store.Seen{Expires: signatureExpiry(auth.Signature, now, r.maxSignatureAge()), Of: contentKey(a)}}}
 }
 
+// errReplayed: a signature the commit would remember authenticated
+// another message since the snapshot was read.
+var errReplayed = errors.New("the signature authenticated another message")
+
+// putSeen remembers records in the commit of a message. The snapshot's
+// look at the signatures (signatureRules) came before authentication,
+// and copies of one signed message sent at the same time over several
+// connections all saw it empty: the commit, which writes one message at
+// a time, looks again, and refuses the copy that comes second.
+func putSeen(tx *store.Tx, records []seenRecord, now time.Time) error {
+	for _, s := range records {
+		if s.kind == store.SeenSignature {
+			if prev, err := tx.Seen(s.kind, s.key, now); err == nil && usedElsewhere(*prev, s.seen.Of) {
+				return errReplayed
+			} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+		}
+		if err := tx.PutSeen(s.kind, s.key, &s.seen); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // distribute makes the plain copy and the encrypted form of what the plan
 // says, and commits the message, its copies, its thread label, its
 // notices and its audit record in one transaction.
@@ -294,10 +319,8 @@ func (r *Receiver) distribute(d *distribution) (*Accepted, *reply.Refusal) {
 				return err
 			}
 		}
-		for _, s := range d.seen {
-			if err := tx.PutSeen(s.kind, s.key, &s.seen); err != nil {
-				return err
-			}
+		if err := putSeen(tx, d.seen, now); err != nil {
+			return err
 		}
 		threadLabel := pc.Label
 		if th, err := tx.Thread(l.Address, idHash); err == nil {
@@ -354,6 +377,9 @@ func (r *Receiver) distribute(d *distribution) (*Accepted, *reply.Refusal) {
 	})
 	if err != nil || acc.Duplicate {
 		r.DB.RemoveBodies(id)
+	}
+	if errors.Is(err, errReplayed) {
+		return nil, replayRefusal()
 	}
 	if err != nil {
 		return nil, reply.StoreError(err)

@@ -520,6 +520,33 @@ func TestSignatureKeySpellings(t *testing.T) {
 	}
 }
 
+// A signature remembered for one message is a replay on any other; the
+// same message again is a retry. The commit asks the same question as the
+// snapshot (putSeen), and refuses with the same reason.
+func TestUsedElsewhere(t *testing.T) {
+	snap := fixture()
+	a := post{}.arrival(t, snap)
+	key := contentKey(a)
+	b := post{subject: "[TLP:AMBER] another"}.arrival(t, fixture())
+	for _, c := range []struct {
+		name string
+		of   []byte
+		want bool
+	}{
+		{"the same message (a retry)", key, false},
+		{"another message", contentKey(b), true},
+		{"nothing recorded with it", nil, true},
+	} {
+		if got := usedElsewhere(store.Seen{Of: c.of}, key); got != c.want {
+			t.Errorf("%s: %v", c.name, got)
+		}
+	}
+	r := replayRefusal()
+	if !r.Of(reply.NotAuthenticated) || !strings.Contains(r.Error(), "already authenticated") {
+		t.Errorf("replay refusal: %v", r)
+	}
+}
+
 // Mail acts on a list only if it names the address it came for.
 func TestAddressed(t *testing.T) {
 	for _, c := range []struct {

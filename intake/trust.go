@@ -136,7 +136,7 @@ func signatureRules(a *arrival, snap *snapshot, maxAge time.Duration, needs ...s
 		case snap.Now.Sub(made) > maxAge:
 			return false, fmt.Sprintf("the signature was made on %s, more than %s ago: a message is taken only while its signature is recent (a replay is not)", made.UTC().Format(time.RFC1123), days(maxAge))
 		}
-		if seen, ok := snap.UsedSignatures[string(signatureKey(s))]; ok && string(seen.Of) != string(key) {
+		if seen, ok := snap.UsedSignatures[string(signatureKey(s))]; ok && usedElsewhere(seen, key) {
 			return false, replayedSignature
 		}
 		return true, ""
@@ -146,6 +146,19 @@ func signatureRules(a *arrival, snap *snapshot, maxAge time.Duration, needs ...s
 // replayedSignature is why a signature used before does not count: the
 // message is a replay, which is refused, never held for the secretary.
 const replayedSignature = "the signature already authenticated another message to this list: a signature counts once (a replayed message is not taken)"
+
+// usedElsewhere: a signature remembered as seen authenticated another
+// message than the one whose contentKey is of (the same message again is
+// its author's server retrying).
+func usedElsewhere(seen store.Seen, of []byte) bool {
+	return string(seen.Of) != string(of)
+}
+
+// replayRefusal refuses a message whose signature authenticated another
+// message while this one was being received (the commit found it).
+func replayRefusal() *reply.Refusal {
+	return reply.New(reply.NotAuthenticated, "this message is not authenticated: its DKIM signature is valid, but %s", replayedSignature)
+}
 
 // replayed reports whether auth failed because a signature was used before.
 func replayed(auth mailauth.Result) bool {

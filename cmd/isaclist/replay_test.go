@@ -375,3 +375,41 @@ func TestRespelledSignatureCountsOnce(t *testing.T) {
 		}
 	}
 }
+
+// A signature counts once even when its replays arrive together: copies
+// of one signed post under different Message-IDs, sent at the same time
+// over several connections, make at most one post.
+func TestConcurrentReplaysCountOnce(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	const alice = "alice@member-a.example"
+	signed := w.signWith("member-a.example", sandbox.Message{From: alice, To: listAddr, Subject: "[TLP:GREEN] patch now", MessageID: "<orig@member-a.example>",
+		Body: "patch\n"}.Bytes(), "From", "To", "Subject", "Date")
+	const n = 6
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for i := range n {
+		raw := bytes.Replace(signed, []byte("<orig@member-a.example>"), fmt.Appendf(nil, "<race%d@member-a.example>", i), 1)
+		go func() {
+			<-start
+			_, err := sandbox.SendFrom(replayerIP, w.smtp, "mail.attacker.example", alice, []string{listAddr}, raw)
+			errs <- err
+		}()
+	}
+	close(start)
+	accepted := 0
+	for range n {
+		err := <-errs
+		if err == nil {
+			accepted++
+			continue
+		}
+		wantRefused(t, "a concurrent replay", err, 550, "already authenticated")
+	}
+	if accepted != 1 {
+		t.Errorf("%d of %d copies of one signature were accepted, want 1", accepted, n)
+	}
+	w.waitQueueEmpty()
+	if got := len(w.sink.Messages()); got != 3 {
+		t.Errorf("%d copies went out, want 3 (one post to three members)", got)
+	}
+}
