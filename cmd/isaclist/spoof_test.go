@@ -308,3 +308,53 @@ func TestOversizedMessageIsRefused(t *testing.T) {
 		t.Fatalf("small post after a big one: %v", err)
 	}
 }
+
+// More compositions (Composition Kills, USENIX Security 2020) with a
+// member's genuine signature, and a list post replayed to the list's other
+// addresses: each refused with an enhanced code and a reason.
+func TestComposedHeaderAttacks(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	const alice = "alice@member-a.example"
+	toOutsider := w.sign("member-a.example", sandbox.Message{From: alice, To: "olga@outsider.example", Subject: "[TLP:CLEAR] hi", Body: "x\n"}.Bytes())
+	toOutsiderNoCc := w.signWith("member-a.example", sandbox.Message{From: alice, To: "olga@outsider.example", Subject: "[TLP:CLEAR] hi", Body: "x\n"}.Bytes(),
+		"From", "To", "Subject", "Date", "Message-ID")
+	post := w.sign("member-a.example", plainPost(alice, "[TLP:GREEN] a post").Bytes())
+	noTo := w.signWith("member-a.example", plainPost(alice, "[TLP:GREEN] unsigned To").Bytes(), "From", "Subject", "Date", "Message-ID")
+	cases := []struct {
+		name     string
+		rcpt     string
+		raw      []byte
+		enhanced smtp.EnhancedCode
+		reason   string
+	}{
+		{"a To naming the list added above the signed To", listAddr,
+			append([]byte("To: "+listAddr+"\r\n"), toOutsider...), smtp.EnhancedCode{5, 6, 0}, "To"},
+		{"a Cc naming the list added where the signature names no Cc", listAddr,
+			append([]byte("Cc: "+listAddr+"\r\n"), toOutsider...), smtp.EnhancedCode{5, 7, 26}, "not authenticated"},
+		{"a Cc naming the list added where the signature leaves Cc out", listAddr,
+			append([]byte("Cc: "+listAddr+"\r\n"), toOutsiderNoCc...), smtp.EnhancedCode{5, 7, 26}, "does not cover the Cc"},
+		{"a To the signature leaves out, from outside the member's SPF", listAddr, noTo, smtp.EnhancedCode{5, 7, 26}, "does not cover the To"},
+		{"From as a group", listAddr,
+			w.sign("member-a.example", plainPost("Members: "+alice+";", "[TLP:GREEN] group").Bytes()), smtp.EnhancedCode{5, 6, 0}, ""},
+		{"a list post replayed to the owners", "isac-owner@" + listHost, post, smtp.EnhancedCode{5, 7, 1}, "To or Cc"},
+		{"a list post replayed to -request", requestAddr, post, smtp.EnhancedCode{5, 7, 1}, "To or Cc"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := w.replay(alice, c.rcpt, c.raw)
+			var se *smtp.SMTPError
+			if !errors.As(err, &se) {
+				t.Fatalf("want a refusal, got %v", err)
+			}
+			if se.Code != 550 || se.EnhancedCode != c.enhanced || !strings.Contains(se.Message, c.reason) {
+				t.Errorf("reply %d %v %q, want 550 %v saying %q", se.Code, se.EnhancedCode, se.Message, c.enhanced, c.reason)
+			}
+		})
+	}
+	w.waitQueueEmpty()
+	for _, m := range w.sink.Messages() {
+		if m.From != "" {
+			t.Errorf("a refused message made a copy to %v", m.To)
+		}
+	}
+}
