@@ -172,7 +172,7 @@ func (r *Receiver) signatureSeen(a *arrival, auth mailauth.Result, now time.Time
 	if auth.Method != "dkim" || auth.Signature.B == "" {
 		return nil
 	}
-	return []seenRecord{{kind: store.SeenSignature, key: signatureKey(auth.Signature),
+	return []seenRecord{{kind: store.SeenSignature, key: signatureKey(auth.Signature, a.target.Address),
 		seen: store.Seen{Expires: signatureExpiry(auth.Signature, now, r.maxSignatureAge()), Of: contentKey(a)}}}
 }
 

@@ -454,7 +454,7 @@ func TestSignatureRules(t *testing.T) {
 			snap := fixture()
 			a := c.p.arrival(t, snap)
 			if c.used {
-				snap.UsedSignatures[string(signatureKey(c.sig))] = store.Seen{Of: []byte("another message")}
+				snap.UsedSignatures[string(signatureKey(c.sig, a.target.Address))] = store.Seen{Of: []byte("another message")}
 			}
 			ok, why := signatureRules(a, snap, DefaultMaxSignatureAge)(c.sig)
 			if ok != c.ok || !strings.Contains(why, c.words) {
@@ -466,7 +466,7 @@ func TestSignatureRules(t *testing.T) {
 	snap := fixture()
 	a := post{}.arrival(t, snap)
 	sig := mailauth.Signature{Covers: full, Time: testNow, B: "b1"}
-	snap.UsedSignatures[string(signatureKey(sig))] = store.Seen{Of: contentKey(a)}
+	snap.UsedSignatures[string(signatureKey(sig, a.target.Address))] = store.Seen{Of: contentKey(a)}
 	if ok, why := signatureRules(a, snap, DefaultMaxSignatureAge)(sig); !ok {
 		t.Errorf("a retry of the same message: %s", why)
 	}
@@ -485,21 +485,29 @@ func TestSignatureKeySpellings(t *testing.T) {
 	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 	p := strings.IndexByte(b, '=')
 	flipped := b[:p-1] + string(alphabet[strings.IndexByte(alphabet, b[p-1])^1]) + b[p:]
-	key := signatureKey(mailauth.Signature{B: b})
+	const at = "isac@lists.example.net"
+	key := signatureKey(mailauth.Signature{B: b}, at)
 	for name, spelling := range map[string]string{
 		"as signed":                   b,
 		"padding bits set":            flipped,
 		"no-break space":              b[:10] + "\u00a0" + b[10:],
 		"ideographic and line spaces": b[:5] + "\u3000" + b[5:40] + "\u2028\u2003" + b[40:],
 	} {
-		if got := signatureKey(mailauth.Signature{B: spelling}); string(got) != string(key) {
+		if got := signatureKey(mailauth.Signature{B: spelling}, at); string(got) != string(key) {
 			t.Errorf("%s: another key", name)
 		}
 	}
 	other := slices.Clone(sig)
 	other[0] ^= 1
-	if string(signatureKey(mailauth.Signature{B: base64.StdEncoding.EncodeToString(other)})) == string(key) {
+	if string(signatureKey(mailauth.Signature{B: base64.StdEncoding.EncodeToString(other)}, at)) == string(key) {
 		t.Error("another signature has the same key")
+	}
+	// A signature counts once per address (the address in any case).
+	if string(signatureKey(mailauth.Signature{B: b}, "ISAC@lists.example.net")) != string(key) {
+		t.Error("the address's case changed the key")
+	}
+	if string(signatureKey(mailauth.Signature{B: b}, "board@lists.example.net")) == string(key) {
+		t.Error("another address has the same key")
 	}
 	// A signer's ordinary base64 is kept as written: the key of a
 	// signature remembered before keys were spelled one way is the same.

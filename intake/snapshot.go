@@ -59,7 +59,8 @@ type snapshot struct {
 	Admission  *store.Admission
 	Guidelines *store.Guidelines
 	// UsedSignatures are those of the message's DKIM signatures that
-	// already authenticated accepted mail, by signatureKey.
+	// already authenticated accepted mail at the target's address, by
+	// signatureKey.
 	UsedSignatures map[string]store.Seen
 	Now            time.Time
 }
@@ -110,11 +111,14 @@ func (r *Receiver) snapshot(a *arrival) (*snapshot, *reply.Refusal) {
 			}
 		}
 		for _, sig := range a.signatures {
-			key := signatureKey(sig)
-			if seen, err := tx.Seen(store.SeenSignature, key, s.Now); err == nil {
-				s.UsedSignatures[string(key)] = *seen
-			} else if !errors.Is(err, store.ErrNotFound) {
-				return err
+			key := signatureKey(sig, a.target.Address)
+			for _, stored := range [][]byte{key, legacySignatureKey(sig)} {
+				if seen, err := tx.Seen(store.SeenSignature, stored, s.Now); err == nil {
+					s.UsedSignatures[string(key)] = *seen
+					break
+				} else if !errors.Is(err, store.ErrNotFound) {
+					return err
+				}
 			}
 		}
 		for _, id := range refs {

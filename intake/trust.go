@@ -57,10 +57,25 @@ func contentKey(a *arrival) []byte {
 	return h.Sum(nil)[:16]
 }
 
-// signatureKey is what is remembered of a signature: its value in one
-// spelling (signatureValue), so that a signature respelled counts as the
-// signature it is.
-func signatureKey(s mailauth.Signature) []byte {
+// signatureKey is what is remembered of a signature that authenticated
+// mail at address: its value in one spelling (signatureValue), so that a
+// signature respelled counts as the signature it is. A signature counts
+// once at each address: a member's message written for two of our
+// addresses (a post to two lists, in To and Cc, both signed) acts at
+// each, and the rule that mail names the address it came for keeps a
+// signature from acting at an address its message did not name.
+func signatureKey(s mailauth.Signature, address string) []byte {
+	h := sha256.New()
+	h.Write([]byte(strings.ToLower(address)))
+	h.Write([]byte{0})
+	h.Write([]byte(signatureValue(s.B)))
+	return h.Sum(nil)[:16]
+}
+
+// legacySignatureKey is how signatures were remembered before they were
+// remembered per address: such records are looked up too until they
+// expire (max_signature_age after the upgrade).
+func legacySignatureKey(s mailauth.Signature) []byte {
 	h := sha256.Sum256([]byte(signatureValue(s.B)))
 	return h[:16]
 }
@@ -136,7 +151,7 @@ func signatureRules(a *arrival, snap *snapshot, maxAge time.Duration, needs ...s
 		case snap.Now.Sub(made) > maxAge:
 			return false, fmt.Sprintf("the signature was made on %s, more than %s ago: a message is taken only while its signature is recent (a replay is not)", made.UTC().Format(time.RFC1123), days(maxAge))
 		}
-		if seen, ok := snap.UsedSignatures[string(signatureKey(s))]; ok && usedElsewhere(seen, key) {
+		if seen, ok := snap.UsedSignatures[string(signatureKey(s, a.target.Address))]; ok && usedElsewhere(seen, key) {
 			return false, replayedSignature
 		}
 		return true, ""

@@ -415,3 +415,54 @@ func TestConcurrentReplaysCountOnce(t *testing.T) {
 		t.Errorf("%d copies went out, want 3 (one post to three members)", got)
 	}
 }
+
+// A member's message written for two lists on this server (one in To,
+// the other in Cc, both signed) is a post to each, authenticated by its
+// signature alone (sent from outside the member's SPF): a signature counts
+// once per address. Replayed to either list again, or to a list it did
+// not name, it is refused.
+func TestCrossPostCountsOncePerList(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	const alice, board = "alice@member-a.example", "board@lists.energy.example"
+	w.mustRun("list", "create", board, "--name", "Energy ISAC board")
+	w.mustRun("org", "add", "member-a", "--name", "Member A B.V.", "--list", board)
+	w.mustRun("org", "add", "member-b", "--name", "Member B N.V.", "--list", board)
+	w.mustRun("member", "add", alice, "--org", "member-a", "--name", "Alice de Vries", "--list", board)
+	w.mustRun("member", "add", "bob@member-b.example", "--org", "member-b", "--name", "Bob Jansen", "--list", board)
+	w.publishListDNS(board)
+	signed := w.signWith("member-a.example", sandbox.Message{From: alice, To: listAddr, Subject: "[TLP:AMBER] both lists", MessageID: "<cross@member-a.example>",
+		Extra: []string{"Cc: " + board}, Body: "for the ISAC and its board\n"}.Bytes(), "From", "To", "Cc", "Subject", "Date")
+	if err := w.replay(alice, listAddr, signed); err != nil {
+		t.Fatalf("the post to the list: %v", err)
+	}
+	if err := w.replay(alice, board, signed); err != nil {
+		t.Fatalf("the same post to the board list, which it names in Cc: %v", err)
+	}
+	w.waitQueueEmpty()
+	copies := map[string]int{}
+	for _, m := range w.sink.Messages() {
+		if m.From != "" {
+			copies[m.To[0]]++
+		}
+	}
+	for _, rcpt := range []string{alice, "bob@member-b.example", "carol@member-c.example"} {
+		want := 1
+		if rcpt != "carol@member-c.example" {
+			want = 2 // a member of both lists gets a copy from each
+		}
+		if copies[rcpt] != want {
+			t.Errorf("%s got %d copies, want %d (all: %v)", rcpt, copies[rcpt], want, copies)
+		}
+	}
+	for _, rcpt := range []string{listAddr, board} {
+		again := bytes.Replace(signed, []byte("<cross@member-a.example>"), []byte("<cross-again@member-a.example>"), 1)
+		wantRefused(t, "replayed to "+rcpt+" under a new Message-ID", w.replay(alice, rcpt, again), 550, "already authenticated")
+	}
+	// A post to the list alone, replayed to the board list.
+	only := w.signWith("member-a.example", sandbox.Message{From: alice, To: listAddr, Subject: "[TLP:AMBER] the list only", MessageID: "<only@member-a.example>",
+		Body: "not for the board\n"}.Bytes(), "From", "To", "Cc", "Subject", "Date")
+	if err := w.replay(alice, listAddr, only); err != nil {
+		t.Fatalf("the post to the list: %v", err)
+	}
+	wantRefused(t, "a post to the list replayed to the board list", w.replay(alice, board, only), 550, "does not name")
+}
