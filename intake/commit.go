@@ -201,6 +201,28 @@ func putSeen(tx *store.Tx, records []seenRecord, now time.Time) error {
 	return nil
 }
 
+// claimSignature remembers the signature that authenticated a's message
+// before the vote, acceptance or command it carries is carried out (those
+// act outside the transaction that remembers it): of copies of one signed
+// message sent at the same time under different Message-IDs, the first to
+// claim it acts and the others are refused as replays. The same message
+// again (its author's server retrying, or resending after a crash
+// between the claim and the act) finds its own claim and acts.
+func (r *Receiver) claimSignature(a *arrival, auth mailauth.Result, now time.Time) *reply.Refusal {
+	records := r.signatureSeen(a, auth, now)
+	if len(records) == 0 {
+		return nil
+	}
+	err := r.DB.Update(func(tx *store.Tx) error { return putSeen(tx, records, now) })
+	if errors.Is(err, errReplayed) {
+		return replayRefusal()
+	}
+	if err != nil {
+		return reply.StoreError(err)
+	}
+	return nil
+}
+
 // distribute makes the plain copy and the encrypted form of what the plan
 // says, and commits the message, its copies, its thread label, its
 // notices and its audit record in one transaction.

@@ -2,6 +2,7 @@ package intake
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -89,13 +90,16 @@ func (r *Receiver) receiveOwner(ctx context.Context, env message.Envelope, t Tar
 		if len(ds) == 0 {
 			return fmt.Errorf("list %s has no owners", snap.List.Address)
 		}
-		for _, s := range r.signatureSeen(a, auth, now) {
-			if err := tx.PutSeen(s.kind, s.key, &s.seen); err != nil {
-				return err
-			}
+		// Like a post's commit, this one looks at the signature again:
+		// copies of one signed message sent at once are forwarded once.
+		if err := putSeen(tx, r.signatureSeen(a, auth, now), now); err != nil {
+			return err
 		}
 		return tx.Enqueue(&store.Message{ID: id, List: snap.List.Address, Kind: store.KindOwner, Received: now, Size: len(body)}, body, ds)
 	})
+	if errors.Is(err, errReplayed) {
+		return nil, replayRefusal()
+	}
 	if err != nil {
 		return nil, reply.StoreError(err)
 	}

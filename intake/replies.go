@@ -137,6 +137,9 @@ func (r *Receiver) receiveReply(ctx context.Context, env message.Envelope, t Tar
 	if v.Refusal != nil {
 		return nil, v.Refusal
 	}
+	if refusal := r.claimSignature(a, auth, r.now()); refusal != nil {
+		return nil, refusal
+	}
 	l, member := snap.List, snap.Author
 	who := store.Actor{User: member.Email}
 	var confirm, subject string
@@ -159,11 +162,6 @@ func (r *Receiver) receiveReply(ctx context.Context, env message.Envelope, t Tar
 	}
 	now := r.now()
 	err := r.DB.Update(func(tx *store.Tx) error {
-		for _, s := range r.signatureSeen(a, auth, now) {
-			if err := tx.PutSeen(s.kind, s.key, &s.seen); err != nil {
-				return err
-			}
-		}
 		return queue.Notify(tx, r.outgoing(snap, now, message.NewID(now)), compose.Confirmation(member, subject, confirm, r.Hostname))
 	})
 	if err != nil {

@@ -124,6 +124,9 @@ func (r *Receiver) receiveRequest(ctx context.Context, env message.Envelope, t T
 	if openRefusal != nil {
 		return nil, openRefusal
 	}
+	if refusal := r.claimSignature(a, auth, r.now()); refusal != nil {
+		return nil, refusal
+	}
 	cmd := parseCommand(opened)
 	member := *snap.Author
 	ans := r.execute(snap, &member, cmd, opened)
@@ -135,11 +138,6 @@ func (r *Receiver) receiveRequest(ctx context.Context, env message.Envelope, t T
 	err := r.DB.Update(func(tx *store.Tx) error {
 		if err := tx.PutSeen(store.SeenPost, key, &store.Seen{Expires: now.Add(duplicateWindow)}); err != nil {
 			return err
-		}
-		for _, s := range r.signatureSeen(a, auth, now) {
-			if err := tx.PutSeen(s.kind, s.key, &s.seen); err != nil {
-				return err
-			}
 		}
 		verdict := store.VerdictOK
 		if !ans.ok {

@@ -466,3 +466,106 @@ func TestCrossPostCountsOncePerList(t *testing.T) {
 	}
 	wantRefused(t, "a post to the list replayed to the board list", w.replay(alice, board, only), 550, "does not name")
 }
+
+// sendAtOnce sends n copies of signed, each under its own Message-ID,
+// to rcpt at the same time over n connections from outside the author's
+// SPF, and returns how many were accepted; each refusal must name the
+// signature already used.
+func (w *world) sendAtOnce(from, rcpt string, signed []byte, oldID string, n int) int {
+	w.t.Helper()
+	errs := make(chan error, n)
+	start := make(chan struct{})
+	for i := range n {
+		raw := bytes.Replace(signed, []byte(oldID), fmt.Appendf(nil, "<at-once-%d-%d@%s>", time.Now().UnixNano(), i, domainOf(from)), 1)
+		go func() {
+			<-start
+			_, err := sandbox.SendFrom(replayerIP, w.smtp, "mail.attacker.example", from, []string{rcpt}, raw)
+			errs <- err
+		}()
+	}
+	close(start)
+	accepted := 0
+	for range n {
+		if err := <-errs; err == nil {
+			accepted++
+		} else {
+			wantRefused(w.t, "a copy sent at the same time to "+rcpt, err, 550, "already authenticated")
+		}
+	}
+	return accepted
+}
+
+// What a command, a vote or a message to the owners does, a signed
+// message sent many times at once under different Message-IDs does once:
+// each acts outside the transaction that remembers its signature, so the
+// signature is claimed before it acts.
+func TestConcurrentReplaysActOnce(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	const alice, bob, secretary = "alice@member-a.example", "bob@member-b.example", "secretary@member-c.example"
+	const n = 6
+	count := func(before int, rcpt, from string) int {
+		w.waitQueueEmpty()
+		k := 0
+		for _, m := range w.sink.Messages()[before:] {
+			if m.To[0] == rcpt && bytes.Contains(m.Data, []byte("From: "+from)) {
+				k++
+			}
+		}
+		return k
+	}
+
+	// A command: one answer.
+	before := len(w.sink.Messages())
+	cmd := w.signWith("member-a.example", sandbox.Message{From: alice, To: requestAddr, Subject: "members", Body: "members\n", MessageID: "<cmd@member-a.example>"}.Bytes(),
+		"From", "To", "Subject", "Date")
+	if got := w.sendAtOnce(alice, requestAddr, cmd, "<cmd@member-a.example>", n); got != 1 {
+		t.Errorf("%d of %d copies of a command were carried out, want 1", got, n)
+	}
+	if got := count(before, alice, "Energy ISAC <"+requestAddr+">"); got != 1 {
+		t.Errorf("%d answers to one command, want 1", got)
+	}
+
+	// A message to the owners: forwarded once.
+	before = len(w.sink.Messages())
+	owner := "isac-owner@" + listHost
+	toOwners := w.signWith("member-a.example", sandbox.Message{From: alice, To: owner, Subject: "[TLP:AMBER] for the board", Body: "a question\n", MessageID: "<own@member-a.example>"}.Bytes(),
+		"From", "To", "Subject", "Date")
+	if got := w.sendAtOnce(alice, owner, toOwners, "<own@member-a.example>", n); got != 1 {
+		t.Errorf("%d of %d copies of a message to the owners were taken, want 1", got, n)
+	}
+	w.waitQueueEmpty()
+	forwards := 0
+	for _, m := range w.sink.Messages()[before:] {
+		if m.To[0] == secretary && bytes.Contains(m.Data, []byte("for the board")) {
+			forwards++
+		}
+	}
+	if forwards != 1 {
+		t.Errorf("the secretary got %d forwards of one message, want 1", forwards)
+	}
+
+	// A vote: one confirmation.
+	before = len(w.sink.Messages())
+	w.mustRun("admission", "propose", "member-d", "--name", "Member D", "--rep", "dave@member-d.example", "--rep-name", "Dave Smit")
+	ann := w.copies(before, 3)
+	bobsCopy := header(t, copyTo(t, ann, bob).Data)
+	voteAddr := bobsCopy.Get("Reply-To")
+	voteAddr = voteAddr[strings.IndexByte(voteAddr, '<')+1 : strings.IndexByte(voteAddr, '>')]
+	vote := w.signWith("member-b.example", sandbox.Message{From: bob, To: voteAddr, Subject: "Re: admission", Body: "yes\n", MessageID: "<vote@member-b.example>",
+		Extra: []string{"In-Reply-To: " + bobsCopy.Get("Message-ID")}}.Bytes(), "From", "To", "Subject", "Date", "In-Reply-To")
+	w.waitQueueEmpty()
+	before = len(w.sink.Messages())
+	if got := w.sendAtOnce(bob, voteAddr, vote, "<vote@member-b.example>", n); got != 1 {
+		t.Errorf("%d of %d copies of a vote were counted, want 1", got, n)
+	}
+	w.waitQueueEmpty()
+	confirmations := 0
+	for _, m := range w.sink.Messages()[before:] {
+		if m.To[0] == bob && bytes.Contains(m.Data, []byte("is recorded")) {
+			confirmations++
+		}
+	}
+	if confirmations != 1 {
+		t.Errorf("%d confirmations of one vote, want 1", confirmations)
+	}
+}
