@@ -120,6 +120,10 @@ func Authenticate(ctx context.Context, r resolver.Resolver, c Check) Result {
 			dr.Signature = c.Signatures[i]
 		}
 		switch {
+		case v.Err == nil && (i >= len(c.Signatures) || !sameSignature(c.Signatures[i], v)):
+			// Should the two readers ever part, the rules would judge
+			// another signature than the one verified: none counts.
+			dr.Result, dr.Reason = "policy", "the signature read differently on a second reading; not used"
 		case v.Err == nil:
 			dr.Result = "pass"
 		case !dr.Aligned:
@@ -234,4 +238,25 @@ func (r Result) Summary() string {
 		parts = append(parts, "SPF not applicable (MAIL FROM domain does not align with From)")
 	}
 	return strings.Join(parts, "; ")
+}
+
+// sameSignature reports whether s, read by Signatures, is the signature v
+// verified: the same d= and the same header fields signed.
+func sameSignature(s Signature, v *dkim.Verification) bool {
+	if s.Domain != strings.ToLower(v.Domain) {
+		return false
+	}
+	signed := map[string]bool{}
+	for _, k := range v.HeaderKeys {
+		signed[strings.ToLower(strings.TrimSpace(k))] = true
+	}
+	if len(signed) != len(s.Covers) {
+		return false
+	}
+	for k := range signed {
+		if !s.Covers[k] {
+			return false
+		}
+	}
+	return true
 }
