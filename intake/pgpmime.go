@@ -158,7 +158,7 @@ func (op *opener) decrypt(data []byte) (*pgp.Decrypted, *reply.Refusal) {
 	switch {
 	case errors.As(err, &notForUs):
 		return nil, reply.New(reply.NotForUs, "the message is encrypted to %s, not to the key of %s (%s); encrypt to the list's key (isaclist list key, or the Autocrypt header of any list mail) so the list can read it",
-			strings.Join(notForUs.KeyIDs, ", "), snap.List.DisplayName(), key.Fingerprint())
+			compose.Truncate(strings.Join(notForUs.KeyIDs, ", "), 160), snap.List.DisplayName(), key.Fingerprint())
 	case errors.As(err, &tooLarge):
 		return nil, op.tooLarge()
 	case errors.Is(err, pgp.ErrCompressionBomb):
