@@ -314,12 +314,14 @@ type limitedConn struct {
 	readCap atomic.Int64
 	onCap   atomic.Pointer[func()]
 
-	// lines counts the command lines read outside a message, lineCap
-	// (once set) is how many the connection may send; past it onLines
-	// runs (it replies and closes). go-smtp sets a read deadline before
-	// each command line it reads, through TLS too, so SetReadDeadline
-	// counts them: also those go-smtp answers alone (NOOP, VRFY, HELP,
-	// RCPT past max_recipients), which the session never sees.
+	// lines counts the command lines read, lineCap (once set) is how
+	// many the connection may send; past it onLines runs (it replies and
+	// closes). go-smtp sets a read deadline before each command line it
+	// reads, through TLS too, and cmdConn after each line it answers, so
+	// SetReadDeadline counts them: also those go-smtp answers alone
+	// (NOOP, VRFY, HELP, RCPT past max_recipients, BDAT chunks), which the
+	// session never sees. A message's reads set theirs with
+	// setDataReadDeadline, which does not count.
 	lines   atomic.Int64
 	lineCap atomic.Int64
 	onLines atomic.Pointer[func()]
@@ -392,12 +394,18 @@ func (c *limitedConn) Close() error {
 // limiter, which shortens them under stress and for a shed connection.
 // go-smtp sets a read deadline before every command line.
 func (c *limitedConn) SetReadDeadline(t time.Time) error {
-	if limit := c.lineCap.Load(); limit > 0 && !c.inData.Load() && c.lines.Add(1) > limit {
+	if limit := c.lineCap.Load(); limit > 0 && c.lines.Add(1) > limit {
 		if f := c.onLines.Load(); f != nil {
 			(*f)()
 		}
 		return errLineCap
 	}
+	return c.setDataReadDeadline(t)
+}
+
+// setDataReadDeadline is SetReadDeadline for a read of message data (the
+// same as through TLS, whose SetReadDeadline is its connection's).
+func (c *limitedConn) setDataReadDeadline(t time.Time) error {
 	if c.lim == nil {
 		return c.Conn.SetReadDeadline(t)
 	}

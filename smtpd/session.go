@@ -352,7 +352,7 @@ func (sess *session) Data(r io.Reader) error {
 	sess.mu.Unlock()
 	acct := sess.srv.budget.start()
 	defer acct.finish()
-	data, err := readMessage(deadlineReader{r: r, conn: sess.raw, timeout: sess.srv.opts.CommandTimeout}, declared, acct)
+	data, err := readMessage(deadlineReader{r: r, conn: sess.raw, lc: sess.lc, timeout: sess.srv.opts.CommandTimeout}, declared, acct)
 	if errors.Is(err, errBusy) {
 		// RFC 3463 X.3.1: mail system full, for now.
 		return render(reply.New(reply.Busy, "the list server is receiving too much mail at once; your server will retry shortly"), id)

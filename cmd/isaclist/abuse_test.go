@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -420,7 +421,10 @@ func TestSizeLimitIsExact(t *testing.T) {
 // the server goes on. The message limit is raised to 12 MB so that large
 // header sections reach the header parser rather than the size limit.
 func TestSessionBounds(t *testing.T) {
-	w := newWorld(t, worldOpts{smtpConfig: "max_message_bytes = 12000000\nsession_timeout = \"20s\""})
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "privkey.pem")
+	pool := writeCert(t, certFile, keyFile, listHost, 1)
+	w := newWorld(t, worldOpts{smtpConfig: fmt.Sprintf("max_message_bytes = 12000000\nsession_timeout = \"20s\"\ntls_cert = %q\ntls_key = %q", certFile, keyFile)})
 	w.mustRun("list", "set", "--refuse-unauthenticated")
 	const marker = "ROODROODROOD" // stands for TLP:RED content: never in a log line
 	head := "From: alice@member-a.example\r\nTo: " + listAddr + "\r\nSubject: [TLP:RED] " + marker + "\r\nMessage-ID: <bounds@member-a.example>\r\n"
@@ -505,7 +509,8 @@ func TestSessionBounds(t *testing.T) {
 		}
 
 		// 5,000 commands pipelined that go-smtp answers without asking
-		// the session (RCPT of the list past max_recipients, NOOP; a flood
+		// the session (RCPT of the list past max_recipients, NOOP, empty
+		// BDAT chunks; a flood
 		// of unknown recipients is the refusal limit's:
 		// TestRefusalFloodDoesNotCostMemberPost): each is answered with an
 		// enhanced status code, and the session ends (421 4.7.0) well
@@ -513,6 +518,7 @@ func TestSessionBounds(t *testing.T) {
 		for _, flood := range []struct{ name, ip, cmd string }{
 			{"RCPT flood", otherIP, "RCPT TO:<" + listAddr + ">"},
 			{"NOOP flood", "127.0.0.4", "NOOP"},
+			{"BDAT 0 flood", "127.0.0.5", "BDAT 0"},
 		} {
 			t.Run(flood.name, func(t *testing.T) {
 				t.Parallel()
@@ -547,6 +553,30 @@ func TestSessionBounds(t *testing.T) {
 				}
 			})
 		}
+
+		// Through TLS, where cmdConn sees only ciphertext, every command
+		// counts too.
+		t.Run("NOOP flood through TLS", func(t *testing.T) {
+			t.Parallel()
+			c, err := smtp.DialStartTLS(w.smtp, &tls.Config{ServerName: listHost, RootCAs: pool})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := c.Hello("mail.outsider.example"); err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for ; n < 5000; n++ {
+				if err = c.Noop(); err != nil {
+					break
+				}
+			}
+			var se *smtp.SMTPError
+			if !errors.As(err, &se) || se.Code != 421 || se.EnhancedCode != (smtp.EnhancedCode{4, 7, 0}) || n >= 5000 {
+				t.Errorf("%d NOOP through TLS answered, then %v; want the session ended with 421 4.7.0", n, err)
+			}
+		})
 
 		// XFORWARD from a host that is not a trusted relay: refused
 		// (550 5.7.0), and after a few the session is closed.
