@@ -301,6 +301,12 @@ func TestDecryptPacketBounds(t *testing.T) {
 		}
 	}
 
+	// A detached signature of 5,000 signature packets.
+	start := time.Now()
+	if ok, _, reason := VerifyDetached([]byte("x"), packets(5000, tagSignature, []byte{4, 0, 1, 8}), publicOf(t, list), now); ok || !strings.Contains(reason, "too many") || time.Since(start) > time.Second {
+		t.Errorf("5,000 signature packets: %v %q after %s", ok, reason, time.Since(start))
+	}
+
 	// More key packets than maxOuterPackets: refused as they are.
 	many := append(packets(5000, tagPKESK, append([]byte{3, 0xAB, 0, 0, 0, 0, 0, 0, 1, 1}, 0, 8, 1)), 0xD2, 2, 1, 0)
 	if _, err := Decrypt(many, list, nil, now, 1<<20); err == nil || !strings.Contains(err.Error(), "more than 1000") {
@@ -322,7 +328,7 @@ func TestDecryptPacketBounds(t *testing.T) {
 		hidden.Write(body)
 	}
 	hidden.Write(encryptInner(t, rsaList, literal(), now)[len(mustKeyPacket(t, rsaList, now)):])
-	start := time.Now()
+	start = time.Now()
 	_, err = Decrypt(hidden.Bytes(), rsaList, nil, now, 1<<20)
 	took := time.Since(start)
 	t.Logf("999 hidden-recipient RSA key packets refused after %s", took.Round(time.Millisecond))

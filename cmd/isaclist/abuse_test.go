@@ -624,6 +624,12 @@ func TestSessionBounds(t *testing.T) {
 		for i := 5000; i >= 0; i-- {
 			fmt.Fprintf(&nested, "--b%d--\r\n", i)
 		}
+		var attached strings.Builder
+		attached.WriteString(head + "MIME-Version: 1.0\r\n")
+		for range 5000 {
+			attached.WriteString("Content-Type: message/rfc822\r\n\r\n")
+		}
+		attached.WriteString("Subject: " + marker + "\r\n\r\n" + marker + "\r\n")
 		var parts strings.Builder
 		parts.WriteString(head + "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=p\r\n\r\n")
 		for range 100000 {
@@ -631,22 +637,23 @@ func TestSessionBounds(t *testing.T) {
 		}
 		parts.WriteString("--p--\r\n")
 		for _, c := range []struct {
-			name, want string
-			data       string
+			name, want, says string
+			data             string
 		}{
-			{"100,000 header fields", "550 5.6.0", head + fields.String() + "\r\nbody\r\n"},
-			{"one 10 MB field folded over 200,000 lines", "550 5.6.0", head + "X-Folded: a\r\n" + strings.Repeat(" "+strings.Repeat("a", 48)+"\r\n", 200000) + "\r\nbody\r\n"},
-			{"a 10 MB line without CRLF", "554 5.6.0", head + "\r\n" + strings.Repeat("a", 10<<20)},
-			{"MIME nested 5,000 deep", "550 5.6.0", nested.String()},
-			{"100,000 MIME parts", "550 5.6.0", parts.String()},
+			{"100,000 header fields", "550 5.6.0", "more than 1000 header fields", head + fields.String() + "\r\nbody\r\n"},
+			{"one 10 MB field folded over 200,000 lines", "550 5.6.0", "header section is larger", head + "X-Folded: a\r\n" + strings.Repeat(" "+strings.Repeat("a", 48)+"\r\n", 200000) + "\r\nbody\r\n"},
+			{"a 10 MB line without CRLF", "554 5.6.0", "longer than 2000", head + "\r\n" + strings.Repeat("a", 10<<20)},
+			{"MIME nested 5,000 deep", "550 5.6.0", "nests more than 20", nested.String()},
+			{"100,000 MIME parts", "550 5.6.0", "", parts.String()},
+			{"message/rfc822 nested 5,000 deep", "550 5.6.0", "nests more than 20", attached.String()},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				t.Parallel()
 				start := time.Now()
 				reply := rawPost(t, w.smtp, []byte(c.data))
 				took := time.Since(start)
-				if !strings.HasPrefix(reply, c.want) || !enhanced.MatchString(reply) || !strings.Contains(reply, "[") {
-					t.Errorf("reply %q, want %s with a reason and a trace ID", reply, c.want)
+				if !strings.HasPrefix(reply, c.want) || !strings.Contains(reply, c.says) || !enhanced.MatchString(reply) || !strings.Contains(reply, "[") {
+					t.Errorf("reply %q, want %s (%q) with a reason and a trace ID", reply, c.want, c.says)
 				}
 				if took > 15*time.Second {
 					t.Errorf("the refusal took %s", took.Round(time.Millisecond))
