@@ -139,7 +139,7 @@ const (
 	maxSessionTransactions = 100
 	// maxSessionLines bounds every command line of a session, those
 	// go-smtp answers without asking the session (NOOP, VRFY, HELP, RCPT
-	// past max_recipients) included.
+	// past max_recipients, BDAT) included.
 	maxSessionLines = 2 * maxSessionCommands
 	// maxChatterBytes is what a client may send outside a message.
 	maxChatterBytes = 1 << 20
