@@ -496,3 +496,41 @@ func TestOpenManyKeyPackets(t *testing.T) {
 		}
 	}
 }
+
+// The OpenPGP blocks of one post share pgp.MaxKeyAttempts list-key
+// operations: 31 key packets for a hidden recipient before the real one
+// take them all in the first block, and the second is refused (without
+// the bound, 16 such blocks cost 16 × 32 private-key operations, some
+// seconds with an RSA list key, for a post that need not even be
+// authenticated: a held post is opened to read its label).
+func TestOpenKeyAttemptsPerPost(t *testing.T) {
+	f := newPGPFixture(t)
+	blk, err := armor.Decode(bytes.NewReader(f.encrypt([]byte("Content-Type: text/plain\r\n\r\nhello\r\n"), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bin bytes.Buffer
+	for range 31 {
+		// v3 PKESK, hidden recipient, ECDH: a point and a wrapped key
+		// that no key opens.
+		body := append([]byte{3, 0, 0, 0, 0, 0, 0, 0, 0, 18, 0x01, 0x07, 0x40}, bytes.Repeat([]byte{9}, 32)...)
+		body = append(append(body, 40), bytes.Repeat([]byte{7}, 40)...)
+		bin.Write([]byte{0xC1, byte(len(body))})
+		bin.Write(body)
+	}
+	bin.ReadFrom(blk.Body) //nolint:errcheck
+	var armored bytes.Buffer
+	w, _ := armor.Encode(&armored, "PGP MESSAGE", nil)
+	w.Write(bin.Bytes())
+	w.Close()
+	block := strings.ReplaceAll(armored.String(), "\n", "\r\n")
+
+	if _, refusal := f.open("Content-Type: text/plain\r\n", "x\r\n"+block+"\r\n"); refusal != nil {
+		t.Fatalf("one block with 31 hidden-recipient key packets before the list's: %+v", refusal)
+	}
+	part := "--m\r\nContent-Type: text/plain\r\n\r\nx\r\n" + block + "\r\n"
+	_, refusal := f.open("Content-Type: multipart/mixed; boundary=m\r\n", part+part+"--m--\r\n")
+	if refusal == nil || refusal.Kind != reply.Crypto.Kind || !strings.Contains(refusal.Reason, "more than 32 key packets") {
+		t.Errorf("two such blocks in one post: %+v", refusal)
+	}
+}

@@ -152,7 +152,7 @@ func (op *opener) decrypt(data []byte) (*pgp.Decrypted, *reply.Refusal) {
 	if op.budget <= 0 {
 		return nil, op.tooLarge()
 	}
-	d, err := pgp.Decrypt(data, key, op.author, snap.Now, op.budget)
+	d, err := pgp.DecryptWithin(data, key, op.author, snap.Now, op.budget, &op.keyAttempts)
 	var notForUs *pgp.ErrNotForList
 	var tooLarge *pgp.ErrTooLarge
 	switch {

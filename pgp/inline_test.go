@@ -332,8 +332,21 @@ func TestDecryptPacketBounds(t *testing.T) {
 	_, err = Decrypt(hidden.Bytes(), rsaList, nil, now, 1<<20)
 	took := time.Since(start)
 	t.Logf("999 hidden-recipient RSA key packets refused after %s", took.Round(time.Millisecond))
-	if err == nil || took > 5*time.Second {
-		t.Errorf("999 hidden-recipient RSA key packets: %.100v after %s; want a refusal after at most %d RSA decryptions", err, took, maxKeyAttempts)
+	if !errors.Is(err, ErrTooManyKeyAttempts) || took > 5*time.Second {
+		t.Errorf("999 hidden-recipient RSA key packets: %.100v after %s; want ErrTooManyKeyAttempts after %d RSA decryptions", err, took, maxKeyAttempts)
+	}
+
+	// DecryptWithin: 31 of them before the list's own key packet take
+	// all of a shared budget; the next message has none left.
+	var shared bytes.Buffer
+	shared.Write(hidden.Bytes()[:31*(6+10+len(mpi))])
+	shared.Write(encryptInner(t, rsaList, literal(), now))
+	left := MaxKeyAttempts
+	if _, err := DecryptWithin(shared.Bytes(), rsaList, nil, now, 1<<20, &left); err != nil || left != 0 {
+		t.Fatalf("31 hidden-recipient key packets before the list's: %.100v, %d attempts left", err, left)
+	}
+	if _, err := DecryptWithin(shared.Bytes(), rsaList, nil, now, 1<<20, &left); !errors.Is(err, ErrTooManyKeyAttempts) {
+		t.Errorf("the same again with no attempts left: %.100v", err)
 	}
 }
 
