@@ -123,8 +123,11 @@ type opener struct {
 	// triedSigner: a foreign S/MIME signature's own certificate was tried.
 	triedSigner bool
 	o           *opened
-	// budget is what decrypted plaintext may still add.
+	// budget is what decrypted plaintext may still add; keyAttempts, the
+	// list-key operations the post's OpenPGP blocks may still cost
+	// together (each block could take pgp.MaxKeyAttempts of its own).
 	budget              int64
+	keyAttempts         int
 	decryptions, checks int
 	sigs                []sigCheck
 }
@@ -141,7 +144,7 @@ type sigCheck struct {
 // signatures against their registered key. A post with nothing to open
 // comes back as its own content.
 func (r *Receiver) open(snap *snapshot, member *store.Member, msg *message.Message) (*opened, *reply.Refusal) {
-	op := &opener{r: r, snap: snap, o: &opened{}, budget: r.maxPlaintext()}
+	op := &opener{r: r, snap: snap, o: &opened{}, budget: r.maxPlaintext(), keyAttempts: pgp.MaxKeyAttempts}
 	if member != nil && len(member.Key) > 0 {
 		op.author, _ = r.Keys.MemberKey(member.Key)
 	}

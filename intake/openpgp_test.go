@@ -455,3 +455,82 @@ func TestOpenInlineUTF16(t *testing.T) {
 		t.Errorf("UTF-16: %q %v (charset %s)", got, err, o.content.Entity.Charset())
 	}
 }
+
+// manyKeyPackets is an armored OpenPGP message of n PKESK packets (v3,
+// RSA, each naming another key) and an encrypted packet no key opens.
+func manyKeyPackets(t *testing.T, n int) []byte {
+	var bin bytes.Buffer
+	for i := range n {
+		// Tag 1, 13 bytes: version 3, key ID, RSA, a one-bit MPI.
+		bin.Write([]byte{0xC1, 13, 3, 0xAB, 0xCD, 0, 0, 0, 0, byte(i >> 8), byte(i), 1, 0, 1, 1})
+	}
+	bin.Write([]byte{0xD2, 20, 1}) // SEIPD v1
+	bin.Write(bytes.Repeat([]byte{0x55}, 19))
+	var armored bytes.Buffer
+	w, err := armor.Encode(&armored, "PGP MESSAGE", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(bin.Bytes())
+	w.Close()
+	return bytes.ReplaceAll(armored.Bytes(), []byte("\n"), []byte("\r\n"))
+}
+
+// A message encrypted to a thousand keys but not the list's: the refusal
+// names them within a bounded reply (an SMTP reply line is at most 512
+// octets, RFC 5321 §4.5.3.1.5), and more key packets than that are refused
+// as they are.
+func TestOpenManyKeyPackets(t *testing.T) {
+	f := newPGPFixture(t)
+	for _, n := range []int{999, 5000} {
+		start := time.Now()
+		_, refusal := f.open(pgpMIME(manyKeyPackets(t, n)))
+		if refusal == nil || refusal.Code/100 != 5 {
+			t.Fatalf("%d key packets: %+v", n, refusal)
+		}
+		if took := time.Since(start); took > 5*time.Second {
+			t.Errorf("%d key packets took %s to refuse", n, took)
+		}
+		if line := refusal.Line("abcdefghijklmnop"); len(line) > 510 {
+			t.Errorf("%d key packets: the reply is %d octets long: %.200s...", n, len(line), line)
+		}
+	}
+}
+
+// The OpenPGP blocks of one post share pgp.MaxKeyAttempts list-key
+// operations: 31 key packets for a hidden recipient before the real one
+// take them all in the first block, and the second is refused (without
+// the bound, 16 such blocks cost 16 × 32 private-key operations, some
+// seconds with an RSA list key, for a post that need not even be
+// authenticated: a held post is opened to read its label).
+func TestOpenKeyAttemptsPerPost(t *testing.T) {
+	f := newPGPFixture(t)
+	blk, err := armor.Decode(bytes.NewReader(f.encrypt([]byte("Content-Type: text/plain\r\n\r\nhello\r\n"), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bin bytes.Buffer
+	for range 31 {
+		// v3 PKESK, hidden recipient, ECDH: a point and a wrapped key
+		// that no key opens.
+		body := append([]byte{3, 0, 0, 0, 0, 0, 0, 0, 0, 18, 0x01, 0x07, 0x40}, bytes.Repeat([]byte{9}, 32)...)
+		body = append(append(body, 40), bytes.Repeat([]byte{7}, 40)...)
+		bin.Write([]byte{0xC1, byte(len(body))})
+		bin.Write(body)
+	}
+	bin.ReadFrom(blk.Body) //nolint:errcheck
+	var armored bytes.Buffer
+	w, _ := armor.Encode(&armored, "PGP MESSAGE", nil)
+	w.Write(bin.Bytes())
+	w.Close()
+	block := strings.ReplaceAll(armored.String(), "\n", "\r\n")
+
+	if _, refusal := f.open("Content-Type: text/plain\r\n", "x\r\n"+block+"\r\n"); refusal != nil {
+		t.Fatalf("one block with 31 hidden-recipient key packets before the list's: %+v", refusal)
+	}
+	part := "--m\r\nContent-Type: text/plain\r\n\r\nx\r\n" + block + "\r\n"
+	_, refusal := f.open("Content-Type: multipart/mixed; boundary=m\r\n", part+part+"--m--\r\n")
+	if refusal == nil || refusal.Kind != reply.Crypto.Kind || !strings.Contains(refusal.Reason, "more than 32 key packets") {
+		t.Errorf("two such blocks in one post: %+v", refusal)
+	}
+}

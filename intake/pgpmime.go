@@ -152,13 +152,13 @@ func (op *opener) decrypt(data []byte) (*pgp.Decrypted, *reply.Refusal) {
 	if op.budget <= 0 {
 		return nil, op.tooLarge()
 	}
-	d, err := pgp.Decrypt(data, key, op.author, snap.Now, op.budget)
+	d, err := pgp.DecryptWithin(data, key, op.author, snap.Now, op.budget, &op.keyAttempts)
 	var notForUs *pgp.ErrNotForList
 	var tooLarge *pgp.ErrTooLarge
 	switch {
 	case errors.As(err, &notForUs):
 		return nil, reply.New(reply.NotForUs, "the message is encrypted to %s, not to the key of %s (%s); encrypt to the list's key (isaclist list key, or the Autocrypt header of any list mail) so the list can read it",
-			strings.Join(notForUs.KeyIDs, ", "), snap.List.DisplayName(), key.Fingerprint())
+			compose.Truncate(strings.Join(notForUs.KeyIDs, ", "), 160), snap.List.DisplayName(), key.Fingerprint())
 	case errors.As(err, &tooLarge):
 		return nil, op.tooLarge()
 	case errors.Is(err, pgp.ErrCompressionBomb):

@@ -21,10 +21,10 @@ import (
 // list do unbounded work (a message with thousands of key packets would
 // otherwise cost a public-key operation each).
 const (
-	maxOuterPackets = 1000 // key packets + the encrypted packet
-	maxKeyAttempts  = 32   // session-key decryptions tried with the list key (hidden recipients)
-	maxInnerPackets = 64   // inside the encryption (and inside compression)
-	maxSignatures   = 16   // signature packets examined
+	maxOuterPackets = 1000           // key packets + the encrypted packet
+	maxKeyAttempts  = MaxKeyAttempts // per message (see MaxKeyAttempts)
+	maxInnerPackets = 64             // inside the encryption (and inside compression)
+	maxSignatures   = 16             // signature packets examined
 	// decompressSlack is what decompressed data may hold beyond the
 	// plaintext limit: packet headers, one-pass signatures, signatures.
 	decompressSlack = 1 << 20
@@ -38,6 +38,17 @@ const (
 	// maxClockSkew is how far in the future a signature may be dated.
 	maxClockSkew = 15 * time.Minute
 )
+
+// MaxKeyAttempts bounds the session-key decryptions tried with the list
+// key (a key packet naming it, or a hidden recipient's): each costs a
+// private-key operation. Decrypt allows this many per message;
+// DecryptWithin shares them among the messages of one post.
+const MaxKeyAttempts = 32
+
+// ErrTooManyKeyAttempts reports a message (or a post's messages together)
+// with more key packets to try with the list key than MaxKeyAttempts.
+var ErrTooManyKeyAttempts = fmt.Errorf("pgp: the message has more than %d key packets for the list's key or for hidden recipients; "+
+	"encrypt to the list's key once", MaxKeyAttempts)
 
 // Decrypted is a member's encrypted post, decrypted.
 type Decrypted struct {
@@ -107,12 +118,24 @@ var errUndecryptable = errors.New("pgp: the message is addressed to the list's k
 // and plaintext over maxPlaintext bytes. It never panics: a panic deep in
 // the OpenPGP library is turned into an error.
 func Decrypt(data []byte, list *ListKey, author *PublicKey, now time.Time, maxPlaintext int64) (d *Decrypted, err error) {
+	return DecryptWithin(data, list, author, now, maxPlaintext, nil)
+}
+
+// DecryptWithin is Decrypt, taking each session-key decryption it tries
+// from *attempts (nil: MaxKeyAttempts of its own): the messages of one
+// post share MaxKeyAttempts. With none left it returns
+// ErrTooManyKeyAttempts.
+func DecryptWithin(data []byte, list *ListKey, author *PublicKey, now time.Time, maxPlaintext int64, attempts *int) (d *Decrypted, err error) {
 	defer recoverAs(&err, "pgp: malformed OpenPGP message")
-	d, err = decrypt(data, list, author, now, maxPlaintext)
+	if attempts == nil {
+		n := MaxKeyAttempts
+		attempts = &n
+	}
+	d, err = decrypt(data, list, author, now, maxPlaintext, attempts)
 	return d, err
 }
 
-func decrypt(data []byte, list *ListKey, author *PublicKey, now time.Time, maxPlaintext int64) (*Decrypted, error) {
+func decrypt(data []byte, list *ListKey, author *PublicKey, now time.Time, maxPlaintext int64, attempts *int) (*Decrypted, error) {
 	if list == nil {
 		return nil, errors.New("pgp: no list key")
 	}
@@ -177,7 +200,7 @@ func decrypt(data []byte, list *ListKey, author *PublicKey, now time.Time, maxPl
 
 	cfg := &packet.Config{Time: func() time.Time { return now }}
 	var inner []byte
-	attempts, addressed, ok := 0, false, false
+	addressed, ok, exhausted := false, false, false
 	dks := decryptionKeys(list.entity)
 tryKeys:
 	for _, ek := range eks {
@@ -191,9 +214,11 @@ tryKeys:
 			if ek.Algo != k.PublicKey.PubKeyAlgo {
 				continue
 			}
-			if attempts++; attempts > maxKeyAttempts {
+			if *attempts <= 0 {
+				exhausted = true
 				break tryKeys
 			}
+			*attempts--
 			if err := ek.Decrypt(k.PrivateKey, cfg); err != nil {
 				continue
 			}
@@ -206,6 +231,10 @@ tryKeys:
 		}
 	}
 	if !ok {
+		if exhausted {
+			// Counted whatever the attempts' outcome: no oracle.
+			return nil, ErrTooManyKeyAttempts
+		}
 		if addressed {
 			return nil, errUndecryptable
 		}

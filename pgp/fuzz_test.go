@@ -61,7 +61,8 @@ func FuzzDecrypt(f *testing.F) {
 	list, author := loadFuzzKeys(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		const limit = 1 << 16
-		if d, err := decrypt(data, list, author, fuzzNow, limit); err == nil {
+		attempts := MaxKeyAttempts
+		if d, err := decrypt(data, list, author, fuzzNow, limit, &attempts); err == nil {
 			checkDecrypted(t, d, limit)
 		}
 		verifyDetached([]byte("Content-Type: text/plain\r\n\r\nx\r\n"), data, author, fuzzNow)
@@ -89,7 +90,8 @@ func FuzzDecryptInner(f *testing.F) {
 		w.Write(inner)
 		w.Close()
 		const limit = 1 << 16
-		if d, err := decrypt(msg.Bytes(), list, author, fuzzNow, limit); err == nil {
+		attempts := MaxKeyAttempts
+		if d, err := decrypt(msg.Bytes(), list, author, fuzzNow, limit, &attempts); err == nil {
 			checkDecrypted(t, d, limit)
 		}
 	})

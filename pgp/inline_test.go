@@ -251,3 +251,111 @@ func TestDecryptErrorsQuoteNothing(t *testing.T) {
 		}
 	}
 }
+
+// Packet counts (issue 10): key packets, packets inside the encryption,
+// signatures and nested compression are bounded before anything costly,
+// and each refusal is prompt.
+func TestDecryptPacketBounds(t *testing.T) {
+	now := time.Now()
+	list, _ := newListKey(t, "", now)
+	literal := func() []byte {
+		var b bytes.Buffer
+		lw, _ := packet.SerializeLiteral(nopCloser{&b}, false, "", 0)
+		lw.Write([]byte("TLP:RED text\r\n"))
+		lw.Close()
+		return b.Bytes()
+	}
+	// packets is n packets of tag with body.
+	packets := func(n int, tag byte, body []byte) []byte {
+		var b bytes.Buffer
+		for range n {
+			b.Write([]byte{0xC0 | tag, byte(len(body))})
+			b.Write(body)
+		}
+		return b.Bytes()
+	}
+	var nested bytes.Buffer
+	cw, err := packet.SerializeCompressed(nopCloser{&nested}, packet.CompressionZLIB, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cw.Write(compressedLiteral(t, 1000))
+	cw.Close()
+
+	for _, c := range []struct {
+		name, want string
+		inner      []byte
+	}{
+		{"nested compression", "nested compression", nested.Bytes()},
+		{"17 signatures", "more than 16 signatures", append(literal(), packets(17, tagSignature, []byte{4, 0, 1, 8})...)},
+		{"65 packets", "more than 64 packets", append(packets(64, tagMarker, []byte("PGP")), literal()...)},
+		{"5,000 marker packets", "more than 64 packets", append(packets(5000, tagMarker, []byte("PGP")), literal()...)},
+	} {
+		start := time.Now()
+		_, err := Decrypt(encryptInner(t, list, c.inner, now), list, nil, now, 1<<20)
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "RED") {
+			t.Errorf("%s: %v, want an error saying %q", c.name, err, c.want)
+		}
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("%s: refused after %s", c.name, took)
+		}
+	}
+
+	// A detached signature of 5,000 signature packets.
+	start := time.Now()
+	if ok, _, reason := VerifyDetached([]byte("x"), packets(5000, tagSignature, []byte{4, 0, 1, 8}), publicOf(t, list), now); ok || !strings.Contains(reason, "too many") || time.Since(start) > time.Second {
+		t.Errorf("5,000 signature packets: %v %q after %s", ok, reason, time.Since(start))
+	}
+
+	// More key packets than maxOuterPackets: refused as they are.
+	many := append(packets(5000, tagPKESK, append([]byte{3, 0xAB, 0, 0, 0, 0, 0, 0, 1, 1}, 0, 8, 1)), 0xD2, 2, 1, 0)
+	if _, err := Decrypt(many, list, nil, now, 1<<20); err == nil || !strings.Contains(err.Error(), "more than 1000") {
+		t.Errorf("5,000 key packets: %v", err)
+	}
+
+	// 999 key packets for a hidden recipient (key ID 0) with the list
+	// key's algorithm: each would cost an RSA decryption; only
+	// maxKeyAttempts are tried.
+	if testing.Short() {
+		return
+	}
+	rsaList, _ := newListKey(t, "rsa4096", now)
+	mpi := append([]byte{0x10, 0x00}, bytes.Repeat([]byte{0x5A}, 512)...)
+	var hidden bytes.Buffer
+	for range 999 {
+		body := append([]byte{3, 0, 0, 0, 0, 0, 0, 0, 0, byte(packet.PubKeyAlgoRSA)}, mpi...)
+		hidden.Write([]byte{0xC1, 0xFF, 0, 0, byte(len(body) >> 8), byte(len(body))})
+		hidden.Write(body)
+	}
+	hidden.Write(encryptInner(t, rsaList, literal(), now)[len(mustKeyPacket(t, rsaList, now)):])
+	start = time.Now()
+	_, err = Decrypt(hidden.Bytes(), rsaList, nil, now, 1<<20)
+	took := time.Since(start)
+	t.Logf("999 hidden-recipient RSA key packets refused after %s", took.Round(time.Millisecond))
+	if !errors.Is(err, ErrTooManyKeyAttempts) || took > 5*time.Second {
+		t.Errorf("999 hidden-recipient RSA key packets: %.100v after %s; want ErrTooManyKeyAttempts after %d RSA decryptions", err, took, maxKeyAttempts)
+	}
+
+	// DecryptWithin: 31 of them before the list's own key packet take
+	// all of a shared budget; the next message has none left.
+	var shared bytes.Buffer
+	shared.Write(hidden.Bytes()[:31*(6+10+len(mpi))])
+	shared.Write(encryptInner(t, rsaList, literal(), now))
+	left := MaxKeyAttempts
+	if _, err := DecryptWithin(shared.Bytes(), rsaList, nil, now, 1<<20, &left); err != nil || left != 0 {
+		t.Fatalf("31 hidden-recipient key packets before the list's: %.100v, %d attempts left", err, left)
+	}
+	if _, err := DecryptWithin(shared.Bytes(), rsaList, nil, now, 1<<20, &left); !errors.Is(err, ErrTooManyKeyAttempts) {
+		t.Errorf("the same again with no attempts left: %.100v", err)
+	}
+}
+
+// mustKeyPacket is the key packet encryptInner writes first, to cut it off.
+func mustKeyPacket(t *testing.T, list *ListKey, now time.Time) []byte {
+	t.Helper()
+	kp, err := (&SessionKey{key: bytes.Repeat([]byte{0x42}, 32)}).KeyPacket(publicOf(t, list), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kp
+}

@@ -7,6 +7,10 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // listAsMember is the list's identity seen as a recipient, so the package
@@ -277,4 +281,61 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// Counts and depth (issue 10): thousands of RecipientInfos, and ASN.1
+// nested thousands deep, are refused promptly; up to maxRecipients others
+// are named in ErrNotForList.
+func TestDecryptBounds(t *testing.T) {
+	id := testListIdentity(t)
+	other := ecListIdentity(t)
+	env, _ := Encrypt([]byte("Content-Type: text/plain\r\n\r\nTLP:RED\r\n"))
+	ri, err := env.RecipientInfo(other.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		n    int
+		want string
+	}{{maxRecipients, "not encrypted to the list's certificate"}, {5000, "more than 256 recipients"}} {
+		b := cryptobyte.NewBuilder(nil)
+		b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+			b.AddASN1ObjectIdentifier(oidEnvelopedData)
+			b.AddASN1(cbasn1.Tag(0).Constructed().ContextSpecific(), func(b *cryptobyte.Builder) {
+				b.AddASN1(cbasn1.SEQUENCE, func(b *cryptobyte.Builder) {
+					b.AddASN1Int64(2)
+					b.AddASN1(cbasn1.SET, func(b *cryptobyte.Builder) { b.AddBytes(bytes.Repeat(ri, c.n)) })
+					b.AddBytes(env.Shared)
+				})
+			})
+		})
+		der := b.BytesOrPanic()
+		start := time.Now()
+		_, err := Decrypt(der, id, 1<<20)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%d RecipientInfos: %.200v, want %q", c.n, err, c.want)
+		}
+		if took := time.Since(start); took > 2*time.Second {
+			t.Errorf("%d RecipientInfos: refused after %s", c.n, took)
+		}
+	}
+
+	// 10,000 SEQUENCEs nested, definite lengths (DER).
+	deep := []byte{0x05, 0x00}
+	for range 10000 {
+		n := len(deep)
+		head := []byte{0x30, 0x82, byte(n >> 8), byte(n)}
+		if n >= 1<<16 {
+			head = []byte{0x30, 0x83, byte(n >> 16), byte(n >> 8), byte(n)}
+		}
+		deep = append(head, deep...)
+	}
+	for _, f := range []func() error{
+		func() error { _, err := Decrypt(deep, id, 1<<20); return err },
+		func() error { _, err := VerifyOpaque(deep, id.Cert); return err },
+	} {
+		if err := f(); !errors.Is(err, ErrMalformed) {
+			t.Errorf("ASN.1 nested 10,000 deep: %v", err)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package smtpd
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"log/slog"
 	"net"
@@ -312,6 +313,18 @@ type limitedConn struct {
 	read    atomic.Int64
 	readCap atomic.Int64
 	onCap   atomic.Pointer[func()]
+
+	// lines counts the command lines read, lineCap (once set) is how
+	// many the connection may send; past it onLines runs (it replies and
+	// closes). go-smtp sets a read deadline before each command line it
+	// reads, through TLS too, and cmdConn after each line it answers, so
+	// SetReadDeadline counts them: also those go-smtp answers alone
+	// (NOOP, VRFY, HELP, RCPT past max_recipients, BDAT chunks), which the
+	// session never sees. A message's reads set theirs with
+	// setDataReadDeadline, which does not count.
+	lines   atomic.Int64
+	lineCap atomic.Int64
+	onLines atomic.Pointer[func()]
 }
 
 func (c *limitedConn) Read(p []byte) (int, error) {
@@ -330,6 +343,17 @@ func (c *limitedConn) Read(p []byte) (int, error) {
 }
 
 var errReadCap = errors.New("the client sent far more than the message size limit")
+
+// errLineCap ends go-smtp's session quietly (it returns on net.ErrClosed)
+// once onLines has replied and closed the connection.
+var errLineCap = fmt.Errorf("too many commands in one session: %w", net.ErrClosed)
+
+// capLines lets the connection send at most max command lines in all,
+// then calls onLines.
+func (c *limitedConn) capLines(max int64, onLines func()) {
+	c.onLines.Store(&onLines)
+	c.lineCap.Store(max)
+}
 
 // capReads lets the connection deliver at most more bytes from now on,
 // then calls onCap.
@@ -370,6 +394,18 @@ func (c *limitedConn) Close() error {
 // limiter, which shortens them under stress and for a shed connection.
 // go-smtp sets a read deadline before every command line.
 func (c *limitedConn) SetReadDeadline(t time.Time) error {
+	if limit := c.lineCap.Load(); limit > 0 && c.lines.Add(1) > limit {
+		if f := c.onLines.Load(); f != nil {
+			(*f)()
+		}
+		return errLineCap
+	}
+	return c.setDataReadDeadline(t)
+}
+
+// setDataReadDeadline is SetReadDeadline for a read of message data (the
+// same as through TLS, whose SetReadDeadline is its connection's).
+func (c *limitedConn) setDataReadDeadline(t time.Time) error {
 	if c.lim == nil {
 		return c.Conn.SetReadDeadline(t)
 	}

@@ -226,11 +226,16 @@ func (sess *session) traceID() string {
 type deadlineReader struct {
 	r       io.Reader
 	conn    net.Conn
+	lc      *limitedConn // under conn, if any: its deadline is conn's, and no command line is counted
 	timeout time.Duration
 }
 
 func (d deadlineReader) Read(p []byte) (int, error) {
-	if d.timeout > 0 {
+	switch {
+	case d.timeout <= 0:
+	case d.lc != nil:
+		d.lc.setDataReadDeadline(time.Now().Add(d.timeout)) //nolint:errcheck
+	default:
 		d.conn.SetReadDeadline(time.Now().Add(d.timeout)) //nolint:errcheck
 	}
 	return d.r.Read(p)

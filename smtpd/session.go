@@ -80,6 +80,14 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	}
 	// Before the first MAIL FROM a client has no reason to send much.
 	sess.capInput(maxChatterBytes, tooMuchChatter())
+	if !sess.relay && sess.lc != nil {
+		// Every command line counts, those go-smtp answers alone too (a
+		// trusted relay is not capped: countCommand).
+		sess.lc.capLines(maxSessionLines, func() {
+			sess.log.Info("session closed", "reason", "too many commands in one session")
+			sess.abortWith(reply.New(reply.TooMuch, "too many commands in one session; try again later"))
+		})
+	}
 	sess.lc.greeted()
 	if s.opts.SessionTimeout > 0 {
 		// A whole session, however busy, ends after SessionTimeout: a slow
@@ -129,6 +137,10 @@ func (sess *session) abortWith(r *reply.Refusal) {
 const (
 	maxSessionCommands     = 1000
 	maxSessionTransactions = 100
+	// maxSessionLines bounds every command line of a session, those
+	// go-smtp answers without asking the session (NOOP, VRFY, HELP, RCPT
+	// past max_recipients, BDAT) included.
+	maxSessionLines = 2 * maxSessionCommands
 	// maxChatterBytes is what a client may send outside a message.
 	maxChatterBytes = 1 << 20
 )
@@ -340,7 +352,7 @@ func (sess *session) Data(r io.Reader) error {
 	sess.mu.Unlock()
 	acct := sess.srv.budget.start()
 	defer acct.finish()
-	data, err := readMessage(deadlineReader{r: r, conn: sess.raw, timeout: sess.srv.opts.CommandTimeout}, declared, acct)
+	data, err := readMessage(deadlineReader{r: r, conn: sess.raw, lc: sess.lc, timeout: sess.srv.opts.CommandTimeout}, declared, acct)
 	if errors.Is(err, errBusy) {
 		// RFC 3463 X.3.1: mail system full, for now.
 		return render(reply.New(reply.Busy, "the list server is receiving too much mail at once; your server will retry shortly"), id)

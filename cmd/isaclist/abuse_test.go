@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -410,5 +412,264 @@ func TestSizeLimitIsExact(t *testing.T) {
 		if got552 := strings.HasPrefix(reply, "552 5.3.4"); got552 != (size > max) {
 			t.Errorf("BDAT of %d bytes: %q", size, reply)
 		}
+	}
+}
+
+// TestSessionBounds probes the bounds of one session over loopback SMTP
+// that the other tests do not reach: each ends in a prompt refusal with an
+// enhanced status code (or, for time, a 421 and a closed connection), and
+// the server goes on. The message limit is raised to 12 MB so that large
+// header sections reach the header parser rather than the size limit.
+func TestSessionBounds(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "privkey.pem")
+	pool := writeCert(t, certFile, keyFile, listHost, 1)
+	w := newWorld(t, worldOpts{smtpConfig: fmt.Sprintf("max_message_bytes = 12000000\nsession_timeout = \"20s\"\ntls_cert = %q\ntls_key = %q", certFile, keyFile)})
+	w.mustRun("list", "set", "--refuse-unauthenticated")
+	const marker = "ROODROODROOD" // stands for TLP:RED content: never in a log line
+	head := "From: alice@member-a.example\r\nTo: " + listAddr + "\r\nSubject: [TLP:RED] " + marker + "\r\nMessage-ID: <bounds@member-a.example>\r\n"
+	enhanced := regexp.MustCompile(`^[45][0-9][0-9] [45]\.[0-9]{1,3}\.[0-9]{1,3} \S`)
+
+	// open starts a transaction from ip up to its DATA (or not).
+	open := func(t *testing.T, ip string, data bool) *testmail.Raw {
+		t.Helper()
+		r, _, err := testmail.DialRawFrom(ip, w.smtp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { r.Close() })
+		cmds := []string{"EHLO mail.outsider.example", "MAIL FROM:<eve@outsider.example>", "RCPT TO:<" + listAddr + ">"}
+		if data {
+			cmds = append(cmds, "DATA")
+		}
+		for _, c := range cmds {
+			if reply, err := r.Cmd("%s", c); err != nil || reply[0] > '3' {
+				t.Fatalf("%s: %q %v", c, reply, err)
+			}
+		}
+		return r
+	}
+	// closed says whether the server closed the connection (a read gets
+	// EOF or a reset within a few seconds).
+	closed := func(r *testmail.Raw) bool {
+		for range 5 {
+			if _, err := r.Reply(); err != nil {
+				return true
+			}
+		}
+		return false
+	}
+
+	t.Run("group", func(t *testing.T) {
+		// A message or a BDAT chunk that never ends, a byte every 2 s
+		// (well within command_timeout, 20 s): the session ends at
+		// session_timeout with 421 4.4.2.
+		for _, bdat := range []bool{false, true} {
+			name := "slow drip DATA"
+			if bdat {
+				name = "slow drip BDAT"
+			}
+			t.Run(name, func(t *testing.T) {
+				t.Parallel()
+				r := open(t, attackerIP, !bdat)
+				if bdat {
+					if err := r.Write([]byte("BDAT 1000000 LAST\r\n")); err != nil {
+						t.Fatal(err)
+					}
+				}
+				start := time.Now()
+				stop := make(chan struct{})
+				defer close(stop)
+				go func() {
+					tick := time.NewTicker(2 * time.Second)
+					defer tick.Stop()
+					for r.Write([]byte("x")) == nil {
+						select {
+						case <-stop:
+							return
+						case <-tick.C:
+						}
+					}
+				}()
+				var reply string
+				var err error
+				for time.Since(start) < 40*time.Second {
+					if reply, err = r.Reply(); err != nil || reply != "" {
+						break
+					}
+				}
+				took := time.Since(start)
+				if !strings.HasPrefix(reply, "421 4.4.2") || took > 25*time.Second {
+					t.Errorf("a message dripped a byte every 2 s: %q (%v) after %s; want 421 4.4.2 at session_timeout (20 s)", reply, err, took.Round(time.Millisecond))
+				}
+				if !closed(r) {
+					t.Error("the connection stayed open after the session time limit")
+				}
+			})
+		}
+
+		// 5,000 commands pipelined that go-smtp answers without asking
+		// the session (RCPT of the list past max_recipients, NOOP, empty
+		// BDAT chunks; a flood
+		// of unknown recipients is the refusal limit's:
+		// TestRefusalFloodDoesNotCostMemberPost): each is answered with an
+		// enhanced status code, and the session ends (421 4.7.0) well
+		// before the last.
+		for _, flood := range []struct{ name, ip, cmd string }{
+			{"RCPT flood", otherIP, "RCPT TO:<" + listAddr + ">"},
+			{"NOOP flood", "127.0.0.4", "NOOP"},
+			{"BDAT 0 flood", "127.0.0.5", "BDAT 0"},
+		} {
+			t.Run(flood.name, func(t *testing.T) {
+				t.Parallel()
+				r := open(t, flood.ip, false)
+				// In batches of 50, each read before the next is sent: what
+				// the server has not read when it closes would make the
+				// kernel reset the connection and drop its last reply.
+				const n, batch = 5000, 50
+				start := time.Now()
+				replies, last := 0, ""
+			flooding:
+				for replies < n {
+					if err := r.Write([]byte(strings.Repeat(flood.cmd+"\r\n", batch))); err != nil {
+						break
+					}
+					for range batch {
+						reply, err := r.Reply()
+						if err != nil {
+							break flooding
+						}
+						replies++
+						last = reply
+						if !strings.HasPrefix(reply, "250 ") && !enhanced.MatchString(reply) {
+							t.Fatalf("reply %d to the flood: %q has no enhanced status code or reason", replies, reply)
+						}
+					}
+				}
+				took := time.Since(start)
+				t.Logf("%d replies to %d %q in %s, the last %q", replies, n, flood.cmd, took.Round(time.Millisecond), last)
+				if replies >= n || !strings.HasPrefix(last, "421 4.7.0") || took > 10*time.Second {
+					t.Errorf("%d replies to %d %q in %s, the last %q; want the session ended with 421 4.7.0 before the last", replies, n, flood.cmd, took.Round(time.Millisecond), last)
+				}
+			})
+		}
+
+		// Through TLS, where cmdConn sees only ciphertext, every command
+		// counts too.
+		t.Run("NOOP flood through TLS", func(t *testing.T) {
+			t.Parallel()
+			c, err := smtp.DialStartTLS(w.smtp, &tls.Config{ServerName: listHost, RootCAs: pool})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if err := c.Hello("mail.outsider.example"); err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for ; n < 5000; n++ {
+				if err = c.Noop(); err != nil {
+					break
+				}
+			}
+			var se *smtp.SMTPError
+			if !errors.As(err, &se) || se.Code != 421 || se.EnhancedCode != (smtp.EnhancedCode{4, 7, 0}) || n >= 5000 {
+				t.Errorf("%d NOOP through TLS answered, then %v; want the session ended with 421 4.7.0", n, err)
+			}
+		})
+
+		// XFORWARD from a host that is not a trusted relay: refused
+		// (550 5.7.0), and after a few the session is closed.
+		t.Run("untrusted XFORWARD", func(t *testing.T) {
+			t.Parallel()
+			r, _, err := testmail.DialRaw(w.smtp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			r.Cmd("EHLO mail.outsider.example") //nolint:errcheck
+			var replies []string
+			for range 10 {
+				reply, err := r.Cmd("XFORWARD ADDR=127.0.0.2 NAME=mail.member-a.example HELO=mail.member-a.example")
+				if err != nil {
+					break
+				}
+				replies = append(replies, reply)
+				if strings.HasPrefix(reply, "421") || strings.Contains(reply, "\n421") {
+					break
+				}
+			}
+			// Four refusals, then (after the fourth's) 421 and the end.
+			for i, reply := range replies[:min(4, len(replies))] {
+				if !strings.HasPrefix(reply, "550 5.7.0 ") {
+					t.Errorf("untrusted XFORWARD %d: %q, want 550 5.7.0", i+1, reply)
+				}
+			}
+			if len(replies) != 5 || !strings.HasPrefix(replies[4], "421 4.7.0") || !closed(r) {
+				t.Errorf("untrusted XFORWARD answered %q; want the session closed with 421 4.7.0 after the fourth 550", replies)
+			}
+		})
+
+		// Large shapes that pass the size limit and must be refused by
+		// the parser, quickly.
+		var fields strings.Builder
+		for i := range 100000 {
+			fmt.Fprintf(&fields, "X-F-%d: v\r\n", i)
+		}
+		var nested strings.Builder
+		nested.WriteString(head + "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b0\r\n\r\n")
+		for i := range 5000 {
+			fmt.Fprintf(&nested, "--b%d\r\nContent-Type: multipart/mixed; boundary=b%d\r\n\r\n", i, i+1)
+		}
+		for i := 5000; i >= 0; i-- {
+			fmt.Fprintf(&nested, "--b%d--\r\n", i)
+		}
+		var attached strings.Builder
+		attached.WriteString(head + "MIME-Version: 1.0\r\n")
+		for range 5000 {
+			attached.WriteString("Content-Type: message/rfc822\r\n\r\n")
+		}
+		attached.WriteString("Subject: " + marker + "\r\n\r\n" + marker + "\r\n")
+		var parts strings.Builder
+		parts.WriteString(head + "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=p\r\n\r\n")
+		for range 100000 {
+			parts.WriteString("--p\r\n\r\n" + marker + "\r\n")
+		}
+		parts.WriteString("--p--\r\n")
+		for _, c := range []struct {
+			name, want, says string
+			data             string
+		}{
+			{"100,000 header fields", "550 5.6.0", "more than 1000 header fields", head + fields.String() + "\r\nbody\r\n"},
+			{"one 10 MB field folded over 200,000 lines", "550 5.6.0", "header section is larger", head + "X-Folded: a\r\n" + strings.Repeat(" "+strings.Repeat("a", 48)+"\r\n", 200000) + "\r\nbody\r\n"},
+			{"a 10 MB line without CRLF", "554 5.6.0", "longer than 2000", head + "\r\n" + strings.Repeat("a", 10<<20)},
+			{"MIME nested 5,000 deep", "550 5.6.0", "nests more than 20", nested.String()},
+			{"100,000 MIME parts", "550 5.6.0", "", parts.String()},
+			{"message/rfc822 nested 5,000 deep", "550 5.6.0", "nests more than 20", attached.String()},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				t.Parallel()
+				start := time.Now()
+				reply := rawPost(t, w.smtp, []byte(c.data))
+				took := time.Since(start)
+				if !strings.HasPrefix(reply, c.want) || !strings.Contains(reply, c.says) || !enhanced.MatchString(reply) || !strings.Contains(reply, "[") {
+					t.Errorf("reply %q, want %s (%q) with a reason and a trace ID", reply, c.want, c.says)
+				}
+				if took > 15*time.Second {
+					t.Errorf("the refusal took %s", took.Round(time.Millisecond))
+				}
+			})
+		}
+	})
+
+	time.Sleep(200 * time.Millisecond)
+	if strings.Contains(w.logs.String(), marker) {
+		t.Error("a log line quotes the refused TLP:RED messages")
+	}
+	if q := w.mustRun("queue", "list", "--all", "--json"); strings.TrimSpace(q) != "[]" {
+		t.Errorf("the bounds left something in the queue: %s", q)
+	}
+	if _, err := w.memberPostFrom(memberIP, "[TLP:GREEN] after the bounds"); err != nil {
+		t.Fatalf("a member's post after the bounds: %v", err)
 	}
 }

@@ -190,3 +190,44 @@ func TestConcurrentSendersMemory(t *testing.T) {
 		t.Errorf("%d concurrent senders raised peak memory by %d MB, over the stated %d MB", senders, (peak-base)>>20, bound>>20)
 	}
 }
+
+// TestLargeShapesMemory: the large shapes of TestSessionBounds that pass
+// the size limit (here 12 MB) and are refused by the parser (100,000
+// header fields, one 10 MB folded field, a 10 MB line, 100,000 MIME
+// parts) raise the daemon's peak memory by less than 4 times the size
+// limit: the parser looks no further than its bounds, and a refused
+// message is not kept.
+func TestLargeShapesMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sends 40 MB")
+	}
+	const max = 12000000
+	w := newWorld(t, worldOpts{smtpConfig: fmt.Sprintf("max_message_bytes = %d", max)})
+	port, _, pid, stderr := startNoRaceDaemon(t, w)
+	base := peakRSS(t, pid)
+	head := "From: alice@member-a.example\r\nTo: " + listAddr + "\r\nSubject: [TLP:GREEN] shapes\r\nMessage-ID: <shapes@member-a.example>\r\n"
+	var fields, parts strings.Builder
+	for i := range 100000 {
+		fmt.Fprintf(&fields, "X-F-%d: v\r\n", i)
+	}
+	parts.WriteString(head + "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=p\r\n\r\n")
+	for range 100000 {
+		parts.WriteString("--p\r\n\r\n" + strings.Repeat("x", 80) + "\r\n")
+	}
+	parts.WriteString("--p--\r\n")
+	for name, data := range map[string]string{
+		"100,000 header fields":     head + fields.String() + "\r\nbody\r\n",
+		"one 10 MB folded field":    head + "X-Folded: a\r\n" + strings.Repeat(" "+strings.Repeat("a", 48)+"\r\n", 200000) + "\r\nbody\r\n",
+		"a 10 MB line":              head + "\r\n" + strings.Repeat("a", 10<<20),
+		"100,000 MIME parts (9 MB)": parts.String(),
+	} {
+		if reply := rawPost(t, port, []byte(data)); !strings.HasPrefix(reply, "55") {
+			t.Errorf("%s: %q\n%s", name, reply, stderr.String())
+		}
+	}
+	peak := peakRSS(t, pid)
+	t.Logf("daemon peak RSS: %d MB idle, %d MB after the large shapes (bound: idle + %d MB)", base>>20, peak>>20, 4*max>>20)
+	if peak-base > 4*max {
+		t.Errorf("the large shapes raised peak memory by %d MB, over 4 times max_message_bytes (%d MB)", (peak-base)>>20, 4*max>>20)
+	}
+}
