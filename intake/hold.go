@@ -111,11 +111,36 @@ func (r *Receiver) holdable(a *arrival, snap *snapshot, auth mailauth.Result, re
 	if !decideHold(f) {
 		return false
 	}
+	// A post that could not be held anyway is not decrypted: opening costs
+	// up to 32 tries of the list's key, and anyone can send a post that
+	// fails authentication under a member's name.
+	full := true
+	r.DB.View(func(tx *store.Tx) error { //nolint:errcheck // unread: hold() looks again
+		holds, err := tx.Holds(snap.List.Address)
+		full = err == nil && r.holdsFull(holds, snap.Author.Email, len(a.raw))
+		return nil
+	})
+	if full {
+		return false
+	}
 	opened, openRefusal := r.open(snap, snap.Author, a.msg)
 	if f.unopenable = openRefusal != nil; !f.unopenable {
 		f.label, f.labelled = readHoldLabel(outer, opened.content.Subject)
 	}
 	return decideHold(f)
+}
+
+// holdsFull reports whether a post of size bytes by member finds no room
+// among holds.
+func (r *Receiver) holdsFull(holds []store.Hold, member string, size int) bool {
+	mine, bytes := 0, 0
+	for _, h := range holds {
+		bytes += h.Size
+		if h.Member == member {
+			mine++
+		}
+	}
+	return mine >= holdsPerMember || len(holds) >= holdsPerList || bytes+size > r.holdBytes()
 }
 
 // readHoldLabel is the post's own label, outside and inside, if it has a
@@ -148,14 +173,7 @@ func (r *Receiver) hold(ctx context.Context, a *arrival, snap *snapshot, auth ma
 		if err != nil {
 			return err
 		}
-		mine, bytes := 0, 0
-		for _, h := range holds {
-			bytes += h.Size
-			if h.Member == author.Email {
-				mine++
-			}
-		}
-		if mine >= holdsPerMember || len(holds) >= holdsPerList || bytes+len(a.raw) > r.holdBytes() {
+		if r.holdsFull(holds, author.Email, len(a.raw)) {
 			capped = true
 			return nil
 		}

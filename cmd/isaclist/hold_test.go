@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
 	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/internal/sandbox"
 	"github.com/isaclist/isaclist/internal/testmail"
@@ -192,5 +194,26 @@ func TestReportCountsHoldsAndCommands(t *testing.T) {
 	}
 	if text := w.mustRun("report"); !strings.Contains(text, "Mail commands") || !strings.Contains(text, "released") {
 		t.Errorf("the report's text:\n%s", text)
+	}
+}
+
+// Holds are bounded: a flood of posts under a member's name that fail
+// authentication fills at most holdsPerMember (10) holds for that member;
+// the next is refused like any unauthenticated mail and not held.
+func TestHoldsPerMemberAreBounded(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	for i := range 10 {
+		err := w.unauthenticated(fmt.Sprintf("[TLP:AMBER] flood %d", i), "flood\n")
+		wantRefused(t, fmt.Sprintf("unauthenticated post %d", i), err, 550, "held for the list's secretary")
+	}
+	err := w.unauthenticated("[TLP:AMBER] one too many", "flood\n")
+	var se *smtp.SMTPError
+	// The same answer as a held post (a spoofer learns nothing), but no
+	// hold.
+	if !errors.As(err, &se) || se.Code != 550 || se.EnhancedCode != (smtp.EnhancedCode{5, 7, 26}) {
+		t.Errorf("the 11th post: %v, want the unauthenticated refusal (550 5.7.26)", err)
+	}
+	if hs := w.holds(); len(hs) != 10 {
+		t.Errorf("%d holds, want 10", len(hs))
 	}
 }
