@@ -315,7 +315,8 @@ type limitedConn struct {
 	onCap   atomic.Pointer[func()]
 
 	// lines counts the command lines read, lineCap (once set) is how
-	// many the connection may send; past it onLines runs (it replies and
+	// many the connection may send, beyond those the bytes it delivered
+	// earned (bytesPerExtraLine); past it onLines runs (it replies and
 	// closes). go-smtp sets a read deadline before each command line it
 	// reads, through TLS too, and cmdConn after each line it answers, so
 	// SetReadDeadline counts them: also those go-smtp answers alone
@@ -341,6 +342,13 @@ func (c *limitedConn) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// bytesPerExtraLine: each this many bytes a connection delivers earn it
+// one command line more than lineCap. A message sent in BDAT chunks
+// costs a line per chunk (Exchange sends large messages so), and a
+// member's 25 MB post in small chunks must not end its session; command
+// lines alone, a few bytes each, earn next to nothing.
+const bytesPerExtraLine = 1024
 
 var errReadCap = errors.New("the client sent far more than the message size limit")
 
@@ -394,7 +402,7 @@ func (c *limitedConn) Close() error {
 // limiter, which shortens them under stress and for a shed connection.
 // go-smtp sets a read deadline before every command line.
 func (c *limitedConn) SetReadDeadline(t time.Time) error {
-	if limit := c.lineCap.Load(); limit > 0 && c.lines.Add(1) > limit {
+	if limit := c.lineCap.Load(); limit > 0 && c.lines.Add(1) > limit+c.read.Load()/bytesPerExtraLine {
 		if f := c.onLines.Load(); f != nil {
 			(*f)()
 		}

@@ -673,3 +673,60 @@ func TestSessionBounds(t *testing.T) {
 		t.Fatalf("a member's post after the bounds: %v", err)
 	}
 }
+
+// A member's large post sent in many small BDAT chunks (as Exchange may
+// send it) is taken: each chunk is a command line, and the per-session
+// cap on command lines grows with the bytes a client delivers, so only
+// chatter without data reaches it.
+func TestLargePostInSmallBDATChunks(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	const alice = "alice@member-a.example"
+	line := strings.Repeat("incident details, line after line; ", 2) + "\n"
+	body := strings.Repeat(line, (4<<20)/len(line))
+	raw := w.sign("member-a.example", sandbox.Message{From: alice, To: listAddr, Subject: "[TLP:AMBER] a large report", Body: body}.Bytes())
+	r, _, err := testmail.DialRaw(w.smtp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for _, c := range []string{"EHLO mail.member-a.example", "MAIL FROM:<" + alice + ">", "RCPT TO:<" + listAddr + ">"} {
+		if reply, err := r.Cmd("%s", c); err != nil || reply[0] != '2' {
+			t.Fatalf("%s: %q %v", c, reply, err)
+		}
+	}
+	const chunk, batch = 1500, 50
+	var chunks [][]byte
+	for rest := raw; len(rest) > 0; {
+		n := min(chunk, len(rest))
+		chunks = append(chunks, rest[:n])
+		rest = rest[n:]
+	}
+	if len(chunks) <= 2000 {
+		t.Fatalf("only %d chunks: the post must take more chunks than the session's command lines without data", len(chunks))
+	}
+	for i := 0; i < len(chunks); i += batch {
+		var b bytes.Buffer
+		end := min(i+batch, len(chunks))
+		for j := i; j < end; j++ {
+			last := ""
+			if j == len(chunks)-1 {
+				last = " LAST"
+			}
+			fmt.Fprintf(&b, "BDAT %d%s\r\n", len(chunks[j]), last)
+			b.Write(chunks[j])
+		}
+		if err := r.Write(b.Bytes()); err != nil {
+			t.Fatalf("chunk %d: %v", i, err)
+		}
+		for j := i; j < end; j++ {
+			reply, err := r.Reply()
+			if err != nil || !strings.HasPrefix(reply, "250") {
+				t.Fatalf("chunk %d of %d: %q %v", j+1, len(chunks), reply, err)
+			}
+		}
+	}
+	w.waitQueueEmpty()
+	if got := len(w.sink.Messages()); got != 3 {
+		t.Errorf("%d copies went out, want 3", got)
+	}
+}
