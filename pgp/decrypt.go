@@ -89,12 +89,22 @@ var ErrCompressionBomb = fmt.Errorf("pgp: the message's compressed data expands 
 // recipient).
 type ErrNotForList struct{ KeyIDs []string }
 
-// Error names the key IDs the message was encrypted to, and what to do.
+// maxNamedKeyIDs bounds the key IDs an error names: a message may carry
+// thousands of key packets, and the error may reach a log or a reply.
+const maxNamedKeyIDs = 5
+
+// Error names the key IDs the message was encrypted to (the first few),
+// and what to do.
 func (e *ErrNotForList) Error() string {
 	if len(e.KeyIDs) == 0 {
 		return "pgp: the message is not encrypted to the list's key"
 	}
-	return "pgp: the message is encrypted to key " + strings.Join(e.KeyIDs, ", ") +
+	ids := e.KeyIDs
+	more := ""
+	if len(ids) > maxNamedKeyIDs {
+		ids, more = ids[:maxNamedKeyIDs], fmt.Sprintf(" and %d more", len(ids)-maxNamedKeyIDs)
+	}
+	return "pgp: the message is encrypted to key " + strings.Join(ids, ", ") + more +
 		", not to the list's key; encrypt to the list's key (see the Autocrypt header of list mail)"
 }
 

@@ -311,3 +311,19 @@ func TestVerifyDetachedGPG(t *testing.T) {
 		}
 	}
 }
+
+// The error for a message not encrypted to the list names a few of its
+// key IDs, however many key packets it carries.
+func TestErrNotForListIsBounded(t *testing.T) {
+	ids := make([]string, 5000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%016X", i)
+	}
+	msg := (&ErrNotForList{KeyIDs: ids}).Error()
+	if len(msg) > 300 || !strings.Contains(msg, ids[0]) || !strings.Contains(msg, "and 4995 more") || strings.Contains(msg, ids[5]) {
+		t.Errorf("%d bytes: %s", len(msg), msg)
+	}
+	if msg := (&ErrNotForList{KeyIDs: ids[:2]}).Error(); !strings.Contains(msg, ids[0]+", "+ids[1]+", not to") {
+		t.Errorf("two key IDs: %s", msg)
+	}
+}

@@ -56,10 +56,17 @@ type Decrypted struct {
 // which certificate they used.
 type ErrNotForList struct{ Recipients []string }
 
-// Error says what the message was encrypted to and what to do.
+// maxNamedRecipients bounds the recipients an error names: a message may
+// carry many RecipientInfos, and the error may reach a log or a reply.
+const maxNamedRecipients = 3
+
+// Error says what the message was encrypted to (the first few) and what
+// to do.
 func (e *ErrNotForList) Error() string {
 	what := "no recipient the list can identify"
-	if len(e.Recipients) > 0 {
+	if n := len(e.Recipients); n > maxNamedRecipients {
+		what = strings.Join(e.Recipients[:maxNamedRecipients], "; ") + fmt.Sprintf("; and %d more", n-maxNamedRecipients)
+	} else if n > 0 {
 		what = strings.Join(e.Recipients, "; ")
 	}
 	return "smime: the message was not encrypted to the list's certificate (it is encrypted to " + what +
