@@ -52,6 +52,10 @@ type command struct {
 	// more: the mail held more than one command line (only the first is
 	// carried out).
 	more bool
+	// red: the mail may be TLP:RED (its label, its thread's or the list's
+	// default): none of its words are repeated in the answer or the audit
+	// trail.
+	red bool
 }
 
 // parseCommand reads the command of a mail: the first word of the first
@@ -128,6 +132,8 @@ func (r *Receiver) receiveRequest(ctx context.Context, env message.Envelope, t T
 		return nil, refusal
 	}
 	cmd := parseCommand(opened)
+	label, labelled := readHoldLabel(a.msg.Get("Subject"), opened.content.Subject)
+	cmd.red = holdFacts{label: label, labelled: labelled, threadLabel: snap.ThreadLabel, defaultLabel: snap.List.DefaultLabel}.mayBeRed()
 	member := *snap.Author
 	ans := r.execute(snap, &member, cmd, opened)
 	if cmd.more {
@@ -206,6 +212,10 @@ are not kept for you, and their authors are told you did not receive them.
 		return r.keyCommand(snap, member, opened)
 	case "cert":
 		return r.certCommand(snap, member, opened)
+	}
+	if cmd.red {
+		return answer{subject: "help", label: tlp.Clear,
+			text: fmt.Sprintf("The first line of your mail is not a command of %s.\n\n%s", l.DisplayName(), helpText(l))}
 	}
 	return answer{subject: "help", label: tlp.Clear, detail: compose.Truncate(cmd.name, 32),
 		text: fmt.Sprintf("%q is not a command of %s.\n\n%s", compose.Truncate(cmd.name, 32), l.DisplayName(), helpText(l))}
