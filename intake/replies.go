@@ -16,6 +16,7 @@ import (
 	"github.com/isaclist/isaclist/queue"
 	"github.com/isaclist/isaclist/reply"
 	"github.com/isaclist/isaclist/store"
+	"golang.org/x/net/html"
 	"golang.org/x/text/encoding/htmlindex"
 )
 
@@ -239,21 +240,44 @@ func toUTF8(charset string, text []byte) []byte {
 	return out
 }
 
+// stripTags is the text of HTML as a reader sees it: tags gone,
+// entities decoded, a line break at each block, and nothing of what a
+// reader does not see as the writer's own words (head, style, script,
+// title) or sees as quoted (blockquote: an HTML reply quotes there).
 func stripTags(s string) string {
 	var b strings.Builder
-	in := false
-	for _, r := range s {
-		switch {
-		case r == '<':
-			in = true
-		case r == '>':
-			in = false
-			b.WriteRune(' ')
-		case !in:
-			b.WriteRune(r)
+	z := html.NewTokenizer(strings.NewReader(s))
+	skip := 0 // depth inside elements whose text is not the writer's
+	for {
+		tt := z.Next()
+		switch tt {
+		case html.ErrorToken:
+			return b.String()
+		case html.TextToken:
+			if skip == 0 {
+				b.Write(z.Text())
+			}
+		case html.StartTagToken, html.EndTagToken, html.SelfClosingTagToken:
+			name, _ := z.TagName()
+			switch string(name) {
+			case "body":
+				skip = 0 // a head left open ends here
+			case "head", "style", "script", "title", "blockquote", "template":
+				switch tt {
+				case html.StartTagToken:
+					skip++
+				case html.EndTagToken:
+					if skip > 0 {
+						skip--
+					}
+				}
+			case "br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "table", "ul", "ol", "hr":
+				b.WriteByte('\n')
+			default:
+				b.WriteByte(' ')
+			}
 		}
 	}
-	return b.String()
 }
 
 // firstWords returns up to n lower-case words of the first line that is

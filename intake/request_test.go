@@ -36,6 +36,11 @@ func TestParseCommand(t *testing.T) {
 		{"quoted-printable", "text/plain", "quoted-printable", "", []byte("=6Bey\r\n"), "key", false},
 		{"UTF-16", "text/plain; charset=utf-16", "base64", "", []byte(base64.StdEncoding.EncodeToString(utf16) + "\r\n"), "status", false},
 		{"HTML only", "text/html", "7bit", "", []byte("<html><body><p>members</p></body></html>\r\n"), "members", false},
+		{"tabs and capitals", "text/plain", "7bit", "", []byte("\t PAUSE \t\r\n"), "pause", false},
+		{"HTML: style and title are not the command", "text/html", "7bit", "", []byte("<html><head><title>x</title><style>p.MsoNormal {margin:0}</style></head><body><p>status</p></body></html>\r\n"), "status", false},
+		{"HTML: entities decoded", "text/html", "7bit", "", []byte("<p>&#115;tatus</p>\r\n"), "status", false},
+		{"HTML reply: the blockquote is quoted", "text/html", "7bit", "", []byte("<html><body><div><br></div><blockquote type=\"cite\"><p>pause</p></blockquote></body></html>\r\n"), "help", false},
+		{"HTML: a quote written as &gt;", "text/html", "7bit", "", []byte("<p>&gt; pause</p><p>status</p>\r\n"), "status", false},
 		{"nothing at all: help", "text/plain", "7bit", "", []byte("\r\n"), "help", false},
 	} {
 		got := parseCommand(openedOf(t, c.ct, c.cte, c.subject, c.body))
