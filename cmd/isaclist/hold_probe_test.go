@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A held post, probed: nothing of it reaches disk, the logs or the
+// notices in plaintext; its release runs the decision again (a list that
+// now requires signatures, an author no longer a member), and a release
+// that is refused leaves it held.
+func TestHeldPostProbes(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	err := w.unauthenticated("[TLP:AMBER] HOLDSUBJMARKER at site B", "HOLDBODYMARKER details\n")
+	wantRefused(t, "an unauthenticated post of a member", err, 550, "held for the list's secretary")
+	hs := w.holds()
+	if len(hs) != 1 {
+		t.Fatalf("holds: %+v", hs)
+	}
+	notices := w.noticesSince(0)
+	if len(notices) < 2 {
+		t.Errorf("%d notices, want the author's and the owners'", len(notices))
+	}
+	for _, n := range notices {
+		if bytes.Contains(n.Data, []byte("HOLDSUBJMARKER")) || bytes.Contains(n.Data, []byte("HOLDBODYMARKER")) {
+			t.Errorf("the notice to %v holds the post's content:\n%s", n.To, n.Data)
+		}
+	}
+	for _, marker := range []string{"HOLDSUBJMARKER", "HOLDBODYMARKER"} {
+		if strings.Contains(w.logs.String(), marker) {
+			t.Errorf("the log holds %s", marker)
+		}
+	}
+	filepath.Walk(w.cfg.DataDir, func(p string, fi os.FileInfo, err error) error { //nolint:errcheck
+		if err == nil && !fi.IsDir() {
+			b, _ := os.ReadFile(p)
+			if bytes.Contains(b, []byte("HOLDSUBJMARKER")) || bytes.Contains(b, []byte("HOLDBODYMARKER")) {
+				t.Errorf("%s holds the held post in plaintext", p)
+			}
+		}
+		return nil
+	})
+
+	// The list now requires signatures: the release is refused, the post
+	// stays held.
+	w.mustRun("list", "set", listAddr, "--require-signature")
+	w.mustFail("cannot be released", "hold", "release", hs[0].ID)
+	if len(w.holds()) != 1 {
+		t.Error("a post whose release was refused is no longer held")
+	}
+	w.mustRun("list", "set", listAddr, "--require-signature=false")
+
+	// The author was removed meanwhile: the same.
+	w.mustRun("member", "remove", "alice@member-a.example")
+	before := len(w.sink.Messages())
+	w.mustFail("no longer a member", "hold", "release", hs[0].ID)
+	if len(w.holds()) != 1 {
+		t.Error("a post whose release was refused is no longer held")
+	}
+	w.waitQueueEmpty()
+	for _, m := range w.sink.Messages()[before:] {
+		if bytes.Contains(m.Data, []byte("HOLDBODYMARKER")) {
+			t.Errorf("a removed member's held post went to %v", m.To)
+		}
+	}
+	w.mustRun("hold", "reject", hs[0].ID)
+	if len(w.holds()) != 0 {
+		t.Error("a rejected post is still held")
+	}
+}
