@@ -68,6 +68,9 @@ func TestCommandProbes(t *testing.T) {
 	_, err := sandbox.SendFrom(replayerIP, w.smtp, "mail.attacker.example", bob, []string{requestAddr},
 		sandbox.Message{From: bob, To: requestAddr, Subject: "resume", Body: "resume\n"}.Bytes())
 	wantEnhanced(t, "an unauthenticated command", err, "not authenticated")
+	if hs := w.holds(); len(hs) != 0 {
+		t.Errorf("an unauthenticated command was held: %+v", hs)
+	}
 	raw = w.sign("outsider.example", sandbox.Message{From: "eve@outsider.example", To: requestAddr, Subject: "members", Body: "members\n"}.Bytes())
 	_, err = sandbox.Send(w.smtp, "mail.outsider.example", "eve@outsider.example", []string{requestAddr}, raw)
 	wantEnhanced(t, "a stranger's command", err, "not one")
