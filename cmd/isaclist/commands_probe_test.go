@@ -64,6 +64,15 @@ func TestCommandProbes(t *testing.T) {
 		}
 	}
 
+	// Paused, Alice still gets answers.
+	n = len(w.sink.Messages())
+	if err := w.command(alice, "status\n"); err != nil {
+		t.Fatal(err)
+	}
+	if a := w.answerTo(n, alice); !bytes.Contains(a.Data, []byte("paused")) {
+		t.Errorf("the status of a paused member:\n%s", a.Data)
+	}
+
 	// Refusals carry an enhanced status code and a reason.
 	_, err := sandbox.SendFrom(replayerIP, w.smtp, "mail.attacker.example", bob, []string{requestAddr},
 		sandbox.Message{From: bob, To: requestAddr, Subject: "resume", Body: "resume\n"}.Bytes())
