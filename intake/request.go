@@ -139,7 +139,7 @@ func (r *Receiver) receiveRequest(ctx context.Context, env message.Envelope, t T
 	if cmd.more {
 		ans.text += "\nOnly the first command of a mail is carried out; send each in a mail of its own.\n"
 	}
-	r.Metrics.Command(cmd.name)
+	r.Metrics.Command(auditName(cmd.name))
 	now := r.now()
 	err := r.DB.Update(func(tx *store.Tx) error {
 		if err := tx.PutSeen(store.SeenPost, key, &store.Seen{Expires: now.Add(duplicateWindow)}); err != nil {

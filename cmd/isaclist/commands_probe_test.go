@@ -36,7 +36,8 @@ func wantEnhanced(t *testing.T, what string, err error, words ...string) {
 // mail labelled TLP:RED leaves nothing of its words behind; a member of
 // another list on the same server is a stranger here.
 func TestCommandProbes(t *testing.T) {
-	w := newWorld(t, worldOpts{})
+	metricsAddr := freePort(t)
+	w := newWorld(t, worldOpts{metrics: metricsAddr})
 	const alice, bob = "alice@member-a.example", "bob@member-b.example"
 
 	// Alice asks to pause Bob, with Reply-To an outsider, From in capitals
@@ -99,6 +100,9 @@ func TestCommandProbes(t *testing.T) {
 		if bytes.Contains(bytes.ToLower(m.Data), []byte("redbodymarker")) || bytes.Contains(m.Data, []byte("REDSUBJECTMARKER")) {
 			t.Errorf("the answer to a TLP:RED command mail repeats it:\n%s", m.Data)
 		}
+	}
+	if _, m := get(t, "http://"+metricsAddr+"/metrics"); strings.Contains(m, "redbodymarker") || !strings.Contains(m, `command="unknown"`) {
+		t.Errorf("the metrics name a word of a TLP:RED command mail, or not unknown commands as such:\n%s", m)
 	}
 	if strings.Contains(strings.ToLower(w.logs.String()), "redbodymarker") || strings.Contains(w.logs.String(), "REDSUBJECTMARKER") {
 		t.Error("the log holds words of a TLP:RED command mail")
