@@ -2,11 +2,41 @@ package main
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/emersion/go-smtp"
+	"github.com/isaclist/isaclist/internal/sandbox"
 )
+
+// A stranger learns nothing from holding: an unauthenticated post under a
+// member's address is refused in the same words as one under an address
+// of the same organisation that is no member.
+func TestHoldIsNoMembershipOracle(t *testing.T) {
+	w := newWorld(t, worldOpts{})
+	var answers []string
+	for _, from := range []string{"alice@member-a.example", "zed@member-a.example"} {
+		raw := sandbox.Message{From: from, To: listAddr, Subject: "[TLP:GREEN] x", Body: "x\n"}.Bytes()
+		_, err := sandbox.SendFrom(replayerIP, w.smtp, "hotel-relay.example", from, []string{listAddr}, raw)
+		var se *smtp.SMTPError
+		if !errors.As(err, &se) {
+			t.Fatalf("%s: %v", from, err)
+		}
+		msg := regexp.MustCompile(`\[[a-z0-9]+\]$`).ReplaceAllString(strings.ReplaceAll(se.Message, from, "ADDR"), "")
+		answers = append(answers, fmt.Sprint(se.Code, se.EnhancedCode, msg))
+	}
+	if answers[0] != answers[1] {
+		t.Errorf("a member's held post and a stranger's are refused differently:\n%s\n%s", answers[0], answers[1])
+	}
+	if len(w.holds()) != 1 {
+		t.Errorf("%d holds, want the member's", len(w.holds()))
+	}
+}
 
 // A held post, probed: nothing of it reaches disk, the logs or the
 // notices in plaintext; its release runs the decision again (a list that
