@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 	"github.com/isaclist/isaclist/internal/sandbox"
@@ -99,5 +100,33 @@ func TestHeldPostProbes(t *testing.T) {
 	w.mustRun("hold", "reject", hs[0].ID)
 	if len(w.holds()) != 0 {
 		t.Error("a rejected post is still held")
+	}
+}
+
+// A held post signed by its author's key, on a list that requires
+// signatures: released while the key is valid it goes out; released after
+// the key expired it is refused and stays held.
+func TestReleaseAfterKeyExpired(t *testing.T) {
+	p := newPGPWorld(t)
+	const alice = "alice@member-a.example"
+	short := newGPGUser(t, alice, "ed25519", "2d")
+	short.importKey(p.listKey)
+	p.mustRun("member", "key", alice, short.keyFile(p.dir))
+	p.mustRun("list", "set", "--require-signature")
+	for _, subject := range []string{"[TLP:AMBER] first", "[TLP:AMBER] second"} {
+		raw := p.encryptedPost(short, alice, subject, "KEYEXPMARKER", true)
+		_, err := sandbox.SendFrom(replayerIP, p.smtp, "hotel-relay.example", alice, []string{listAddr}, raw)
+		wantRefused(t, "a signed post through a hotel's relay", err, 550, "held for the list's secretary")
+	}
+	hs := p.holds()
+	if len(hs) != 2 {
+		t.Fatalf("holds: %+v", hs)
+	}
+	p.mustRun("hold", "release", hs[0].ID)
+	p.d.Clock.Set(func() time.Time { return time.Now().Add(3 * 24 * time.Hour) })
+	defer p.d.Clock.Set(nil)
+	p.mustFail("cannot be released", "hold", "release", hs[1].ID)
+	if left := p.holds(); len(left) != 1 || left[0].ID != hs[1].ID {
+		t.Errorf("holds after a refused release: %+v", left)
 	}
 }
