@@ -74,6 +74,15 @@ func TestCommandProbes(t *testing.T) {
 		t.Errorf("the status of a paused member:\n%s", a.Data)
 	}
 
+	// A very long command line: refused with a reason, or answered as no
+	// command without repeating all of it.
+	n = len(w.sink.Messages())
+	if err := w.command(bob, strings.Repeat("pause", 400)+"\n"); err != nil {
+		wantEnhanced(t, "a very long command line", err)
+	} else if a := w.answerTo(n, bob); !bytes.Contains(a.Data, []byte("not a command")) || bytes.Contains(a.Data, []byte(strings.Repeat("pause", 20))) {
+		t.Errorf("the answer to a very long command line:\n%.2000s", a.Data)
+	}
+
 	// Refusals carry an enhanced status code and a reason.
 	_, err := sandbox.SendFrom(replayerIP, w.smtp, "mail.attacker.example", bob, []string{requestAddr},
 		sandbox.Message{From: bob, To: requestAddr, Subject: "resume", Body: "resume\n"}.Bytes())
@@ -125,4 +134,21 @@ func TestCommandProbes(t *testing.T) {
 	raw = w.sign("outsider.example", sandbox.Message{From: "eve@outsider.example", To: requestAddr, Subject: "members", Body: "members\n"}.Bytes())
 	_, err = sandbox.Send(w.smtp, "mail.outsider.example", "eve@outsider.example", []string{requestAddr}, raw)
 	wantEnhanced(t, "another list's member", err, "not one")
+}
+
+// A member cannot register another member's key as theirs.
+func TestKeyCommandForAnother(t *testing.T) {
+	p := newPGPWorld(t)
+	const alice = "alice@member-a.example"
+	before := p.mustRun("member", "list", "--json")
+	n := len(p.sink.Messages())
+	if err := p.command(alice, "key\n\n"+string(p.bob.publicKey())); err != nil {
+		t.Fatal(err)
+	}
+	if a := p.alice.run(armoredOf(t, p.answerTo(n, alice).Data), "--decrypt"); !bytes.Contains(a, []byte("not registered")) {
+		t.Errorf("answer to a key command with another member's key:\n%s", a)
+	}
+	if after := p.mustRun("member", "list", "--json"); after != before {
+		t.Errorf("the members changed:\n%s\n%s", before, after)
+	}
 }
