@@ -56,6 +56,26 @@ func OutgoingSubject(prefix string, label tlp.Label, raw string) string {
 	return EncodeText(out)
 }
 
+// leadingTag is a bracketed tag at the start of a subject: the list's
+// prefix or a TLP label.
+var leadingTag = regexp.MustCompile(`^\[[^\]]*\]\s*`)
+
+// SubjectText is what a subject says once the reply and forward markers
+// and the bracketed tags leading it are gone ("Re: [Energy ISAC]
+// [TLP:GREEN] members" says "members").
+func SubjectText(s string) string {
+	s = strings.TrimSpace(s)
+	for {
+		if m := replyMarker.FindString(s); m != "" {
+			s = s[len(m):]
+		} else if m := leadingTag.FindString(s); m != "" {
+			s = s[len(m):]
+		} else {
+			return s
+		}
+	}
+}
+
 // EncodeText returns s as an unstructured header value: as is if it is
 // printable ASCII, else RFC 2047 encoded words. Text holding a literal
 // "=?" is encoded too, so that a reader does not decode it a second time.

@@ -64,7 +64,8 @@ type command struct {
 func parseCommand(opened *opened) command {
 	lines := commandLines(firstText(opened.content.Entity, 0))
 	if len(lines) == 0 {
-		lines = commandLines(tlp.Decode(opened.content.Subject))
+		// A reply to an answer: "Re: [Energy ISAC] members".
+		lines = commandLines(compose.SubjectText(tlp.Decode(opened.content.Subject)))
 	}
 	if len(lines) == 0 {
 		return command{name: "help"}

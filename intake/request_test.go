@@ -42,6 +42,9 @@ func TestParseCommand(t *testing.T) {
 		{"HTML reply: the blockquote is quoted", "text/html", "7bit", "", []byte("<html><body><div><br></div><blockquote type=\"cite\"><p>pause</p></blockquote></body></html>\r\n"), "help", false},
 		{"HTML: a quote written as &gt;", "text/html", "7bit", "", []byte("<p>&gt; pause</p><p>status</p>\r\n"), "status", false},
 		{"nothing at all: help", "text/plain", "7bit", "", []byte("\r\n"), "help", false},
+		{"a reply's subject", "text/plain", "7bit", "Re: [Energy ISAC] members", []byte("\r\n"), "members", false},
+		{"markers and tags in any order", "text/plain", "7bit", "AW: [TLP:GREEN] Re[2]: [Energy ISAC] Pause", []byte("\r\n"), "pause", false},
+		{"a subject of markers only: help", "text/plain", "7bit", "Re: [Energy ISAC]", []byte("\r\n"), "help", false},
 	} {
 		got := parseCommand(openedOf(t, c.ct, c.cte, c.subject, c.body))
 		if got.name != c.want || got.more != c.more {
