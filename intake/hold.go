@@ -154,12 +154,11 @@ func readHoldLabel(outer, inner string) (tlp.Label, bool) {
 // the authentication refusal) when the caps are reached.
 func (r *Receiver) hold(ctx context.Context, a *arrival, snap *snapshot, auth mailauth.Result, refusal *reply.Refusal) (*Accepted, *reply.Refusal) {
 	now := snap.Now
+	// The client's reverse name is looked up when the secretary looks
+	// (ShowHold), not now: a lookup here, up to seconds, would make the
+	// answer to a member's address slower than a stranger's, and tell a
+	// spoofer which addresses are members'.
 	held := heldPost{Raw: a.raw, Env: a.env, Target: a.target, Auth: auth}
-	if a.env.RemoteIP != nil {
-		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		held.ReverseName, _ = r.Resolver.LookupAddr(lctx, a.env.RemoteIP.String())
-		cancel()
-	}
 	id := a.env.ID
 	if id == "" {
 		id = message.NewID(now)
@@ -312,6 +311,12 @@ func (r *Receiver) ShowHold(list, id string) (*HoldInfo, error) {
 		ReverseName: p.ReverseName, HELO: p.Env.HELO, MailFrom: p.Env.MailFrom, Why: p.Auth.Summary()}
 	if p.Env.RemoteIP != nil {
 		info.ClientIP = p.Env.RemoteIP.String()
+		if len(info.ReverseName) == 0 && r.Resolver != nil {
+			// A hold an earlier build made carries the name found then.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			info.ReverseName, _ = r.Resolver.LookupAddr(ctx, info.ClientIP)
+			cancel()
+		}
 	}
 	if p.Auth.SPF != "" {
 		info.SPF = fmt.Sprintf("%s for %s", p.Auth.SPF, p.Auth.SPFDomain)

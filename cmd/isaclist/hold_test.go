@@ -52,8 +52,12 @@ func TestHeldPosts(t *testing.T) {
 	// A member's post that fails authentication: the sender gets the same
 	// refusal as anyone; the post is held, encrypted; the author and the
 	// owners are told.
+	// The client's reverse name, published only after the post came: the
+	// hold looks it up when the secretary looks, not while the spoofer
+	// waits for the answer (a member's address would answer slower).
 	err := w.unauthenticated("[TLP:AMBER] HELD-MARKER incident at site B", "HELD-MARKER details\n")
 	wantRefused(t, "an unauthenticated post of a member", err, 550, "held for the list's secretary")
+	w.dns.AddPTR(replayerIP, "hotel-relay.example")
 	hs := w.holds()
 	if len(hs) != 1 || hs[0].Member != "alice@member-a.example" {
 		t.Fatalf("holds: %+v", hs)
@@ -85,7 +89,7 @@ func TestHeldPosts(t *testing.T) {
 	if err := json.Unmarshal([]byte(w.mustRun("hold", "show", hs[0].ID, "--json")), &h); err != nil {
 		t.Fatal(err)
 	}
-	if h.ClientIP != replayerIP || h.HELO != "hotel-relay.example" || !strings.Contains(h.SPF, "fail") ||
+	if h.ClientIP != replayerIP || h.HELO != "hotel-relay.example" || len(h.ReverseName) != 1 || h.ReverseName[0] != "hotel-relay.example." || !strings.Contains(h.SPF, "fail") ||
 		!strings.Contains(h.Subject, "incident at site B") || len(h.DKIM) == 0 || h.Why == "" {
 		t.Errorf("hold show: %+v", h)
 	}

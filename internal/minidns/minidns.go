@@ -115,6 +115,15 @@ func (s *Server) AddIP(name, ip string) {
 	s.add(&dns.AAAA{Hdr: hdr(name, dns.TypeAAAA), AAAA: addr})
 }
 
+// AddPTR publishes the reverse name of an address.
+func (s *Server) AddPTR(ip, name string) {
+	rev, err := dns.ReverseAddr(ip)
+	if err != nil {
+		panic("minidns: bad IP " + ip)
+	}
+	s.add(&dns.PTR{Hdr: hdr(rev, dns.TypePTR), Ptr: fqdn(name)})
+}
+
 // Remove deletes every record of name.
 func (s *Server) Remove(name string) {
 	s.mu.Lock()
