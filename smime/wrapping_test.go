@@ -84,7 +84,9 @@ func TestSignatureWrapping(t *testing.T) {
 	}
 
 	tampered := func(der []byte) []byte {
-		// Flip the last byte of the DER: the last SignerInfo's signature.
+		// Flip the last byte of the DER: the signature of the last
+		// SignerInfo in DER order (SET OF sorts by encoding, and Alice's
+		// RSA SignerInfo is longer than Bob's ECDSA one, so it comes last).
 		out := append([]byte(nil), der...)
 		out[len(out)-1] ^= 1
 		return out
