@@ -408,3 +408,39 @@ func FuzzOpenPost(f *testing.F) {
 		}
 	})
 }
+
+// A signature by the author's registered certificate after that
+// certificate expired does not count (as an OpenPGP signature by an
+// expired key does not): the signingTime attribute is the signer's word,
+// and the post's text still reaches members, marked not verified.
+func TestOpenSMIMEExpiredAuthorCertificate(t *testing.T) {
+	f := newSMIMEFixture(t)
+	f.snap.Now = f.alice.Cert.NotAfter.Add(24 * time.Hour)
+	for name, post := range map[string][]byte{
+		"detached":  f.signed(f.alice, entity("Hello.\r\n")),
+		"opaque":    f.opaque(f.alice, entity("Hello.\r\n")),
+		"encrypted": f.encrypted(f.list.Cert, f.signed(f.alice, entity("Hello.\r\n"))),
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := f.mustOpen(post)
+			if o.signatureOK || o.smime.signatureOK || !o.signed {
+				t.Errorf("a signature by an expired certificate counted: %s", o.smimeHeader())
+			}
+			if h := o.smimeHeader(); !strings.Contains(h, "expired on") || !strings.Contains(h, "NOT verified") {
+				t.Errorf("X-Isaclist-SMIME %q does not say the certificate expired", h)
+			}
+			if got := members(t, o.content); got != "text/plain:Hello.\r\n;" {
+				t.Errorf("members would read %q", got)
+			}
+		})
+	}
+	f.snap.List.RequireSignature = true
+	raw := "From: Alice <alice@member-a.example>\r\nTo: " + testList + "\r\nSubject: [TLP:AMBER] x\r\n" +
+		"Date: Mon, 07 Dec 2026 11:00:00 +0000\r\nMessage-ID: <m1@member-a.example>\r\nMIME-Version: 1.0\r\n" + string(f.signed(f.alice, entity("x\r\n")))
+	a := f.r.arrive(message.Envelope{ID: "t", MailFrom: "alice@member-a.example"}, targetOf(TargetPost, ""), []byte(raw))
+	o, refusal := f.r.open(f.snap, f.snap.Author, a.msg)
+	d := decidePost(a, f.snap, dkimPass, o, refusal)
+	if d.Refusal == nil || !d.Refusal.Of(reply.Unsigned) || !strings.Contains(d.Refusal.Reason, "expired on") {
+		t.Errorf("with signatures required: %v", d.Refusal)
+	}
+}
