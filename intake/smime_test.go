@@ -444,3 +444,58 @@ func TestOpenSMIMEExpiredAuthorCertificate(t *testing.T) {
 		t.Errorf("with signatures required: %v", d.Refusal)
 	}
 }
+
+// Wrappings in both orders and the triple wrap (RFC 2634 §1.1), and the
+// shapes a signature-wrapping attacker sends: a third part beside a
+// multipart/signed's two (the one a client might show), and one valid
+// signature of the author's beside another member's.
+func TestOpenSMIMEWrappings(t *testing.T) {
+	f := newSMIMEFixture(t)
+	text := "Phishing wave against DSOs.\r\n"
+	e := entity(text)
+	for _, c := range []struct {
+		name      string
+		post      []byte
+		encrypted bool
+		ok        bool
+		want      string
+	}{
+		{"encrypted then signed (detached)", f.signed(f.alice, f.encrypted(f.list.Cert, e)), true, true, "text/plain:" + text + ";"},
+		{"encrypted then signed (opaque)", f.opaque(f.alice, f.encrypted(f.list.Cert, e)), true, true, "text/plain:" + text + ";"},
+		{"triple-wrapped", f.signed(f.alice, f.encrypted(f.list.Cert, f.signed(f.alice, e))), true, true, "text/plain:" + text + ";"},
+		{"triple-wrapped, Bob's inner signature", f.signed(f.alice, f.encrypted(f.list.Cert, f.signed(f.bob, e))), true, false, "text/plain:" + text + ";"},
+		{"triple-wrapped, Bob's outer signature", f.opaque(f.bob, f.encrypted(f.list.Cert, f.signed(f.alice, e))), true, false, "text/plain:" + text + ";"},
+		{"Alice's and Bob's signed parts in one multipart/mixed",
+			[]byte("Content-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n--outer\r\n" + string(f.signed(f.alice, e)) +
+				"\r\n--outer\r\n" + string(f.signed(f.bob, entity("Transfer the funds.\r\n"))) + "\r\n--outer--\r\n"),
+			false, false, "multipart/mixed[text/plain:" + text + ";text/plain:Transfer the funds.\r\n;]"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := f.mustOpen(c.post)
+			if got := members(t, o.content); got != c.want {
+				t.Errorf("members would read %q, want %q", got, c.want)
+			}
+			if o.smime.encrypted != c.encrypted || !o.signed || o.signatureOK != c.ok {
+				t.Errorf("encrypted %v signed %v ok %v, want %v true %v: %s", o.smime.encrypted, o.signed, o.signatureOK, c.encrypted, c.ok, o.smimeHeader())
+			}
+			if bytes.Contains(o.content.Body(), []byte("pkcs7")) {
+				t.Error("an S/MIME structure reached the copies")
+			}
+		})
+	}
+
+	// A multipart/signed with a third part: refused, whatever the
+	// signature over the first.
+	s := f.signed(f.alice, e)
+	b0 := bytes.Index(s, []byte("boundary=\"")) + len("boundary=\"")
+	boundary := s[b0 : b0+bytes.IndexByte(s[b0:], '"')]
+	i := bytes.LastIndex(s, []byte("\r\n--"+string(boundary)+"--"))
+	three := append(append([]byte{}, s[:i]...), []byte("\r\n--"+string(boundary)+"\r\n"+string(entity("Transfer the funds.\r\n"))+"\r\n--"+string(boundary)+"--\r\n")...)
+	_, refusal := f.open(three)
+	if refusal == nil || !refusal.Of(reply.Crypto) || !strings.Contains(refusal.Reason, "two parts") {
+		t.Fatalf("a multipart/signed with three parts: %v", refusal)
+	}
+	if strings.Contains(refusal.Reason, "funds") {
+		t.Errorf("the refusal quotes the message: %q", refusal.Reason)
+	}
+}
