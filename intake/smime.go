@@ -72,7 +72,7 @@ func (op *opener) smimeDetached(p *message.Part, boundaries []string) ([]byte, [
 	if refusal := op.check(); refusal != nil {
 		return nil, nil, false, refusal
 	}
-	sc := sigCheck{smime: true}
+	sc := sigCheck{smime: true, whole: p == op.top}
 	if sig, err := p.Children[1].Decoded(); err != nil {
 		sc.note = "unreadable signature part"
 	} else {
@@ -115,7 +115,7 @@ func (op *opener) smimeOpaque(p *message.Part, boundaries []string) ([]byte, [][
 	if err != nil {
 		return nil, nil, false, reply.New(reply.Crypto, "the S/MIME signed part's transfer encoding cannot be read")
 	}
-	sc := sigCheck{smime: true}
+	sc := sigCheck{smime: true, whole: p == op.top}
 	var content []byte
 	v, err := smime.VerifyOpaque(der, op.authorCert)
 	if err == nil {

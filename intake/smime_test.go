@@ -499,3 +499,40 @@ func TestOpenSMIMEWrappings(t *testing.T) {
 		t.Errorf("the refusal quotes the message: %q", refusal.Reason)
 	}
 }
+
+// Signature wrapping against the cert and key commands: someone who took
+// over Alice's mailbox (DKIM passes) has her old signed mail in its Sent
+// folder. Wrapped in a multipart/mixed beside "cert" and a certificate of
+// their own, it still counts for a post (a gateway's disclaimer wraps
+// signed mail the same way), but it does not cover the whole mail, so it
+// must not vouch for the new certificate: that waits for the secretary.
+func TestOpenSMIMESignedWhole(t *testing.T) {
+	f := newSMIMEFixture(t)
+	old := f.signed(f.alice, entity("Minutes of last week's call.\r\n"))
+	cert := "Content-Type: application/pkix-cert; name=new.cer\r\nContent-Transfer-Encoding: base64\r\n\r\n" + string(message.Base64Lines(f.bob.Cert.Raw))
+	command := entity("cert\r\n")
+	for _, c := range []struct {
+		name  string
+		post  []byte
+		whole bool
+	}{
+		{"signed as a whole", f.signed(f.alice, []byte("Content-Type: multipart/mixed; boundary=\"m\"\r\n\r\n--m\r\n"+string(command)+"\r\n--m\r\n"+cert+"\r\n--m--\r\n")), true},
+		{"opaque as a whole", f.opaque(f.alice, command), true},
+		{"signed then encrypted", f.encrypted(f.list.Cert, f.signed(f.alice, command)), true},
+		{"encrypted then signed", f.signed(f.alice, f.encrypted(f.list.Cert, command)), true},
+		{"an old signed mail beside the command",
+			[]byte("Content-Type: multipart/mixed; boundary=\"m\"\r\n\r\n--m\r\n" + string(command) + "\r\n--m\r\n" + string(old) + "\r\n--m\r\n" + cert + "\r\n--m--\r\n"), false},
+		{"the same, encrypted to the list",
+			f.encrypted(f.list.Cert, []byte("Content-Type: multipart/mixed; boundary=\"m\"\r\n\r\n--m\r\n"+string(command)+"\r\n--m\r\n"+string(old)+"\r\n--m\r\n"+cert+"\r\n--m--\r\n")), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := f.mustOpen(c.post)
+			if !o.signatureOK {
+				t.Fatalf("Alice's signature did not count: %s", o.smimeHeader())
+			}
+			if o.signedWhole != c.whole {
+				t.Errorf("signedWhole %v, want %v", o.signedWhole, c.whole)
+			}
+		})
+	}
+}

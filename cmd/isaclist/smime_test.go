@@ -389,6 +389,26 @@ func TestSMIMECertCommand(t *testing.T) {
 	if !bytes.Contains(inner, []byte("not registered")) || !bytes.Contains(inner, []byte(bob)) {
 		t.Errorf("another address's certificate:\n%s", inner)
 	}
+	// Signature wrapping: whoever holds bob's mailbox finds mail he
+	// signed with his registered certificate in its Sent folder, and
+	// sends one beside "cert" and a certificate of their own. The
+	// signature does not cover the command: the certificate only waits.
+	wrapped := newSMIMEUser(t, t.TempDir(), bob, false, year, usage)
+	old := openssl(t, []byte("Content-Type: text/plain\r\n\r\nMinutes of last week's call.\r\n"), "cms", "-sign", "-signer", stolen.certPEM, "-inkey", stolen.keyPEM, "-md", "sha256", "-crlfeol")
+	old = old[bytes.Index(old, []byte("Content-")):]
+	old = bytes.ReplaceAll(bytes.ReplaceAll(old, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n"))
+	plain := []byte("Content-Type: text/plain\r\n\r\ncert\r\n")
+	raw := bytes.TrimSuffix(certCommand(t, bob, nil, nil), plain)
+	raw = append(raw, "Content-Type: multipart/mixed; boundary=\"w\"\r\n\r\n--w\r\n"+string(plain)+"--w\r\n"+string(old)+"\r\n--w\r\n"+
+		"Content-Type: application/pkix-cert; name=\"new.cer\"\r\nContent-Disposition: attachment; filename=\"new.cer\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"+
+		base64.StdEncoding.EncodeToString(wrapped.cert.Raw)+"\r\n--w--\r\n"...)
+	a = send(raw)
+	if fp, pending := registered(); fp != fingerprintOf(stolen.cert) || pending != fingerprintOf(wrapped.cert) {
+		t.Errorf("a certificate beside an old signed mail: registered %q pending %q, want %q pending %q", fp, pending, fingerprintOf(stolen.cert), fingerprintOf(wrapped.cert))
+	}
+	if inner := openssl(t, a.Data, "cms", "-decrypt", "-recip", stolen.certPEM, "-inkey", stolen.keyPEM); !bytes.Contains(inner, []byte("confirm-cert")) {
+		t.Errorf("the answer to the wrapped command does not say it waits:\n%s", inner)
+	}
 }
 
 // SPEC ("What users of the anchors ask for"): a member whose certificate
