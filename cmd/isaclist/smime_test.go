@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"os"
 	"os/exec"
@@ -22,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
 	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/internal/sandbox"
 	"github.com/isaclist/isaclist/internal/testmail"
@@ -266,8 +268,15 @@ func TestSMIMEPosts(t *testing.T) {
 	// --require-signature: an S/MIME signature by the author counts; an
 	// unsigned or someone else's does not.
 	w.mustRun("list", "set", "--require-signature")
-	err = w.sendSignedRaw(carol.email, listAddr, smimePost(t, carol.email, "[TLP:AMBER] unsigned", "x\r\n", nil, false, listCert, "aes256"))
+	secret := "SECRET-DECRYPTED-" + time.Now().Format("150405.000")
+	err = w.sendSignedRaw(carol.email, listAddr, smimePost(t, carol.email, "[TLP:AMBER] unsigned", secret+"\r\n", nil, false, listCert, "aes256"))
 	wantRefused(t, "unsigned under --require-signature", err, 550, "S/MIME certificate", "not signed")
+	// Refusals of S/MIME posts carry an enhanced status code and never
+	// quote what was decrypted.
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || (se.EnhancedCode[0] != 5 || strings.Contains(se.Message, "SECRET")) {
+		t.Errorf("the refusal of an encrypted post: %d %v %q", se.Code, se.EnhancedCode, se.Message)
+	}
 	err = w.sendSignedRaw(bob.email, listAddr, smimePost(t, bob.email, "[TLP:GREEN] carol's", "x\r\n", carol, false, "", ""))
 	wantRefused(t, "someone else's signature under --require-signature", err, 550, "does not verify", "carol@member-c.example")
 	if err := w.sendSignedRaw(bob.email, listAddr, smimePost(t, bob.email, "[TLP:GREEN] signed ok", "signed ok\r\n", bob, false, listCert, "aes256")); err != nil {
