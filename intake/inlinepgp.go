@@ -45,7 +45,9 @@ func (op *opener) text(p *message.Part, head []byte, boundaries []string) ([]byt
 	if p.MediaType == "text/html" {
 		out, outCS, changed, refusal = op.inlineHTML(text, cs)
 	} else {
+		op.textTop = p == op.top
 		out, outCS, changed, refusal = op.inlinePlain(text, cs)
+		op.textTop = false
 	}
 	if refusal != nil || !changed {
 		if refusal == nil {
@@ -118,9 +120,13 @@ func (op *opener) inlinePlain(text []byte, cs string) ([]byte, string, bool, *re
 			}
 			segs = append(segs, segment{block, cs})
 		case pgp.BlockMessage:
+			n := len(op.sigs)
 			pt, ptCS, refusal := op.decryptInline(block, cs)
 			if refusal != nil {
 				return nil, "", false, refusal
+			}
+			if len(op.sigs) > n {
+				op.sigs[n].whole = op.textTop && blank(text[:b.Start]) && blank(text[b.End:])
 			}
 			segs = append(segs, segment{pt, ptCS})
 			changed = true
@@ -155,7 +161,8 @@ func (op *opener) clearsigned(text []byte) ([]byte, bool, *reply.Refusal) {
 			return nil, false, refusal
 		}
 		c := pgp.VerifyClearsigned(text[b.Start:b.End], op.author, op.snap.Now)
-		op.sigs = append(op.sigs, sigCheck{ok: c.SignatureOK, keyID: c.KeyID, note: c.Reason})
+		op.sigs = append(op.sigs, sigCheck{ok: c.SignatureOK, keyID: c.KeyID, note: c.Reason,
+			whole: op.textTop && blank(text[:b.Start]) && blank(text[b.End:])})
 		if c.SignatureOK || c.Text == nil {
 			continue // the author's; or not a signed block any reader can verify
 		}
@@ -172,6 +179,9 @@ func (op *opener) clearsigned(text []byte) ([]byte, bool, *reply.Refusal) {
 	}
 	return append(out, text[last:]...), true, nil
 }
+
+// blank reports whether b holds nothing but white space.
+func blank(b []byte) bool { return len(bytes.TrimSpace(b)) == 0 }
 
 // signatureNote is the line that stands where a signature was removed.
 func (op *opener) signatureNote(keyID string) string {

@@ -32,6 +32,12 @@ type opened struct {
 	signed        bool
 	signatureOK   bool
 	signatureNote string // why not OK
+	// signedWhole: a signature that counts covers the entity that stands
+	// for the whole post (what the key and cert commands ask, beside
+	// signatureOK: a member's old signed message forwarded inside a
+	// multipart/mixed, or a clearsigned block quoted in a text, must not
+	// vouch for a new key or certificate beside it).
+	signedWhole bool
 	// pgp and smime are what the list found of each kind: what the
 	// copies' X-Isaclist-OpenPGP and X-Isaclist-SMIME fields say.
 	pgp, smime cryptoFindings
@@ -120,6 +126,8 @@ type opener struct {
 	// top is the entity that stands for the whole post: the root, or
 	// what was inside an S/MIME root.
 	top *message.Part
+	// textTop: the text being opened stands for the whole post.
+	textTop bool
 	// triedSigner: a foreign S/MIME signature's own certificate was tried.
 	triedSigner bool
 	o           *opened
@@ -138,6 +146,9 @@ type sigCheck struct {
 	keyID string
 	note  string
 	smime bool
+	// whole: the signature covers the entity that stood for the whole
+	// post when it was checked.
+	whole bool
 }
 
 // open decrypts a post encrypted to the list and checks an author's
@@ -211,6 +222,11 @@ func (op *opener) finish() {
 	o := op.o
 	all := summarize(op.sigs, func(sigCheck) bool { return true })
 	o.signed, o.signatureOK, o.signatureNote = all.signed, all.signatureOK, all.note
+	for _, s := range op.sigs {
+		if s.ok && s.whole {
+			o.signedWhole = o.signatureOK
+		}
+	}
 	pgpSigs := summarize(op.sigs, func(s sigCheck) bool { return !s.smime })
 	o.pgp.signed, o.pgp.signatureOK, o.pgp.note = pgpSigs.signed, pgpSigs.signatureOK, pgpSigs.note
 	if pgpSigs.anyOK && op.author != nil {

@@ -534,3 +534,31 @@ func TestOpenKeyAttemptsPerPost(t *testing.T) {
 		t.Errorf("two such blocks in one post: %+v", refusal)
 	}
 }
+
+// OpenPGP's side of signedWhole (the key and cert commands): a signature
+// that covers the whole mail, inline or PGP/MIME encrypted, counts; an old
+// clearsigned block of the author's quoted beside the command does not.
+func TestOpenPGPSignedWhole(t *testing.T) {
+	f := newPGPFixture(t)
+	text := "Content-Type: text/plain; charset=utf-8\r\n"
+	for _, c := range []struct {
+		name, fields, body string
+		whole              bool
+	}{
+		{"clearsigned text", text, f.clearsign("key\r\n", f.alice) + "\r\n", true},
+		{"inline encrypted and signed", text, string(f.encrypt([]byte("key\r\n"), f.alice)), true},
+		{"command before an old clearsigned block", text, "key\r\n\r\n" + f.clearsign("Minutes of last week's call.\r\n", f.alice) + "\r\n", false},
+		{"an old clearsigned block, then the command", text, f.clearsign("Minutes of last week's call.\r\n", f.alice) + "\r\nkey\r\n", false},
+		{"old encrypted signed block beside the command", text, "key\r\n\r\n" + string(f.encrypt([]byte("Minutes.\r\n"), f.alice)), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := f.mustOpen(c.fields, c.body)
+			if !o.signatureOK {
+				t.Fatalf("Alice's signature did not count: %s", o.header())
+			}
+			if o.signedWhole != c.whole {
+				t.Errorf("signedWhole %v, want %v", o.signedWhole, c.whole)
+			}
+		})
+	}
+}

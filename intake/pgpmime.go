@@ -88,9 +88,13 @@ func pgpMIMEData(root *message.Part) ([]byte, bool, *reply.Refusal) {
 // decryptPGPMIME decrypts a PGP/MIME post: its content becomes the MIME
 // entity inside, its real subject the one inside (protected headers).
 func (op *opener) decryptPGPMIME(data []byte) (*pgpMIMESigned, *reply.Refusal) {
+	n := len(op.sigs)
 	d, refusal := op.decrypt(data)
 	if refusal != nil {
 		return nil, refusal
+	}
+	if len(op.sigs) > n {
+		op.sigs[n].whole = true // PGP/MIME encryption is the whole post
 	}
 	plaintext := message.ToCRLF(d.Plaintext)
 	inner, err := message.Parse(plaintext, op.r.Limits)

@@ -243,7 +243,7 @@ func (r *Receiver) keyCommand(snap *snapshot, member *store.Member, opened *open
 		return answer{subject: "key not registered", label: tlp.Green, detail: "refused",
 			text: fmt.Sprintf("Your key was not registered: %s\n", err)}
 	}
-	if len(member.Key) > 0 && !opened.signatureOK {
+	if len(member.Key) > 0 && !opened.signedWhole {
 		if _, err := r.Governance.SetPendingKey(actor, l.Address, member.Email, key); err != nil {
 			return failed("key", err)
 		}
@@ -298,7 +298,7 @@ func (r *Receiver) certCommand(snap *snapshot, member *store.Member, opened *ope
 		return answer{subject: "certificate already registered", label: tlp.Green, ok: true, detail: info.Fingerprint,
 			text: fmt.Sprintf("The certificate %s is already the one registered for you.\n", info.Fingerprint)}
 	}
-	if (len(member.Cert) > 0 || len(member.Key) > 0) && !opened.signatureOK {
+	if (len(member.Cert) > 0 || len(member.Key) > 0) && !opened.signedWhole {
 		if _, err := r.Governance.SetPendingCert(actor, l.Address, member.Email, cert); err != nil {
 			return failed("cert", err)
 		}

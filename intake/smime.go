@@ -72,13 +72,16 @@ func (op *opener) smimeDetached(p *message.Part, boundaries []string) ([]byte, [
 	if refusal := op.check(); refusal != nil {
 		return nil, nil, false, refusal
 	}
-	sc := sigCheck{smime: true}
+	sc := sigCheck{smime: true, whole: p == op.top}
 	if sig, err := p.Children[1].Decoded(); err != nil {
 		sc.note = "unreadable signature part"
 	} else {
 		// The signed data is the first part, headers included, exactly as
 		// it stands between the boundaries.
 		_, err := smime.VerifyDetached(p.Children[0].Bytes(), sig, op.authorCert)
+		if err == nil {
+			err = op.authorCertCurrent()
+		}
 		sc.ok, sc.note = err == nil, op.smimeNote(err)
 		if !sc.ok {
 			op.learnSigner(sig, func(c *x509.Certificate) error {
@@ -112,9 +115,13 @@ func (op *opener) smimeOpaque(p *message.Part, boundaries []string) ([]byte, [][
 	if err != nil {
 		return nil, nil, false, reply.New(reply.Crypto, "the S/MIME signed part's transfer encoding cannot be read")
 	}
-	sc := sigCheck{smime: true}
+	sc := sigCheck{smime: true, whole: p == op.top}
 	var content []byte
-	if v, err := smime.VerifyOpaque(der, op.authorCert); err == nil {
+	v, err := smime.VerifyOpaque(der, op.authorCert)
+	if err == nil {
+		err = op.authorCertCurrent()
+	}
+	if err == nil {
 		sc.ok, content = true, v.Content
 	} else {
 		sc.note = op.smimeNote(err)
@@ -202,6 +209,19 @@ func (op *opener) descend(p, inner *message.Part) {
 	if subject := inner.Get("Subject"); strings.TrimSpace(subject) != "" {
 		op.o.content.Subject = subject
 	}
+}
+
+// authorCertCurrent refuses a signature by the author's registered
+// certificate once that certificate has expired, as an OpenPGP signature
+// by an expired key is: the signer chooses the signingTime attribute, and
+// a key may leak after its certificate's end. The author is told when
+// signatures are required (renew the certificate: `cert` command).
+func (op *opener) authorCertCurrent() error {
+	if c := op.authorCert; c != nil && op.snap.Now.After(c.NotAfter) {
+		return fmt.Errorf("smime: the author's registered certificate expired on %s; ask the secretary to register the current one, or send it with the cert command",
+			c.NotAfter.UTC().Format("2006-01-02"))
+	}
+	return nil
 }
 
 // learnSigner keeps the certificate a signature not by the author's

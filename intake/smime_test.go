@@ -408,3 +408,131 @@ func FuzzOpenPost(f *testing.F) {
 		}
 	})
 }
+
+// A signature by the author's registered certificate after that
+// certificate expired does not count (as an OpenPGP signature by an
+// expired key does not): the signingTime attribute is the signer's word,
+// and the post's text still reaches members, marked not verified.
+func TestOpenSMIMEExpiredAuthorCertificate(t *testing.T) {
+	f := newSMIMEFixture(t)
+	f.snap.Now = f.alice.Cert.NotAfter.Add(24 * time.Hour)
+	for name, post := range map[string][]byte{
+		"detached":  f.signed(f.alice, entity("Hello.\r\n")),
+		"opaque":    f.opaque(f.alice, entity("Hello.\r\n")),
+		"encrypted": f.encrypted(f.list.Cert, f.signed(f.alice, entity("Hello.\r\n"))),
+	} {
+		t.Run(name, func(t *testing.T) {
+			o := f.mustOpen(post)
+			if o.signatureOK || o.smime.signatureOK || !o.signed {
+				t.Errorf("a signature by an expired certificate counted: %s", o.smimeHeader())
+			}
+			if h := o.smimeHeader(); !strings.Contains(h, "expired on") || !strings.Contains(h, "NOT verified") {
+				t.Errorf("X-Isaclist-SMIME %q does not say the certificate expired", h)
+			}
+			if got := members(t, o.content); got != "text/plain:Hello.\r\n;" {
+				t.Errorf("members would read %q", got)
+			}
+		})
+	}
+	f.snap.List.RequireSignature = true
+	raw := "From: Alice <alice@member-a.example>\r\nTo: " + testList + "\r\nSubject: [TLP:AMBER] x\r\n" +
+		"Date: Mon, 07 Dec 2026 11:00:00 +0000\r\nMessage-ID: <m1@member-a.example>\r\nMIME-Version: 1.0\r\n" + string(f.signed(f.alice, entity("x\r\n")))
+	a := f.r.arrive(message.Envelope{ID: "t", MailFrom: "alice@member-a.example"}, targetOf(TargetPost, ""), []byte(raw))
+	o, refusal := f.r.open(f.snap, f.snap.Author, a.msg)
+	d := decidePost(a, f.snap, dkimPass, o, refusal)
+	if d.Refusal == nil || !d.Refusal.Of(reply.Unsigned) || !strings.Contains(d.Refusal.Reason, "expired on") {
+		t.Errorf("with signatures required: %v", d.Refusal)
+	}
+}
+
+// Wrappings in both orders and the triple wrap (RFC 2634 §1.1), and the
+// shapes a signature-wrapping attacker sends: a third part beside a
+// multipart/signed's two (the one a client might show), and one valid
+// signature of the author's beside another member's.
+func TestOpenSMIMEWrappings(t *testing.T) {
+	f := newSMIMEFixture(t)
+	text := "Phishing wave against DSOs.\r\n"
+	e := entity(text)
+	for _, c := range []struct {
+		name      string
+		post      []byte
+		encrypted bool
+		ok        bool
+		want      string
+	}{
+		{"encrypted then signed (detached)", f.signed(f.alice, f.encrypted(f.list.Cert, e)), true, true, "text/plain:" + text + ";"},
+		{"encrypted then signed (opaque)", f.opaque(f.alice, f.encrypted(f.list.Cert, e)), true, true, "text/plain:" + text + ";"},
+		{"triple-wrapped", f.signed(f.alice, f.encrypted(f.list.Cert, f.signed(f.alice, e))), true, true, "text/plain:" + text + ";"},
+		{"triple-wrapped, Bob's inner signature", f.signed(f.alice, f.encrypted(f.list.Cert, f.signed(f.bob, e))), true, false, "text/plain:" + text + ";"},
+		{"triple-wrapped, Bob's outer signature", f.opaque(f.bob, f.encrypted(f.list.Cert, f.signed(f.alice, e))), true, false, "text/plain:" + text + ";"},
+		{"Alice's and Bob's signed parts in one multipart/mixed",
+			[]byte("Content-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n--outer\r\n" + string(f.signed(f.alice, e)) +
+				"\r\n--outer\r\n" + string(f.signed(f.bob, entity("Transfer the funds.\r\n"))) + "\r\n--outer--\r\n"),
+			false, false, "multipart/mixed[text/plain:" + text + ";text/plain:Transfer the funds.\r\n;]"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := f.mustOpen(c.post)
+			if got := members(t, o.content); got != c.want {
+				t.Errorf("members would read %q, want %q", got, c.want)
+			}
+			if o.smime.encrypted != c.encrypted || !o.signed || o.signatureOK != c.ok {
+				t.Errorf("encrypted %v signed %v ok %v, want %v true %v: %s", o.smime.encrypted, o.signed, o.signatureOK, c.encrypted, c.ok, o.smimeHeader())
+			}
+			if bytes.Contains(o.content.Body(), []byte("pkcs7")) {
+				t.Error("an S/MIME structure reached the copies")
+			}
+		})
+	}
+
+	// A multipart/signed with a third part: refused, whatever the
+	// signature over the first.
+	s := f.signed(f.alice, e)
+	b0 := bytes.Index(s, []byte("boundary=\"")) + len("boundary=\"")
+	boundary := s[b0 : b0+bytes.IndexByte(s[b0:], '"')]
+	i := bytes.LastIndex(s, []byte("\r\n--"+string(boundary)+"--"))
+	three := append(append([]byte{}, s[:i]...), []byte("\r\n--"+string(boundary)+"\r\n"+string(entity("Transfer the funds.\r\n"))+"\r\n--"+string(boundary)+"--\r\n")...)
+	_, refusal := f.open(three)
+	if refusal == nil || !refusal.Of(reply.Crypto) || !strings.Contains(refusal.Reason, "two parts") {
+		t.Fatalf("a multipart/signed with three parts: %v", refusal)
+	}
+	if strings.Contains(refusal.Reason, "funds") {
+		t.Errorf("the refusal quotes the message: %q", refusal.Reason)
+	}
+}
+
+// Signature wrapping against the cert and key commands: someone who took
+// over Alice's mailbox (DKIM passes) has her old signed mail in its Sent
+// folder. Wrapped in a multipart/mixed beside "cert" and a certificate of
+// their own, it still counts for a post (a gateway's disclaimer wraps
+// signed mail the same way), but it does not cover the whole mail, so it
+// must not vouch for the new certificate: that waits for the secretary.
+func TestOpenSMIMESignedWhole(t *testing.T) {
+	f := newSMIMEFixture(t)
+	old := f.signed(f.alice, entity("Minutes of last week's call.\r\n"))
+	cert := "Content-Type: application/pkix-cert; name=new.cer\r\nContent-Transfer-Encoding: base64\r\n\r\n" + string(message.Base64Lines(f.bob.Cert.Raw))
+	command := entity("cert\r\n")
+	for _, c := range []struct {
+		name  string
+		post  []byte
+		whole bool
+	}{
+		{"signed as a whole", f.signed(f.alice, []byte("Content-Type: multipart/mixed; boundary=\"m\"\r\n\r\n--m\r\n"+string(command)+"\r\n--m\r\n"+cert+"\r\n--m--\r\n")), true},
+		{"opaque as a whole", f.opaque(f.alice, command), true},
+		{"signed then encrypted", f.encrypted(f.list.Cert, f.signed(f.alice, command)), true},
+		{"encrypted then signed", f.signed(f.alice, f.encrypted(f.list.Cert, command)), true},
+		{"an old signed mail beside the command",
+			[]byte("Content-Type: multipart/mixed; boundary=\"m\"\r\n\r\n--m\r\n" + string(command) + "\r\n--m\r\n" + string(old) + "\r\n--m\r\n" + cert + "\r\n--m--\r\n"), false},
+		{"the same, encrypted to the list",
+			f.encrypted(f.list.Cert, []byte("Content-Type: multipart/mixed; boundary=\"m\"\r\n\r\n--m\r\n"+string(command)+"\r\n--m\r\n"+string(old)+"\r\n--m\r\n"+cert+"\r\n--m--\r\n")), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := f.mustOpen(c.post)
+			if !o.signatureOK {
+				t.Fatalf("Alice's signature did not count: %s", o.smimeHeader())
+			}
+			if o.signedWhole != c.whole {
+				t.Errorf("signedWhole %v, want %v", o.signedWhole, c.whole)
+			}
+		})
+	}
+}

@@ -121,7 +121,7 @@ func (op *opener) signedPart(p *message.Part, head []byte, boundaries []string) 
 		return nil, nil, false, refusal
 	}
 	signed := p.Children[0]
-	var sc sigCheck
+	sc := sigCheck{whole: p == op.top}
 	if sig, err := p.Children[1].Decoded(); err != nil {
 		sc.note = "unreadable signature part"
 	} else {

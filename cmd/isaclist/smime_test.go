@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"os"
 	"os/exec"
@@ -22,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-smtp"
 	"github.com/isaclist/isaclist/admin"
 	"github.com/isaclist/isaclist/internal/sandbox"
 	"github.com/isaclist/isaclist/internal/testmail"
@@ -266,8 +268,15 @@ func TestSMIMEPosts(t *testing.T) {
 	// --require-signature: an S/MIME signature by the author counts; an
 	// unsigned or someone else's does not.
 	w.mustRun("list", "set", "--require-signature")
-	err = w.sendSignedRaw(carol.email, listAddr, smimePost(t, carol.email, "[TLP:AMBER] unsigned", "x\r\n", nil, false, listCert, "aes256"))
+	secret := "SECRET-DECRYPTED-" + time.Now().Format("150405.000")
+	err = w.sendSignedRaw(carol.email, listAddr, smimePost(t, carol.email, "[TLP:AMBER] unsigned", secret+"\r\n", nil, false, listCert, "aes256"))
 	wantRefused(t, "unsigned under --require-signature", err, 550, "S/MIME certificate", "not signed")
+	// Refusals of S/MIME posts carry an enhanced status code and never
+	// quote what was decrypted.
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || (se.EnhancedCode[0] != 5 || strings.Contains(se.Message, "SECRET")) {
+		t.Errorf("the refusal of an encrypted post: %d %v %q", se.Code, se.EnhancedCode, se.Message)
+	}
 	err = w.sendSignedRaw(bob.email, listAddr, smimePost(t, bob.email, "[TLP:GREEN] carol's", "x\r\n", carol, false, "", ""))
 	wantRefused(t, "someone else's signature under --require-signature", err, 550, "does not verify", "carol@member-c.example")
 	if err := w.sendSignedRaw(bob.email, listAddr, smimePost(t, bob.email, "[TLP:GREEN] signed ok", "signed ok\r\n", bob, false, listCert, "aes256")); err != nil {
@@ -388,6 +397,26 @@ func TestSMIMECertCommand(t *testing.T) {
 	inner = openssl(t, a.Data, "cms", "-decrypt", "-recip", stolen.certPEM, "-inkey", stolen.keyPEM)
 	if !bytes.Contains(inner, []byte("not registered")) || !bytes.Contains(inner, []byte(bob)) {
 		t.Errorf("another address's certificate:\n%s", inner)
+	}
+	// Signature wrapping: whoever holds bob's mailbox finds mail he
+	// signed with his registered certificate in its Sent folder, and
+	// sends one beside "cert" and a certificate of their own. The
+	// signature does not cover the command: the certificate only waits.
+	wrapped := newSMIMEUser(t, t.TempDir(), bob, false, year, usage)
+	old := openssl(t, []byte("Content-Type: text/plain\r\n\r\nMinutes of last week's call.\r\n"), "cms", "-sign", "-signer", stolen.certPEM, "-inkey", stolen.keyPEM, "-md", "sha256", "-crlfeol")
+	old = old[bytes.Index(old, []byte("Content-")):]
+	old = bytes.ReplaceAll(bytes.ReplaceAll(old, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n"))
+	plain := []byte("Content-Type: text/plain\r\n\r\ncert\r\n")
+	raw := bytes.TrimSuffix(certCommand(t, bob, nil, nil), plain)
+	raw = append(raw, "Content-Type: multipart/mixed; boundary=\"w\"\r\n\r\n--w\r\n"+string(plain)+"--w\r\n"+string(old)+"\r\n--w\r\n"+
+		"Content-Type: application/pkix-cert; name=\"new.cer\"\r\nContent-Disposition: attachment; filename=\"new.cer\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"+
+		base64.StdEncoding.EncodeToString(wrapped.cert.Raw)+"\r\n--w--\r\n"...)
+	a = send(raw)
+	if fp, pending := registered(); fp != fingerprintOf(stolen.cert) || pending != fingerprintOf(wrapped.cert) {
+		t.Errorf("a certificate beside an old signed mail: registered %q pending %q, want %q pending %q", fp, pending, fingerprintOf(stolen.cert), fingerprintOf(wrapped.cert))
+	}
+	if inner := openssl(t, a.Data, "cms", "-decrypt", "-recip", stolen.certPEM, "-inkey", stolen.keyPEM); !bytes.Contains(inner, []byte("confirm-cert")) {
+		t.Errorf("the answer to the wrapped command does not say it waits:\n%s", inner)
 	}
 }
 
