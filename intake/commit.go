@@ -44,7 +44,7 @@ func (r *Receiver) receivePost(ctx context.Context, env message.Envelope, t Targ
 		// reply never tells a spoofer whether the address they forged is
 		// a member's.
 		if r.holdable(a, snap, auth, refusal) {
-			if _, holdRefusal := r.hold(ctx, a, snap, auth, refusal); holdRefusal != nil && holdRefusal.Temporary() {
+			if _, holdRefusal := r.hold(a, snap, auth, refusal); holdRefusal != nil && holdRefusal.Temporary() {
 				refusal = holdRefusal
 			}
 		}

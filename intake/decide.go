@@ -251,10 +251,25 @@ type holdFacts struct {
 	threadLabel, defaultLabel tlp.Label
 }
 
-// mayBeRed: the post would go out as TLP:RED by its own label, by the
-// thread it answers, or, unlabelled, by the list's default.
+// mayBeRed: the post would go out as TLP:RED (mayBeRed).
 func (f holdFacts) mayBeRed() bool {
-	return f.label == tlp.Red || f.threadLabel == tlp.Red || (!f.labelled && f.defaultLabel == tlp.Red)
+	return mayBeRed(f.label, f.labelled, f.threadLabel, f.defaultLabel)
+}
+
+// mayBeRed: mail with its own label (when labelled), answering a thread
+// labelled threadLabel, on a list whose default is defaultLabel, would go
+// out as TLP:RED: by its own label, by the thread it answers, or,
+// unlabelled, by the list's default. Nothing of such mail is kept or
+// repeated (holds, command answers, the audit trail).
+func mayBeRed(label tlp.Label, labelled bool, threadLabel, defaultLabel tlp.Label) bool {
+	return (labelled && label == tlp.Red) || threadLabel == tlp.Red || (!labelled && defaultLabel == tlp.Red)
+}
+
+// ownLabel is mail's own label, outside and inside (an encrypted
+// post's protected subject), if it has a readable one.
+func ownLabel(outer, inner string) (tlp.Label, bool) {
+	label, err := readLabels(outer, inner)
+	return label, err == nil
 }
 
 // decideHold: a member's post that failed only authentication is held,

@@ -652,3 +652,27 @@ func TestDecideHold(t *testing.T) {
 		}
 	}
 }
+
+// What may go out as TLP:RED is judged the same for holds and for
+// command mail: by its own label, its thread's, or, unlabelled, the
+// list's default.
+func TestMayBeRed(t *testing.T) {
+	for _, c := range []struct {
+		name                      string
+		label                     tlp.Label
+		labelled                  bool
+		threadLabel, defaultLabel tlp.Label
+		want                      bool
+	}{
+		{"labelled RED", tlp.Red, true, tlp.Clear, tlp.Clear, true},
+		{"labelled AMBER", tlp.Amber, true, tlp.Clear, tlp.Clear, false},
+		{"labelled AMBER, RED default", tlp.Amber, true, tlp.Clear, tlp.Red, false},
+		{"unlabelled, RED default", tlp.Clear, false, tlp.Clear, tlp.Red, true},
+		{"unlabelled, AMBER default", tlp.Clear, false, tlp.Clear, tlp.Amber, false},
+		{"labelled GREEN in a RED thread", tlp.Green, true, tlp.Red, tlp.Clear, true},
+	} {
+		if got := mayBeRed(c.label, c.labelled, c.threadLabel, c.defaultLabel); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -107,7 +107,7 @@ func (r *Receiver) holdable(a *arrival, snap *snapshot, auth mailauth.Result, re
 		threadLabel:      snap.ThreadLabel,
 		defaultLabel:     snap.List.DefaultLabel,
 	}
-	f.label, f.labelled = readHoldLabel(outer, outer)
+	f.label, f.labelled = ownLabel(outer, outer)
 	if !decideHold(f) {
 		return false
 	}
@@ -125,7 +125,7 @@ func (r *Receiver) holdable(a *arrival, snap *snapshot, auth mailauth.Result, re
 	}
 	opened, openRefusal := r.open(snap, snap.Author, a.msg)
 	if f.unopenable = openRefusal != nil; !f.unopenable {
-		f.label, f.labelled = readHoldLabel(outer, opened.content.Subject)
+		f.label, f.labelled = ownLabel(outer, opened.content.Subject)
 	}
 	return decideHold(f)
 }
@@ -143,16 +143,9 @@ func (r *Receiver) holdsFull(holds []store.Hold, member string, size int) bool {
 	return mine >= holdsPerMember || len(holds) >= holdsPerList || bytes+size > r.holdBytes()
 }
 
-// readHoldLabel is the post's own label, outside and inside, if it has a
-// readable one.
-func readHoldLabel(outer, inner string) (tlp.Label, bool) {
-	label, err := readLabels(outer, inner)
-	return label, err == nil
-}
-
 // hold keeps a's post for the secretary, or refuses it (with refusal,
 // the authentication refusal) when the caps are reached.
-func (r *Receiver) hold(ctx context.Context, a *arrival, snap *snapshot, auth mailauth.Result, refusal *reply.Refusal) (*Accepted, *reply.Refusal) {
+func (r *Receiver) hold(a *arrival, snap *snapshot, auth mailauth.Result, refusal *reply.Refusal) (*Accepted, *reply.Refusal) {
 	now := snap.Now
 	// The client's reverse name is looked up when the secretary looks
 	// (ShowHold), not now: a lookup here, up to seconds, would make the

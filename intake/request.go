@@ -133,8 +133,8 @@ func (r *Receiver) receiveRequest(ctx context.Context, env message.Envelope, t T
 		return nil, refusal
 	}
 	cmd := parseCommand(opened)
-	label, labelled := readHoldLabel(a.msg.Get("Subject"), opened.content.Subject)
-	cmd.red = holdFacts{label: label, labelled: labelled, threadLabel: snap.ThreadLabel, defaultLabel: snap.List.DefaultLabel}.mayBeRed()
+	label, labelled := ownLabel(a.msg.Get("Subject"), opened.content.Subject)
+	cmd.red = mayBeRed(label, labelled, snap.ThreadLabel, snap.List.DefaultLabel)
 	member := *snap.Author
 	ans := r.execute(snap, &member, cmd, opened)
 	if cmd.more {
