@@ -45,8 +45,13 @@ still apply) or reject it. Held posts are kept encrypted and expire after
 		},
 	}
 	show := &cobra.Command{
-		Use:     "show ID",
-		Short:   "Show a held post and what its authentication found",
+		Use:   "show ID",
+		Short: "Show a held post and what its authentication found",
+		Long: `Show a held post: its author, subject and size, and what its
+authentication found (client address, HELO, MAIL FROM, SPF, each DKIM
+signature and why it failed). The client's reverse name is looked up now,
+not when the post came: a lookup then would have made the answer to a
+member's address slower than a stranger's. Nothing here is verified.`,
 		Example: "  isaclist hold show agrfd2frrzxfkezs",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
